@@ -1,0 +1,104 @@
+# kvvm: one core library (a private shared object) under seven thin mains.
+#   make            build the package tree in $(BUILD)/pkg
+#   make package    write dist/<Publisher>.<Type>__<version>.zip (VERSION=x.y.z for another)
+#   make check      every test (unit, integration, agent scenarios)
+#   make check-sanitize   the same under ASan + UBSan
+#   make demo       run the main job on this machine
+include manifest/extension.mk
+
+VERSION ?= $(KVVM_VERSION)
+PUBLISHER := $(KVVM_PUBLISHER)
+TYPE := $(KVVM_TYPE)
+BUILD ?= build
+PY := /usr/bin/python3
+
+CC ?= gcc
+CFLAGS ?= -O2 -g
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
+        -Wformat=2 -Wcast-qual -Wvla -Wundef -Wwrite-strings
+ifeq ($(CI),true)
+WARN += -Werror
+endif
+SAN_FLAGS :=
+ALL_CFLAGS := -std=c11 $(WARN) $(CFLAGS) $(SAN_FLAGS) -fPIC -fvisibility=hidden
+CPPFLAGS += -Iinclude -D_GNU_SOURCE -DKVVM_VERSION_STRING='"$(VERSION)"' \
+            $(shell pkg-config --cflags libcurl 2>/dev/null)
+# mbedTLS and jansson go into the core library statically, so a VM needs neither installed;
+# libc, libcurl and zlib come from the system.
+LIB_LIBS := -Wl,-Bstatic -lmbedtls -lmbedx509 -lmbedcrypto -ljansson -Wl,-Bdynamic -lcurl -lz
+LDFLAGS_SAN := $(SAN_FLAGS)
+
+# Platform files carry an OS suffix; the Windows ones join when that build exists.
+LIB_SRC := $(filter-out %_windows.c,$(wildcard src/*.c))
+LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
+MAINS := install enable disable update uninstall kvvmd kvvm
+PKG := $(BUILD)/pkg
+LIBSO := $(PKG)/lib/libkvvm.so
+BINS := $(MAINS:%=$(PKG)/bin/%)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+DIST := $(if $(filter build,$(BUILD)),dist,$(BUILD)/dist)
+ZIP := $(DIST)/$(PUBLISHER).$(TYPE)__$(VERSION).zip
+DEPS_OK := $(BUILD)/.deps-build
+
+.PHONY: all package check check-unit check-agent check-sanitize demo clean deps-test
+all: $(BINS) $(PKG)/HandlerManifest.json $(PKG)/share/kvvmd.service.in $(PKG)/README.txt
+
+$(DEPS_OK): scripts/deps.sh
+	@mkdir -p $(BUILD)
+	sh scripts/deps.sh build
+	@touch $@
+
+deps-test:
+	sh scripts/deps.sh test
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard include/kvvm/*.h) manifest/extension.mk | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+
+# Only kvvm_* symbols leave the library; everything linked into it stays private.
+$(LIBSO): $(LIB_OBJ) src/libkvvm.map
+	@mkdir -p $(@D)
+	$(CC) -shared -o $@ $(LIB_OBJ) -Wl,--version-script=src/libkvvm.map -Wl,-z,defs \
+	  -Wl,-z,relro,-z,now $(LDFLAGS_SAN) $(LIB_LIBS)
+
+$(PKG)/bin/%: handler/%.c $(LIBSO) $(wildcard include/kvvm/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -fPIE -pie -o $@ $< -L$(PKG)/lib -lkvvm \
+	  -Wl,-rpath,'$$ORIGIN/../lib' -Wl,-z,relro,-z,now $(LDFLAGS_SAN)
+
+$(PKG)/HandlerManifest.json: HandlerManifest.json
+	@mkdir -p $(@D)
+	cp $< $@
+
+$(PKG)/share/kvvmd.service.in: scripts/kvvmd.service.in
+	@mkdir -p $(@D)
+	cp $< $@
+
+$(PKG)/README.txt: scripts/package-readme.txt
+	@mkdir -p $(@D)
+	cp $< $@
+
+package: $(ZIP)
+$(ZIP): all scripts/mkzip.py
+	@mkdir -p $(DIST)
+	$(PY) scripts/mkzip.py $(PKG) $@
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/kt.h $(LIBSO)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Itests/unit $(ALL_CFLAGS) -fPIE -pie -o $@ $< -L$(PKG)/lib -lkvvm \
+	  -Wl,-rpath,'$(abspath $(PKG))/lib' $(LDFLAGS_SAN) -ljansson
+
+check: deps-test
+	$(MAKE) all package $(UNIT_BIN)
+	sh tests/run.sh $(BUILD) $(ZIP)
+
+check-sanitize:
+	$(MAKE) BUILD=build-san SAN_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer \
+	  -fno-sanitize-recover=undefined" CFLAGS="-O1 -g" check
+
+demo: all
+	sh scripts/demo.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) build-san dist

@@ -1,0 +1,35 @@
+/* Files and folders, the careful way: bounded reads, atomic writes (temp in the same folder,
+ * write all, fsync, mode on the descriptor, rename, fsync the folder), folders created with
+ * an exact mode, advisory locks. The POSIX implementation is fileio_posix.c. */
+#ifndef KVVM_FILEIO_H
+#define KVVM_FILEIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include "kvvm/err.h"
+
+/* Read a whole regular file of at most max bytes into a new NUL-terminated buffer.
+ * KVVM_E_NOENT if it does not exist (not logged: callers decide), KVVM_E_IO otherwise. */
+KVVM_API enum kvvm_err kvvm_file_read(const char *path, size_t max, char **out, size_t *len);
+/* Replace path atomically with data; the new file gets `mode`. A reader sees the old or
+ * the new content, never a mix; a crash leaves one of the two. */
+KVVM_API enum kvvm_err kvvm_file_write_atomic(const char *path, const void *data, size_t len,
+                                              mode_t mode);
+/* Create dir and missing parents; folders created get `mode`, existing ones are left alone. */
+KVVM_API enum kvvm_err kvvm_dir_ensure(const char *path, mode_t mode);
+KVVM_API bool kvvm_path_exists(const char *path);
+/* A new string "a/b" (one slash between). */
+KVVM_API char *kvvm_path_join(const char *a, const char *b);
+/* The folder part of path, as a new string ("." if none). */
+KVVM_API char *kvvm_path_dirname(const char *path);
+/* Remove files in dir whose names start with prefix (stale temp files). Returns the count. */
+KVVM_API int kvvm_dir_sweep_prefix(const char *dir, const char *prefix);
+
+/* Open (creating 0600) and lock path. exclusive + nonblock: KVVM_E_LOCKED if held.
+ * On success *fd holds the lock until closed. */
+KVVM_API enum kvvm_err kvvm_lock_open(const char *path, bool exclusive, bool nonblock, int *fd);
+/* True when another process holds a lock on path (probed without keeping it). */
+KVVM_API bool kvvm_lock_is_held(const char *path);
+
+#endif

@@ -1,0 +1,75 @@
+/* Settings: the agent's <seq>.settings envelope, the Windows v1.0 and v3.0 shapes and the
+ * Linux keys of Microsoft's Key Vault VM extension, normalised into one immutable config.
+ * Lenient where users demonstrably are (design.md, Settings); precise where not: every
+ * error names the key path, the value seen and what was expected. */
+#ifndef KVVM_SETTINGS_H
+#define KVVM_SETTINGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "kvvm/err.h"
+
+enum kvvm_schema { KVVM_SCHEMA_V1, KVVM_SCHEMA_V3 };  /* flat string list vs objects */
+enum kvvm_store_loc { KVVM_LOC_LOCAL_MACHINE, KVVM_LOC_CURRENT_USER, KVVM_LOC_PATH };
+enum kvvm_client_id_kind { KVVM_ID_NONE, KVVM_ID_CLIENT_ID, KVVM_ID_RESOURCE_ID };
+
+struct kvvm_acl_entry {
+  char *user;   /* NULL when only a group is named */
+  char *group;  /* NULL when only a user is named */
+};
+
+struct kvvm_cert_cfg {
+  char *url;          /* normalised: https://<host>/secrets/<name>[/<version>] */
+  char *vault_host;   /* lower case, no port */
+  char *vault_name;   /* first DNS label of the host */
+  char *secret_name;
+  char *version;      /* NULL: follow the latest version */
+  char *resource;     /* token audience of the vault's cloud, e.g. https://vault.azure.net */
+  enum kvvm_store_loc location;
+  char *store_name;   /* as given; NULL when MY or absent */
+  char *store_dir;    /* resolved absolute folder the files go to */
+  char *link_name;    /* customSymbolicLinkName, validated; NULL for <vault>.<secret> */
+  char **accounts;    /* Windows `accounts`, NULL-terminated (may be empty) */
+  struct kvvm_acl_entry *acls;  /* Linux `acls` */
+  size_t n_acls;
+  bool key_exportable;
+};
+
+struct kvvm_config {
+  enum kvvm_schema schema;
+  unsigned polling_s;          /* >= 60; default 3600 */
+  bool require_initial_sync;
+  bool link_on_renewal;        /* accepted and logged; links always follow renewal on Linux */
+  bool acl_enabled;            /* accepted; acls apply whether or not it is given */
+  char *msi_endpoint;          /* NULL: IDENTITY_ENDPOINT or IMDS */
+  char *msi_client_id;         /* NULL or as given */
+  enum kvvm_client_id_kind client_id_kind;
+  bool has_protected;          /* protectedSettings were present (decrypted in a later module) */
+  char *protected_thumbprint;  /* as given, or NULL */
+  struct kvvm_cert_cfg *certs;
+  size_t n_certs;
+  char **warnings;             /* lenient readings, in words, NULL-terminated (may be empty) */
+};
+
+/* Store root used for LocalMachine (and CurrentUser under it). The default is
+ * /var/lib/waagent/Microsoft.Azure.KeyVault.Store; tests pass their own. */
+struct kvvm_settings_opts {
+  const char *default_store_root;
+};
+
+/* Parse the text of a <seq>.settings file. On error returns KVVM_E_SETTINGS, writes the
+ * reason (key path, value, expectation) into why, and *out stays NULL. Warnings about
+ * lenient readings are logged and kept in config->warnings. */
+KVVM_API enum kvvm_err kvvm_settings_parse(const char *text, size_t len,
+                                           const struct kvvm_settings_opts *opts,
+                                           struct kvvm_config **out, char *why, size_t whylen);
+/* Read and parse <config_dir>/<seq>.settings. */
+KVVM_API enum kvvm_err kvvm_settings_load(const char *config_dir, long seq,
+                                          const struct kvvm_settings_opts *opts,
+                                          struct kvvm_config **out, char *why, size_t whylen);
+/* The normalised config as canonical JSON (sorted keys, no secrets): compared to tell
+ * whether settings changed, and printed by `kvvm check-settings`. Caller frees. */
+KVVM_API char *kvvm_config_to_json(const struct kvvm_config *cfg);
+KVVM_API void kvvm_config_free(struct kvvm_config *cfg);
+
+#endif

@@ -1,0 +1,5 @@
+# The one place that names the package: publisher, type and version.
+# `make package VERSION=x.y.z` overrides the version for one build.
+KVVM_PUBLISHER := Kvvm.Azure
+KVVM_TYPE := KeyVaultCerts
+KVVM_VERSION := 0.1.0

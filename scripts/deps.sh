@@ -1,0 +1,51 @@
+#!/bin/sh
+# Installs the Debian packages a make target needs, and nothing else.
+#   scripts/deps.sh build   compiler and the four libraries
+#   scripts/deps.sh test    build + what the test suites run (the real guest agent, openssl, ...)
+# As root it runs apt-get; otherwise it prints the exact command and fails, so nothing is
+# ever half-installed by hand.
+set -eu
+
+build_pkgs="gcc make pkg-config libc6-dev libcurl4-openssl-dev libjansson-dev libmbedtls-dev zlib1g-dev"
+# waagent: the real Linux guest agent, driven by tests/agent; python3 is Debian's /usr/bin/python3,
+# which is the interpreter that sees waagent's modules. systemd provides systemd-analyze.
+test_pkgs="$build_pkgs waagent python3 openssl systemd unzip"
+
+case "${1:-build}" in
+  build) want=$build_pkgs ;;
+  test) want=$test_pkgs ;;
+  *) echo "usage: $0 build|test" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+  s=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  case "$s" in
+    *" installed") ;;
+    *) missing="$missing $p" ;;
+  esac
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+  echo "kvvm: missing Debian packages:$missing" >&2
+  echo "kvvm: install them with: sudo apt-get install -y$missing" >&2
+  exit 1
+fi
+
+echo "kvvm: installing Debian packages:$missing" >&2
+# The guest agent package must never start its service on a build or CI machine: a
+# temporary policy-rc.d refuses service starts while its postinst runs.
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' >"$policy"
+  chmod 755 "$policy"
+  own_policy=1
+fi
+cleanup() { [ "$own_policy" = 1 ] && rm -f "$policy"; return 0; }
+trap cleanup EXIT
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

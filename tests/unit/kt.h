@@ -1,0 +1,65 @@
+/* A small unit-test harness in chrony's manner: a test case is a function; KT_CHECK marks
+ * the case failed and says where; kt_main runs the cases and prints "N passed, N failed". */
+#ifndef KT_H
+#define KT_H
+
+#include <stdio.h>
+#include <string.h>
+
+struct kt_case {
+  const char *name;
+  void (*fn)(void);
+};
+
+static int kt_failed_now;
+
+#define KT_CHECK(cond)                                                         \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "  %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+      kt_failed_now = 1;                                                       \
+    }                                                                          \
+  } while (0)
+
+#define KT_STREQ(a, b)                                                         \
+  do {                                                                         \
+    const char *kt_a = (a), *kt_b = (b);                                       \
+    if (!kt_a || !kt_b || strcmp(kt_a, kt_b) != 0) {                           \
+      fprintf(stderr, "  %s:%d: %s == %s\n    got:  %s\n    want: %s\n", __FILE__, \
+              __LINE__, #a, #b, kt_a ? kt_a : "(null)", kt_b ? kt_b : "(null)"); \
+      kt_failed_now = 1;                                                       \
+    }                                                                          \
+  } while (0)
+
+/* Substring check: the error messages we promise users must contain these words. */
+#define KT_CONTAINS(hay, needle)                                               \
+  do {                                                                         \
+    const char *kt_h = (hay), *kt_n = (needle);                                \
+    if (!kt_h || !strstr(kt_h, kt_n)) {                                        \
+      fprintf(stderr, "  %s:%d: %s does not contain \"%s\"\n    got: %s\n", __FILE__, \
+              __LINE__, #hay, kt_n, kt_h ? kt_h : "(null)");                   \
+      kt_failed_now = 1;                                                       \
+    }                                                                          \
+  } while (0)
+
+static int kt_main(const char *suite, const struct kt_case *cases, size_t n)
+{
+  int passed = 0, failed = 0;
+  for (size_t i = 0; i < n; i++) {
+    kt_failed_now = 0;
+    cases[i].fn();
+    if (kt_failed_now) {
+      failed++;
+      fprintf(stderr, "FAIL %s: %s\n", suite, cases[i].name);
+    } else {
+      passed++;
+    }
+  }
+  printf("%s: %d passed, %d failed\n", suite, passed, failed);
+  return failed ? 1 : 0;
+}
+
+#define KT_CASE(f) {#f, f}
+#define KT_RUN(suite, arr) kt_main(suite, arr, sizeof(arr) / sizeof(arr[0]))
+
+#endif
