@@ -25,7 +25,8 @@ CPPFLAGS += -Iinclude -D_GNU_SOURCE -DKVVM_VERSION_STRING='"$(VERSION)"' \
             $(shell pkg-config --cflags libcurl 2>/dev/null)
 # mbedTLS and jansson go into the core library statically, so a VM needs neither installed;
 # libc, libcurl and zlib come from the system.
-LIB_LIBS := -Wl,-Bstatic -lmbedtls -lmbedx509 -lmbedcrypto -ljansson -Wl,-Bdynamic -lcurl -lz
+JANSSON_A := $(BUILD)/libjansson_kvvm.a
+LIB_LIBS := $(JANSSON_A) -Wl,-Bstatic -lmbedtls -lmbedx509 -lmbedcrypto -Wl,-Bdynamic -lcurl -lz
 LDFLAGS_SAN := $(SAN_FLAGS)
 
 # Platform files carry an OS suffix; the Windows ones join when that build exists.
@@ -56,8 +57,13 @@ $(BUILD)/obj/%.o: src/%.c $(wildcard include/kvvm/*.h) manifest/extension.mk | $
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
+# Debian's libjansson.a with its one `stdin` reference renamed (why: src/jansson_link.c).
+$(JANSSON_A): | $(DEPS_OK)
+	objcopy --redefine-sym stdin=kvvm_jansson_stdin \
+	  $$(gcc -print-file-name=libjansson.a) $@
+
 # Only kvvm_* symbols leave the library; everything linked into it stays private.
-$(LIBSO): $(LIB_OBJ) src/libkvvm.map
+$(LIBSO): $(LIB_OBJ) src/libkvvm.map $(JANSSON_A)
 	@mkdir -p $(@D)
 	$(CC) -shared -o $@ $(LIB_OBJ) -Wl,--version-script=src/libkvvm.map -Wl,-z,defs \
 	  -Wl,-z,relro,-z,now $(LDFLAGS_SAN) $(LIB_LIBS)

@@ -6,7 +6,7 @@
 # ever half-installed by hand.
 set -eu
 
-build_pkgs="gcc make pkg-config libc6-dev libcurl4-openssl-dev libjansson-dev libmbedtls-dev zlib1g-dev"
+build_pkgs="gcc binutils make pkg-config libc6-dev libcurl4-openssl-dev libjansson-dev libmbedtls-dev zlib1g-dev"
 # waagent: the real Linux guest agent, driven by tests/agent; python3 is Debian's /usr/bin/python3,
 # which is the interpreter that sees waagent's modules. systemd provides systemd-analyze.
 test_pkgs="$build_pkgs waagent python3 openssl systemd unzip"

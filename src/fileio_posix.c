@@ -13,8 +13,6 @@
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
 
-/* Temp files start with this, so a sweep can find what a crash left behind. */
-#define TEMP_PREFIX ".kvvm-tmp."
 
 char *kvvm_path_join(const char *a, const char *b)
 {
@@ -130,7 +128,7 @@ static int open_temp(const char *dir, char **tmp_out)
 {
   for (int attempt = 0; attempt < 16; attempt++) {
     unsigned r = (unsigned)getpid() * 2654435761u ^ (unsigned)rand() ^ (unsigned)attempt;
-    char *tmp = kvvm_xasprintf("%s/" TEMP_PREFIX "%08x", dir, r);
+    char *tmp = kvvm_xasprintf("%s/" KVVM_TEMP_PREFIX "%08x", dir, r);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd >= 0) {
       *tmp_out = tmp;

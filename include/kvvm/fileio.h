@@ -9,6 +9,9 @@
 #include <sys/types.h>
 #include "kvvm/err.h"
 
+/* Every temp file kvvm creates starts with this, so a sweep finds what a crash left. */
+#define KVVM_TEMP_PREFIX ".kvvm-tmp."
+
 /* Read a whole regular file of at most max bytes into a new NUL-terminated buffer.
  * KVVM_E_NOENT if it does not exist (not logged: callers decide), KVVM_E_IO otherwise. */
 KVVM_API enum kvvm_err kvvm_file_read(const char *path, size_t max, char **out, size_t *len);

@@ -51,6 +51,10 @@ struct kvvm_config {
   char **warnings;             /* lenient readings, in words, NULL-terminated (may be empty) */
 };
 
+/* Settings text larger than this is refused (the agent's files are a few KiB). Nesting depth
+ * is bounded by jansson's parser (2048 levels); only the known levels are ever walked. */
+#define KVVM_SETTINGS_MAX_BYTES (1024 * 1024)
+
 /* Store root used for LocalMachine (and CurrentUser under it). The default is
  * /var/lib/waagent/Microsoft.Azure.KeyVault.Store; tests pass their own. */
 struct kvvm_settings_opts {
@@ -63,7 +67,9 @@ struct kvvm_settings_opts {
 KVVM_API enum kvvm_err kvvm_settings_parse(const char *text, size_t len,
                                            const struct kvvm_settings_opts *opts,
                                            struct kvvm_config **out, char *why, size_t whylen);
-/* Read and parse <config_dir>/<seq>.settings. */
+/* Read and parse <config_dir>/<seq>.settings. Besides the errors of kvvm_settings_parse:
+ * KVVM_E_NOENT when the file does not exist (why says so; not logged: callers decide),
+ * KVVM_E_IO when it cannot be read. */
 KVVM_API enum kvvm_err kvvm_settings_load(const char *config_dir, long seq,
                                           const struct kvvm_settings_opts *opts,
                                           struct kvvm_config **out, char *why, size_t whylen);

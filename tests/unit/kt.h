@@ -4,6 +4,7 @@
 #define KT_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct kt_case {
@@ -57,6 +58,32 @@ static int kt_main(const char *suite, const struct kt_case *cases, size_t n)
   }
   printf("%s: %d passed, %d failed\n", suite, passed, failed);
   return failed ? 1 : 0;
+}
+
+/* A fresh folder under /tmp for one test; removed by kt_rmtree. */
+static inline char *kt_tmpdir(void)
+{
+  static char buf[64];
+  strcpy(buf, "/tmp/kvvm-test.XXXXXX");
+  return mkdtemp(buf) ? strdup(buf) : NULL;
+}
+
+static inline void kt_rmtree(const char *dir)
+{
+  char cmd[512];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+  if (system(cmd) != 0)
+    fprintf(stderr, "  could not remove %s\n", dir);
+}
+
+/* Write a whole file (test fixtures). */
+static inline int kt_write(const char *path, const char *text)
+{
+  FILE *f = fopen(path, "w");
+  if (!f)
+    return -1;
+  fputs(text, f);
+  return fclose(f);
 }
 
 #define KT_CASE(f) {#f, f}

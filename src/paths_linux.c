@@ -1,0 +1,33 @@
+/* Default locations on Linux. The store root is Microsoft's Linux extension's, so
+ * application configs written for it keep working. */
+#include <limits.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "kvvm/mem.h"
+#include "kvvm/paths.h"
+
+static const char *env_or(const char *name, const char *dflt)
+{
+  const char *v = getenv(name);
+  return (v && v[0] == '/') ? v : dflt;
+}
+
+const char *kvvm_paths_state_dir(void) { return env_or("KVVM_STATE_DIR", "/var/lib/kvvm"); }
+
+const char *kvvm_paths_store_root(void)
+{
+  return env_or("KVVM_STORE_ROOT", "/var/lib/waagent/Microsoft.Azure.KeyVault.Store");
+}
+
+const char *kvvm_paths_hooks_dir(void) { return env_or("KVVM_HOOKS_DIR", "/etc/kvvm/hooks.d"); }
+
+char *kvvm_paths_self_exe(void)
+{
+  char buf[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0)
+    return NULL;
+  buf[n] = '\0';
+  return kvvm_xstrdup(buf);
+}

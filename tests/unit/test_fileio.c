@@ -1,0 +1,125 @@
+/* File primitives: atomic replace, exact folder modes, bounded reads, locks, sweeps. */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kt.h"
+#include "kvvm/fileio.h"
+#include "kvvm/mem.h"
+
+static void atomic_replace(void)
+{
+  char *dir = kt_tmpdir(), *path = kvvm_path_join(dir, "f"), *text = NULL;
+  KT_CHECK(kvvm_file_write_atomic(path, "one", 3, 0600) == KVVM_OK);
+  KT_CHECK(kvvm_file_write_atomic(path, "second", 6, 0640) == KVVM_OK);
+  size_t len = 0;
+  KT_CHECK(kvvm_file_read(path, 100, &text, &len) == KVVM_OK && len == 6);
+  KT_STREQ(text, "second");
+  struct stat st;
+  KT_CHECK(stat(path, &st) == 0 && (st.st_mode & 07777) == 0640);
+  /* Nothing but the file itself is left in the folder. */
+  KT_CHECK(kvvm_dir_sweep_prefix(dir, KVVM_TEMP_PREFIX) == 0);
+  free(text);
+  kt_rmtree(dir);
+  free(path);
+  free(dir);
+}
+
+/* A planted symlink is replaced, never written through. */
+static void symlink_not_followed(void)
+{
+  char *dir = kt_tmpdir(), *path = kvvm_path_join(dir, "f"), *victim = kvvm_path_join(dir, "v");
+  char *text = NULL;
+  kt_write(victim, "keep");
+  KT_CHECK(symlink(victim, path) == 0);
+  KT_CHECK(kvvm_file_write_atomic(path, "new", 3, 0600) == KVVM_OK);
+  KT_CHECK(kvvm_file_read(victim, 100, &text, NULL) == KVVM_OK);
+  KT_STREQ(text, "keep");
+  struct stat st;
+  KT_CHECK(lstat(path, &st) == 0 && S_ISREG(st.st_mode));
+  free(text);
+  kt_rmtree(dir);
+  free(victim);
+  free(path);
+  free(dir);
+}
+
+static void bounded_read(void)
+{
+  char *dir = kt_tmpdir(), *path = kvvm_path_join(dir, "big"), *text = NULL;
+  char buf[10001];
+  memset(buf, 'x', 10000);
+  buf[10000] = '\0';
+  kt_write(path, buf);
+  KT_CHECK(kvvm_file_read(path, 9999, &text, NULL) == KVVM_E_IO && text == NULL);
+  KT_CHECK(kvvm_file_read(path, 10000, &text, NULL) == KVVM_OK);
+  free(text);
+  KT_CHECK(kvvm_file_read(dir, 100, &text, NULL) == KVVM_E_IO);
+  char *missing = kvvm_path_join(dir, "none");
+  KT_CHECK(kvvm_file_read(missing, 100, &text, NULL) == KVVM_E_NOENT);
+  free(missing);
+  kt_rmtree(dir);
+  free(path);
+  free(dir);
+}
+
+static void dir_modes(void)
+{
+  char *dir = kt_tmpdir(), *deep = kvvm_path_join(dir, "a/b/c");
+  chmod(dir, 0755);
+  mode_t old = umask(022);
+  KT_CHECK(kvvm_dir_ensure(deep, 0700) == KVVM_OK);
+  umask(old);
+  struct stat st;
+  KT_CHECK(stat(deep, &st) == 0 && (st.st_mode & 07777) == 0700);
+  /* An existing folder keeps its mode. */
+  KT_CHECK(kvvm_dir_ensure(dir, 0700) == KVVM_OK);
+  KT_CHECK(stat(dir, &st) == 0 && (st.st_mode & 07777) == 0755);
+  kt_rmtree(dir);
+  free(deep);
+  free(dir);
+}
+
+static void lock_exclusive(void)
+{
+  char *dir = kt_tmpdir(), *lock = kvvm_path_join(dir, "l");
+  int fd = -1, fd2 = -1;
+  KT_CHECK(!kvvm_lock_is_held(lock));
+  KT_CHECK(kvvm_lock_open(lock, true, true, &fd) == KVVM_OK);
+  pid_t pid = fork();
+  if (pid == 0)
+    _exit(kvvm_lock_is_held(lock) && kvvm_lock_open(lock, true, true, &fd2) == KVVM_E_LOCKED
+              ? 0 : 1);
+  int st = 1;
+  waitpid(pid, &st, 0);
+  KT_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  close(fd);
+  KT_CHECK(!kvvm_lock_is_held(lock));
+  kt_rmtree(dir);
+  free(lock);
+  free(dir);
+}
+
+static void paths(void)
+{
+  char *a = kvvm_path_join("/x/", "/y"), *b = kvvm_path_dirname("/x/y/z");
+  char *c = kvvm_path_dirname("z"), *d = kvvm_path_dirname("/z");
+  KT_STREQ(a, "/x/y");
+  KT_STREQ(b, "/x/y");
+  KT_STREQ(c, ".");
+  KT_STREQ(d, "/");
+  free(a);
+  free(b);
+  free(c);
+  free(d);
+}
+
+int main(void)
+{
+  static const struct kt_case cases[] = {KT_CASE(atomic_replace), KT_CASE(symlink_not_followed),
+                                         KT_CASE(bounded_read), KT_CASE(dir_modes),
+                                         KT_CASE(lock_exclusive), KT_CASE(paths)};
+  return KT_RUN("fileio", cases);
+}

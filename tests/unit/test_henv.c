@@ -1,0 +1,97 @@
+/* HandlerEnvironment.json: the agent's real shape, where it is looked for, what is refused. */
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "kt.h"
+#include "kvvm/fileio.h"
+#include "kvvm/henv.h"
+#include "kvvm/mem.h"
+
+/* As waagent 2.7.3 writes it (agent-protocol.md §2): an array of one, schema version 1.0. */
+static const char *agent_text =
+    "[{\"name\": \"Kvvm.Azure.KeyVaultCerts\", \"version\": 1.0, \"handlerEnvironment\": {"
+    "\"logFolder\": \"/var/log/azure/Kvvm.Azure.KeyVaultCerts\","
+    "\"configFolder\": \"/var/lib/waagent/Kvvm.Azure.KeyVaultCerts-0.1.0/config\","
+    "\"statusFolder\": \"/var/lib/waagent/Kvvm.Azure.KeyVaultCerts-0.1.0/status\","
+    "\"heartbeatFile\": \"/var/lib/waagent/Kvvm.Azure.KeyVaultCerts-0.1.0/heartbeat.log\","
+    "\"eventsFolder\": \"/var/log/azure/Kvvm.Azure.KeyVaultCerts/events\","
+    "\"eventsFolder_preview\": \"/var/log/azure/Kvvm.Azure.KeyVaultCerts/events\"}}]";
+
+static void parses_agent_shape(void)
+{
+  struct kvvm_henv *h = NULL;
+  KT_CHECK(kvvm_henv_parse(agent_text, "/pkg", &h) == KVVM_OK);
+  KT_CHECK(h != NULL);
+  if (!h)
+    return;
+  KT_STREQ(h->root, "/pkg");
+  KT_STREQ(h->log_dir, "/var/log/azure/Kvvm.Azure.KeyVaultCerts");
+  KT_STREQ(h->status_dir, "/var/lib/waagent/Kvvm.Azure.KeyVaultCerts-0.1.0/status");
+  KT_STREQ(h->config_dir, "/var/lib/waagent/Kvvm.Azure.KeyVaultCerts-0.1.0/config");
+  KT_STREQ(h->heartbeat_file, "/var/lib/waagent/Kvvm.Azure.KeyVaultCerts-0.1.0/heartbeat.log");
+  kvvm_henv_free(h);
+}
+
+static void refuses_bad_shapes(void)
+{
+  static const char *bad[] = {
+      "", "[]", "not json", "[{\"handlerEnvironment\": 3}]",
+      "[{\"handlerEnvironment\": {\"logFolder\": \"/l\", \"configFolder\": \"/c\"}}]",
+      "[{\"handlerEnvironment\": {\"logFolder\": \"rel\", \"configFolder\": \"/c\","
+      " \"statusFolder\": \"/s\"}}]",
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    struct kvvm_henv *h = (struct kvvm_henv *)1;
+    KT_CHECK(kvvm_henv_parse(bad[i], "/pkg", &h) == KVVM_E_HENV);
+    KT_CHECK(h == NULL);
+  }
+}
+
+/* Heartbeat is optional (and never relied on): null or absent is fine. */
+static void heartbeat_optional(void)
+{
+  struct kvvm_henv *h = NULL;
+  KT_CHECK(kvvm_henv_parse("[{\"handlerEnvironment\": {\"logFolder\": \"/l\", \"configFolder\":"
+                           " \"/c\", \"statusFolder\": \"/s\", \"heartbeatFile\": null}}]",
+                           "/p", &h) == KVVM_OK);
+  KT_CHECK(h && h->heartbeat_file == NULL);
+  kvvm_henv_free(h);
+}
+
+/* The binaries live in <package>/bin: the file is found one folder up, and the agent's
+ * AZURE_GUEST_AGENT_EXTENSION_PATH wins over both. */
+static void found_beside_or_above(void)
+{
+  char *dir = kt_tmpdir();
+  char *bin = kvvm_path_join(dir, "bin"), *exe = kvvm_path_join(bin, "enable");
+  char *file = kvvm_path_join(dir, "HandlerEnvironment.json");
+  mkdir(bin, 0700);
+  kt_write(file, agent_text);
+  unsetenv("AZURE_GUEST_AGENT_EXTENSION_PATH");
+  struct kvvm_henv *h = NULL;
+  KT_CHECK(kvvm_henv_load(exe, &h) == KVVM_OK);
+  KT_STREQ(h ? h->root : NULL, dir);
+  kvvm_henv_free(h);
+  h = NULL;
+  setenv("AZURE_GUEST_AGENT_EXTENSION_PATH", dir, 1);
+  KT_CHECK(kvvm_henv_load("/nonexistent/bin/enable", &h) == KVVM_OK);
+  KT_STREQ(h ? h->root : NULL, dir);
+  kvvm_henv_free(h);
+  h = NULL;
+  setenv("AZURE_GUEST_AGENT_EXTENSION_PATH", bin, 1);
+  KT_CHECK(kvvm_henv_load("/nonexistent/bin/enable", &h) == KVVM_E_HENV);
+  unsetenv("AZURE_GUEST_AGENT_EXTENSION_PATH");
+  kt_rmtree(dir);
+  free(file);
+  free(exe);
+  free(bin);
+  free(dir);
+}
+
+int main(void)
+{
+  static const struct kt_case cases[] = {KT_CASE(parses_agent_shape), KT_CASE(refuses_bad_shapes),
+                                         KT_CASE(heartbeat_optional),
+                                         KT_CASE(found_beside_or_above)};
+  return KT_RUN("henv", cases);
+}
