@@ -10,6 +10,7 @@ tmp=$(mktemp -d /tmp/kvvm-demo.XXXXXX)
 pkg=$tmp/lib/Kvvm.Azure.KeyVaultCerts-demo
 trap '"$pkg/bin/uninstall" >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
 
+mkdir -p "$tmp/lib"
 cp -r "$top/$build/pkg" "$pkg"
 mkdir -p "$pkg/config" "$pkg/status" "$tmp/log"
 cat >"$pkg/HandlerEnvironment.json" <<EOF

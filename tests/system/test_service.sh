@@ -18,7 +18,7 @@ cleanup() {
   [ -f "$tmp/state/kvvmd.pid" ] && kill "$(head -1 "$tmp/state/kvvmd.pid")" 2>/dev/null
   rm -rf "$tmp"
 }
-trap cleanup EXIT
+[ -n "${KEEP:-}" ] || trap cleanup EXIT
 cp -r "$top/$build/pkg" "$pkg"
 mkdir -p "$pkg/config" "$pkg/status" "$tmp/log" "$tmp/units" "$tmp/fakebin"
 cat >"$pkg/HandlerEnvironment.json" <<EOF
@@ -39,7 +39,7 @@ unit=$KVVM_UNIT_DIR/kvvmd.service
 pidf=$KVVM_STATE_DIR/kvvmd.pid
 stop() { [ -f "$pidf" ] && kill "$(head -1 "$pidf")" 2>/dev/null; sleep 0.3; }
 case "$1" in
-  is-active) [ -f "$pidf" ] && kill -0 "$(head -1 "$pidf")" 2>/dev/null ;;
+  is-active) [ -f "$pidf" ] && kill -0 "$(head -1 "$pidf")" 2>/dev/null; exit $? ;;
   start|restart)
     stop
     exe=$(sed -n 's/^ExecStart=//p' "$unit")
@@ -63,8 +63,9 @@ check "unit written" "[ -f '$unit' ]"
 check "unit runs this package's kvvmd" "grep -qx 'ExecStart=$pkg/bin/kvvmd' '$unit'"
 check "store folder is writable in the sandbox" "grep -q 'ReadWritePaths=.*-$tmp/store' '$unit'"
 check "environment file holds the testing aids" "grep -q '^KVVM_STATE_DIR=\"$tmp/state\"' '$tmp/state/kvvmd.env'"
+cp "$tmp/calls" "$tmp/first-calls"
 check "daemon-reload, enable, start in that order" \
-  "[ \"\$(cut -d' ' -f1 '$tmp/calls' | tr '\n' ' ')\" = 'daemon-reload enable is-active start ' ]"
+  "[ \"\$(cut -d' ' -f1 '$tmp/first-calls' | tr '\n' ' ')\" = 'daemon-reload enable is-active start ' ]"
 sleep 1
 check "kvvmd runs and reported success" "grep -q '\"status\": *\"success\"' '$pkg/status/0.status'"
 
