@@ -1,0 +1,107 @@
+#!/bin/sh
+# kvvmd outside the agent: one instance, signals as design.md says, sleeping between passes,
+# and enable/disable around it (detached mode, the path this machine's PID 1 gives).
+set -u
+build=${KVVM_BUILD:-build}
+top=$(cd "$(dirname "$0")/../.." && pwd)
+tmp=$(mktemp -d /tmp/kvvm-daemon.XXXXXX)
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok: $1"; }
+bad() { failed=$((failed + 1)); echo "FAIL: $1"; }
+check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+
+pkg=$tmp/Kvvm.Azure.KeyVaultCerts-0.1.0
+pidf=$tmp/state/kvvmd.pid
+cleanup() {
+  [ -f "$pidf" ] && kill -9 "$(head -1 "$pidf")" 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+cp -r "$top/$build/pkg" "$pkg"
+mkdir -p "$pkg/config" "$pkg/status" "$tmp/log"
+cat >"$pkg/HandlerEnvironment.json" <<EOF
+[{"version": 1.0, "handlerEnvironment": {"logFolder": "$tmp/log", "configFolder": "$pkg/config",
+ "statusFolder": "$pkg/status", "heartbeatFile": "$pkg/heartbeat.log"}}]
+EOF
+settings() {  # seq, polling interval
+  cat >"$pkg/config/$1.settings" <<EOF
+{"runtimeSettings":[{"handlerSettings":{"publicSettings":{"secretsManagementSettings":{
+ "pollingIntervalInS":"$2","observedCertificates":["https://myvault.vault.azure.net/secrets/web"]}}}}]}
+EOF
+}
+# A process that exited but was not reaped counts as gone (PID 1 here may not reap).
+alive() { st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null); [ -n "$st" ] && [ "$st" != Z ]; }
+status_of() { sed -n 's/.*"status": *"\([a-z]*\)", *"code".*/\1/p' "$pkg/status/$1.status"; }
+stamp_of() { stat -c %Y.%y "$pkg/status/$1.status"; }
+wait_for() {  # description, condition: poll up to 5 s
+  i=0
+  while [ $i -lt 50 ]; do
+    eval "$2" && { ok "$1"; return; }
+    sleep 0.1
+    i=$((i + 1))
+  done
+  bad "$1"
+}
+
+export KVVM_SERVICE_MODE=detached KVVM_STATE_DIR=$tmp/state KVVM_STORE_ROOT=$tmp/store
+export AZURE_GUEST_AGENT_EXTENSION_PATH=$pkg
+
+settings 1 3600
+ConfigSequenceNumber=1 "$pkg/bin/enable"
+check "enable exits 0" "[ $? = 0 ]"
+pid=$(head -1 "$pidf")
+wait_for "kvvmd reports success for seq 1" "[ \"\$(status_of 1)\" = success ]"
+check "mrseq records seq 1" "[ \"\$(cat '$pkg/mrseq')\" = 1 ]"
+
+# A second instance gives way at once; the first keeps running.
+"$pkg/bin/kvvmd"
+check "a second kvvmd exits 0 at once" "[ $? = 0 ]"
+check "the first kvvmd still runs" "alive $pid && [ \"\$(head -1 '$pidf')\" = $pid ]"
+
+# Between passes the process sleeps: no context switches while nothing is asked of it.
+cs() { sed -n 's/^voluntary_ctxt_switches:\s*//p' "/proc/$pid/status"; }
+before=$(cs)
+sleep 2
+check "no wake-ups while idle" "[ \"\$(cs)\" = '$before' ]"
+
+before=$(stamp_of 1)
+sleep 1.1
+kill -USR1 "$pid"
+wait_for "SIGUSR1 starts a pass (status rewritten)" "[ \"\$(stamp_of 1)\" != '$before' ]"
+
+# A new sequence number: enable says transitioning, kvvmd reloads (SIGHUP) and reports it.
+settings 2 600
+ConfigSequenceNumber=2 "$pkg/bin/enable"
+check "kvvmd kept its pid across a settings change" "[ \"\$(head -1 '$pidf')\" = $pid ]"
+wait_for "seq 2 reaches success" "[ \"\$(status_of 2)\" = success ]"
+check "kvvmd logged the reload" "grep -q 'serving settings of sequence 2' '$tmp/log/kvvm.log'"
+
+# Invalid settings: error at once, exit non-zero, and kvvmd keeps the last good settings.
+cat >"$pkg/config/3.settings" <<'EOF'
+{"runtimeSettings":[{"handlerSettings":{"publicSettings":{"secretsManagementSettings":{
+ "observedCertificates":["http://myvault.vault.azure.net/secrets/web"]}}}}]}
+EOF
+ConfigSequenceNumber=3 "$pkg/bin/enable" 2>/dev/null
+check "enable with bad settings exits non-zero" "[ $? != 0 ]"
+check "seq 3 status is error" "[ \"\$(status_of 3)\" = error ]"
+check "the error names the key" "grep -q 'observedCertificates' '$pkg/status/3.status'"
+check "kvvmd still runs the last good settings" "alive $pid && [ \"\$(cat '$pkg/mrseq')\" = 2 ]"
+
+# A killed daemon is revived by the next enable with the same sequence number.
+kill -9 "$pid"
+sleep 0.2
+ConfigSequenceNumber=2 "$pkg/bin/enable"
+check "enable revives a killed kvvmd" "[ \"\$(head -1 '$pidf')\" != $pid ] && alive \"\$(head -1 '$pidf')\""
+pid=$(head -1 "$pidf")
+
+# SIGTERM: exits, releases the lock, removes its pid file; disable is idempotent.
+"$pkg/bin/disable"
+check "disable stops kvvmd" "! alive $pid"
+check "kvvmd removed its pid file" "[ ! -f '$pidf' ]"
+"$pkg/bin/disable"
+check "a second disable exits 0" "[ $? = 0 ]"
+check "nothing secret or settings body in the log" "! grep -q 'runtimeSettings' '$tmp/log/kvvm.log'"
+
+echo "daemon: $passed passed, $failed failed"
+[ "$failed" = 0 ]
