@@ -19,6 +19,7 @@ static const struct err_row table[KVVM_E__MAX] = {
   [KVVM_E_SERVICE] = {"service control failed", -7, 3},
   [KVVM_E_LOCKED] = {"another instance is running", -8, 3},
   [KVVM_E_USAGE] = {"usage error", 2, 2},
+  [KVVM_E_CERT] = {"certificate material unusable", 3, 4},
   [KVVM_E_INTERNAL] = {"internal error", -9, 3},
 };
 

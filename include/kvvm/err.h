@@ -18,6 +18,8 @@ enum kvvm_err {
   KVVM_E_SERVICE,   /* kvvmd could not be started, stopped or reached */
   KVVM_E_LOCKED,    /* another instance holds the lock */
   KVVM_E_USAGE,     /* wrong command-line use */
+  KVVM_E_CERT,      /* certificate material unusable: corrupt, wrong password, unsupported,
+                       key and certificate do not match (waiting cannot fix it) */
   KVVM_E_INTERNAL,  /* a bug in kvvm */
   KVVM_E__MAX
 };

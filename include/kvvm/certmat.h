@@ -1,0 +1,56 @@
+/* Certificate material: what Key Vault hands back (a base64 PFX with an empty password, or
+ * PEM text in upload order) turned into a verified bundle: the leaf (the certificate that
+ * matches the private key, checked), the chain in issuing order, the key, and the facts
+ * status and hooks need. Only certmat*.c, p12*.c and cms*.c include mbedTLS headers. */
+#ifndef KVVM_CERTMAT_H
+#define KVVM_CERTMAT_H
+
+#include <stddef.h>
+#include <time.h>
+#include "kvvm/err.h"
+
+struct kvvm_cert_facts {
+  char thumbprint[41];   /* SHA-1 of the leaf's DER, upper-case hex, as Azure shows it */
+  char *subject;         /* RFC 4514-ish, as mbedTLS prints it */
+  char *issuer;
+  char **sans;           /* DNS names, IPs, URIs; NULL-terminated (may be empty) */
+  time_t not_before;
+  time_t not_after;
+  const char *key_type;  /* "RSA" or "EC" */
+  unsigned key_bits;     /* 2048, 256, ... */
+};
+
+struct kvvm_bundle;      /* opaque: leaf, chain, unrelated certificates, private key */
+
+/* DER PKCS#12 with a password ("" for Key Vault's). On KVVM_E_CERT, why says the cause in
+ * words (wrong password / MAC mismatch, unsupported algorithm by OID and name, truncated or
+ * corrupt data, no key, key and certificate do not match, iteration count too high). */
+KVVM_API enum kvvm_err kvvm_certmat_from_pkcs12(const unsigned char *der, size_t len,
+                                                const char *password, struct kvvm_bundle **out,
+                                                char *why, size_t whylen);
+/* PEM text: certificates and one key in any order, junk between blocks ignored. */
+KVVM_API enum kvvm_err kvvm_certmat_from_pem(const char *text, size_t len,
+                                             struct kvvm_bundle **out, char *why, size_t whylen);
+/* A Key Vault secret value by its contentType (application/x-pkcs12: base64 PFX, empty
+ * password; application/x-pem-file: PEM text; absent: sniffed). */
+KVVM_API enum kvvm_err kvvm_certmat_from_secret(const char *content_type, const char *value,
+                                                size_t len, struct kvvm_bundle **out,
+                                                char *why, size_t whylen);
+
+KVVM_API const struct kvvm_cert_facts *kvvm_bundle_facts(const struct kvvm_bundle *b);
+/* Certificates after the leaf in issuing order (root included when present). */
+KVVM_API size_t kvvm_bundle_chain_len(const struct kvvm_bundle *b);
+/* Certificates that belong to no chain of the leaf: kept after the chain, reported. */
+KVVM_API size_t kvvm_bundle_unrelated_len(const struct kvvm_bundle *b);
+
+/* The Linux-compatible file: leaf, chain, unrelated certificates, then the key as PKCS#8
+ * PEM. Holds the key: free with kvvm_free_secret(*out, *len). */
+KVVM_API enum kvvm_err kvvm_bundle_to_pem(const struct kvvm_bundle *b, char **out, size_t *len);
+/* PKCS#12 for keyExportable: chain + key, empty password, SHA-256 MAC. Holds the key: free
+ * with kvvm_free_secret. */
+KVVM_API enum kvvm_err kvvm_bundle_to_pkcs12(const struct kvvm_bundle *b, unsigned char **out,
+                                             size_t *len);
+/* Wipes the key before freeing. NULL-safe. */
+KVVM_API void kvvm_bundle_free(struct kvvm_bundle *b);
+
+#endif
