@@ -93,7 +93,7 @@ $(ZIP): all scripts/mkzip.py
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/kt.h $(LIBSO)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Itests/unit $(ALL_CFLAGS) -fPIE -pie -o $@ $< -L$(PKG)/lib -lkvvm \
-	  -Wl,-rpath,'$(abspath $(PKG))/lib' $(LDFLAGS_SAN) -ljansson
+	  -Wl,-rpath,'$(abspath $(PKG))/lib' $(LDFLAGS_SAN) -ljansson -lz
 
 check: deps-test
 	$(MAKE) all package $(UNIT_BIN)

@@ -1,4 +1,5 @@
 /* Allocation wrappers: on OOM log once and exit, so no caller carries an OOM branch. */
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,4 +76,10 @@ void kvvm_strv_free(char **v)
   for (char **s = v; *s; s++)
     free(*s);
   free(v);
+}
+
+/* jansson allocates through us too, so its out-of-memory is ours: logged, then exit. */
+__attribute__((constructor)) static void route_jansson(void)
+{
+  json_set_alloc_funcs(kvvm_xmalloc, free);
 }
