@@ -108,3 +108,29 @@ demo: all
 
 clean:
 	rm -rf $(BUILD) build-san dist
+
+# libFuzzer targets: tests/fuzz/fuzz_<name>.c, seeds in tests/fuzz/corpus/<name>/ (kept small;
+# new inputs go to a scratch folder). FUZZ_TIME seconds per target.
+FUZZ_TIME ?= 60
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+.PHONY: fuzz
+build-fuzz/libjansson_kvvm.a:
+	@mkdir -p $(@D)
+	objcopy --redefine-sym stdin=kvvm_jansson_stdin $$(gcc -print-file-name=libjansson.a) $@
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(wildcard include/kvvm/*.h src/*.h) build-fuzz/libjansson_kvvm.a
+	sh scripts/deps.sh fuzz
+	clang -std=c11 $(CPPFLAGS) -Isrc $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) \
+	  build-fuzz/libjansson_kvvm.a -lmbedtls -lmbedx509 -lmbedcrypto -lcurl -lz
+
+fuzz: $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do \
+	  n=$${f#build-fuzz/fuzz_}; scratch=$$(mktemp -d); \
+	  echo "== $$n ($(FUZZ_TIME) s)"; \
+	  $$f -max_total_time=$(FUZZ_TIME) -print_final_stats=1 $$scratch tests/fuzz/corpus/$$n \
+	    2>build-fuzz/$$n.log || { tail -40 build-fuzz/$$n.log; rm -rf $$scratch; exit 1; }; \
+	  grep -E 'stat::number_of_executed_units|cov:' build-fuzz/$$n.log | tail -2; \
+	  rm -rf $$scratch; \
+	done

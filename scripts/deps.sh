@@ -2,6 +2,7 @@
 # Installs the Debian packages a make target needs, and nothing else.
 #   scripts/deps.sh build   compiler and the four libraries
 #   scripts/deps.sh test    build + what the test suites run (the real guest agent, openssl, ...)
+#   scripts/deps.sh fuzz    build + clang (libFuzzer, sanitizers)
 # As root it runs apt-get; otherwise it prints the exact command and fails, so nothing is
 # ever half-installed by hand.
 set -eu
@@ -11,10 +12,14 @@ build_pkgs="gcc binutils make pkg-config libc6-dev libcurl4-openssl-dev libjanss
 # which is the interpreter that sees waagent's modules. systemd provides systemd-analyze.
 test_pkgs="$build_pkgs waagent python3 openssl systemd unzip"
 
+# clang and its runtime for libFuzzer and the sanitizers.
+fuzz_pkgs="$build_pkgs clang"
+
 case "${1:-build}" in
   build) want=$build_pkgs ;;
   test) want=$test_pkgs ;;
-  *) echo "usage: $0 build|test" >&2; exit 2 ;;
+  fuzz) want=$fuzz_pkgs ;;
+  *) echo "usage: $0 build|test|fuzz" >&2; exit 2 ;;
 esac
 
 missing=""
