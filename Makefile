@@ -53,7 +53,7 @@ $(DEPS_OK): scripts/deps.sh
 deps-test:
 	sh scripts/deps.sh test
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard include/kvvm/*.h) manifest/extension.mk | $(DEPS_OK)
+$(BUILD)/obj/%.o: src/%.c $(wildcard include/kvvm/*.h src/*.h) manifest/extension.mk | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 

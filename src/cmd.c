@@ -47,8 +47,8 @@ static enum kvvm_err load_config(const struct ctx *c, long seq, struct kvvm_conf
   if (!why[0])
     snprintf(why, sizeof(why), "settings of sequence %ld could not be read", seq);
   KVVM_ERR("settings of sequence %ld refused: %s", seq, why);
-  write_status(c, seq, KVVM_ST_ERROR, kvvm_err_status_code(KVVM_E_SETTINGS), why);
-  return KVVM_E_SETTINGS;
+  write_status(c, seq, KVVM_ST_ERROR, kvvm_err_status_code(rc), why);
+  return rc;
 }
 
 /* The folders kvvmd writes: each store folder is created now (0700), so the unit's
