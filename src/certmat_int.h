@@ -3,6 +3,8 @@
 #ifndef KVVM_CERTMAT_INT_H
 #define KVVM_CERTMAT_INT_H
 
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/x509_crt.h>
 #include <stdbool.h>
@@ -26,5 +28,38 @@ enum kvvm_err certmat_bundle_build(struct certmat_parts *p, struct kvvm_bundle *
 /* Fill parts from a DER PKCS#12 (p12_read.c). */
 enum kvvm_err certmat_p12_read(const unsigned char *der, size_t len, const char *password,
                                struct certmat_parts *p, char *why, size_t whylen);
+
+/* The verified bundle: certmat_bundle.c builds it, certmat_write.c writes it out. */
+struct kvvm_bundle {
+  mbedtls_x509_crt certs;          /* every certificate, in input order (owns them) */
+  const mbedtls_x509_crt **order;  /* leaf, chain in issuing order, then unrelated ones */
+  size_t n_chain;
+  size_t n_unrelated;
+  mbedtls_pk_context key;
+  struct kvvm_cert_facts facts;
+};
+
+/* Helpers shared by certmat*.c and cms.c (certmat_util.c). */
+
+/* The subjectKeyIdentifier, or the keyIdentifier of the authorityKeyIdentifier, of c:
+ * false when the extension is absent or unreadable. */
+bool certmat_crt_ski(const mbedtls_x509_crt *c, mbedtls_asn1_buf *id);
+bool certmat_crt_aki(const mbedtls_x509_crt *c, mbedtls_asn1_buf *id);
+/* Base64 text (any ASCII whitespace ignored) into new memory; free with kvvm_free_secret.
+ * what names the input in the KVVM_E_CERT message. */
+enum kvvm_err certmat_b64_decode(const char *text, size_t len, const char *what,
+                                 unsigned char **out, size_t *outlen, char *why, size_t whylen);
+/* A DRBG seeded from the system's entropy, for salts, IVs and RSA blinding; use
+ * mbedtls_ctr_drbg_random with &rng->drbg. */
+struct certmat_rng {
+  mbedtls_entropy_context entropy;
+  mbedtls_ctr_drbg_context drbg;
+};
+enum kvvm_err certmat_rng_init(struct certmat_rng *rng);
+void certmat_rng_free(struct certmat_rng *rng);
+/* Say why in words: fmt into why, and the same line into the log at ERR level. Returns
+ * KVVM_E_CERT, so callers write `return certmat_fail(...)`. */
+enum kvvm_err certmat_fail(char *why, size_t whylen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -39,9 +39,12 @@ static enum kvvm_err write_status(const struct ctx *c, long seq, enum kvvm_statu
  * transitioning status would leave CRP waiting for its own timeout. */
 static enum kvvm_err load_config(const struct ctx *c, long seq, struct kvvm_config **cfg)
 {
-  struct kvvm_settings_opts opts = {kvvm_paths_store_root()};
+  /* The agent keeps its transport certificates in Lib.Dir, the package folder's parent. */
+  char *lib = kvvm_path_dirname(c->henv->root);
+  struct kvvm_settings_opts opts = {kvvm_paths_store_root(), lib};
   char why[1024] = "";
   enum kvvm_err rc = kvvm_settings_load(c->henv->config_dir, seq, &opts, cfg, why, sizeof(why));
+  free(lib);
   if (rc == KVVM_OK)
     return KVVM_OK;
   if (!why[0])

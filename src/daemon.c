@@ -54,15 +54,19 @@ static enum kvvm_err current_seq(const struct kvvm_henv *h, long *seq)
  * because of a typo. */
 static void load_settings(struct daemon *d)
 {
-  struct kvvm_settings_opts opts = {kvvm_paths_store_root()};
   struct kvvm_config *cfg = NULL;
   d->why[0] = '\0';
   if (current_seq(d->henv, &d->seq) != KVVM_OK) {
     snprintf(d->why, sizeof(d->why), "no sequence number: enable has not run");
     return;
   }
-  if (kvvm_settings_load(d->henv->config_dir, d->seq, &opts, &cfg, d->why, sizeof(d->why)) !=
-      KVVM_OK)
+  /* The agent keeps its transport certificates in Lib.Dir, the package folder's parent. */
+  char *lib = kvvm_path_dirname(d->henv->root);
+  struct kvvm_settings_opts opts = {kvvm_paths_store_root(), lib};
+  enum kvvm_err rc = kvvm_settings_load(d->henv->config_dir, d->seq, &opts, &cfg, d->why,
+                                        sizeof(d->why));
+  free(lib);
+  if (rc != KVVM_OK)
     return;
   kvvm_config_free(d->cfg);
   d->cfg = cfg;

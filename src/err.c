@@ -21,6 +21,10 @@ static const struct err_row table[KVVM_E__MAX] = {
   [KVVM_E_USAGE] = {"usage error", 2, 2},
   [KVVM_E_CERT] = {"certificate material unusable", 3, 4},
   [KVVM_E_INTERNAL] = {"internal error", -9, 3},
+  [KVVM_E_NET] = {"network or service unavailable", -10, 3},
+  [KVVM_E_AUTH] = {"access denied", 4, 4},
+  [KVVM_E_NOTFOUND] = {"secret not found", 5, 4},
+  [KVVM_E_INACTIVE] = {"secret disabled or not yet valid", 6, 4},
 };
 
 static const struct err_row *row(enum kvvm_err e)

@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "kvvm/cms.h"
 #include "kvvm/fileio.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
@@ -292,6 +293,38 @@ static bool is_thumbprint(const char *s)
   return strlen(s) == 40 && strspn(s, "0123456789abcdefABCDEF") == 40;
 }
 
+/* kvvm needs no protected settings (Microsoft's extension uses none either), so they are
+ * decrypted only to prove they are readable and to name what is ignored; a failure is a
+ * warning, never a reason to stop. The plaintext is wiped and never logged. */
+static void decrypt_protected(struct sctx *c, const char *b64, size_t len)
+{
+  const char *thumb = c->cfg->protected_thumbprint;
+  char *crt = kvvm_xasprintf("%s/%s.crt", c->opts->certs_dir, thumb);
+  char *prv = kvvm_xasprintf("%s/%s.prv", c->opts->certs_dir, thumb);
+  unsigned char *plain = NULL;
+  size_t plen = 0;
+  char why[256] = "";
+  if (kvvm_cms_decrypt_base64(b64, len, crt, prv, &plain, &plen, why, sizeof(why)) != KVVM_OK) {
+    settings_warn(c, HANDLER_PATH ".protectedSettings", "could not be decrypted with the "
+                  "agent's certificate %s (%s); kvvm uses no protected settings, so they are "
+                  "ignored", thumb, why[0] ? why : "unreadable");
+    goto out;
+  }
+  json_t *obj = json_loadb((const char *)plain, plen, 0, NULL);
+  size_t n = json_is_object(obj) ? json_object_size(obj) : 0;
+  if (!json_is_object(obj))
+    settings_warn(c, HANDLER_PATH ".protectedSettings", "decrypted, but not a JSON object; "
+                  "ignored");
+  else if (n)
+    settings_warn(c, HANDLER_PATH ".protectedSettings", "decrypted; kvvm reads no protected "
+                  "settings, so its %zu key(s) are ignored", n);
+  json_decref(obj);
+out:
+  kvvm_free_secret(plain, plen);
+  free(crt);
+  free(prv);
+}
+
 /* Only whether protected settings exist and which certificate decrypts them is kept here;
  * the value itself is decrypted later and never copied, logged or printed. */
 static enum kvvm_err protected_settings(struct sctx *c, const json_t *hs)
@@ -314,6 +347,8 @@ static enum kvvm_err protected_settings(struct sctx *c, const json_t *hs)
     return settings_fail(c, HANDLER_PATH, "protectedSettings are present without "
                          "protectedSettingsCertThumbprint, so they cannot be decrypted");
   c->cfg->protected_thumbprint = t ? kvvm_xstrdup(json_string_value(t)) : NULL;
+  if (c->cfg->has_protected && c->opts && c->opts->certs_dir)
+    decrypt_protected(c, json_string_value(p), json_string_length(p));
   return KVVM_OK;
 }
 

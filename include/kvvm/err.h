@@ -21,6 +21,13 @@ enum kvvm_err {
   KVVM_E_CERT,      /* certificate material unusable: corrupt, wrong password, unsupported,
                        key and certificate do not match (waiting cannot fix it) */
   KVVM_E_INTERNAL,  /* a bug in kvvm */
+  KVVM_E_NET,       /* transient: network, timeouts, resets, 5xx, throttling (429), garbled
+                       answers; retried later */
+  KVVM_E_AUTH,      /* access refused: 401/403 from Key Vault, or the managed identity could
+                       not give a token (the user must grant or fix the identity) */
+  KVVM_E_NOTFOUND,  /* Key Vault has no such secret or version (404) */
+  KVVM_E_INACTIVE,  /* the secret version is disabled or not yet valid: reported, not
+                       installed */
   KVVM_E__MAX
 };
 

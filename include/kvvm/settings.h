@@ -59,6 +59,9 @@ struct kvvm_config {
  * /var/lib/waagent/Microsoft.Azure.KeyVault.Store; tests pass their own. */
 struct kvvm_settings_opts {
   const char *default_store_root;
+  /* The agent's Lib.Dir holding <THUMB>.crt/.prv (the parent of the package folder);
+   * NULL: protected settings are noted but not decrypted. */
+  const char *certs_dir;
 };
 
 /* Parse the text of a <seq>.settings file. On error returns KVVM_E_SETTINGS, writes the

@@ -1,0 +1,82 @@
+/* Between the PKCS#12 reader's files: p12_read.c (the container walk and the MAC),
+ * p12_pbe.c (bag decryption), p12_kdf.c (password forms and key derivations) and
+ * p12_asn1.c (messages, limits and the BER reader). */
+#ifndef KVVM_P12_INT_H
+#define KVVM_P12_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <mbedtls/asn1.h>
+#include <mbedtls/md.h>
+
+#include "kvvm/err.h"
+
+/* Iteration counts are chosen by whoever made the file, and each one is CPU we spend: a
+ * "PFX bomb" asks for billions. One derivation may ask for at most P12_MAX_ITER (OpenSSL 3
+ * uses 2048, Java 10000, NSS 600000); a whole file for at most P12_MAX_ITER_TOTAL. */
+#define P12_MAX_ITER 1000000UL
+#define P12_MAX_ITER_TOTAL 10000000UL
+
+/* One decode: the password in the forms the derivations take, the work spent, the position
+ * for messages and where the message goes. */
+struct p12_ctx {
+  const unsigned char *pw;   /* as given (UTF-8): PBKDF2 takes these bytes */
+  size_t pw_len;
+  unsigned char *bmp;        /* BMPString form for the PKCS#12 KDF; the MAC check picks it */
+  size_t bmp_len;
+  unsigned long iter_spent;
+  char where[64];            /* "ContentInfo 2, SafeBag 1"; "" at the top */
+  char *why;
+  size_t whylen;
+};
+
+/* A DER encoding to parse: the input itself, or a normalised copy of BER input. */
+struct p12_view {
+  unsigned char *p;
+  size_t len;
+  unsigned char *owned;      /* the copy, wiped on free: it may hold key material */
+};
+
+/* p12_asn1.c. Each of these writes why, logs it once and returns KVVM_E_CERT. */
+/* "wrong password or corrupt file (cannot decrypt <where>)" */
+enum kvvm_err p12_undecryptable(struct p12_ctx *c);
+enum kvvm_err p12_fail(struct p12_ctx *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* "truncated or corrupt PKCS#12 at <where>, <what>" */
+enum kvvm_err p12_corrupt(struct p12_ctx *c, const char *what);
+/* "unsupported <kind> <name> (OID 1.2.840...)" */
+enum kvvm_err p12_unsupported(struct p12_ctx *c, const char *kind, const mbedtls_asn1_buf *oid);
+/* Read an iteration count INTEGER (DEFAULT 1 when absent and optional) and charge it. */
+enum kvvm_err p12_get_iter(struct p12_ctx *c, unsigned char **p, const unsigned char *end,
+                           bool optional, unsigned long *iter);
+/* An OID known to be a digest (SHA-1..SHA-512) or hmacWith one; MBEDTLS_MD_NONE otherwise. */
+mbedtls_md_type_t p12_md_of(const mbedtls_asn1_buf *oid, bool hmac);
+/* The DER view of the single element spanning in[0..len): BER indefinite lengths and
+ * constructed OCTET STRINGs (NSS, some Java) are rewritten as DER in a copy. False when
+ * in is not exactly one well-formed element; the caller words the error (corrupt, or a
+ * wrong password when in was just decrypted). */
+bool p12_der_view(const unsigned char *in, size_t len, struct p12_view *v);
+void p12_view_free(struct p12_view *v);
+
+/* p12_kdf.c */
+/* UTF-8 to UTF-16BE with the two-byte terminator; false if s is not UTF-8. */
+bool p12_utf8_to_bmp(const unsigned char *s, size_t len, unsigned char **bmp, size_t *bmp_len);
+/* Each byte widened to two, as OpenSSL before 1.1.0 and mbedTLS do (Latin-1). */
+void p12_latin1_to_bmp(const unsigned char *s, size_t len, unsigned char **bmp,
+                       size_t *bmp_len);
+enum kvvm_err p12_kdf(mbedtls_md_type_t md, const unsigned char *bmp, size_t bmp_len,
+                      const unsigned char *salt, size_t salt_len, unsigned char id,
+                      unsigned long iter, unsigned char *out, size_t out_len);
+enum kvvm_err p12_pbkdf2(mbedtls_md_type_t md, const unsigned char *pw, size_t pw_len,
+                         const unsigned char *salt, size_t salt_len, unsigned long iter,
+                         unsigned char *out, size_t out_len);
+
+/* p12_pbe.c: decrypt in[0..len) under the AlgorithmIdentifier (oid, params); *out (free
+ * with kvvm_free_secret(*out, *out_len)) holds the plaintext, padding removed. *scheme
+ * names the encryption for diagnostics. */
+enum kvvm_err p12_decrypt(struct p12_ctx *c, const mbedtls_asn1_buf *oid,
+                          const mbedtls_asn1_buf *params, const unsigned char *in, size_t len,
+                          unsigned char **out, size_t *out_len, const char **scheme);
+
+#endif

@@ -1,0 +1,119 @@
+/* RC2 decryption (RFC 2268). mbedTLS 2.28 has no RC2, yet OpenSSL's -legacy, older Windows
+ * and Java exports encrypt certificate bags with pbeWithSHAAnd40BitRC2-CBC, so we carry the
+ * cipher ourselves. Only decryption: kvvm never writes RC2. */
+#include <string.h>
+
+#include <mbedtls/platform_util.h>
+
+#include "kvvm/p12.h"
+
+/* PITABLE from RFC 2268 section 2: a permutation of 0..255 derived from the digits of pi. */
+static const unsigned char pitable[256] = {
+  0xd9, 0x78, 0xf9, 0xc4, 0x19, 0xdd, 0xb5, 0xed, 0x28, 0xe9, 0xfd, 0x79, 0x4a, 0xa0, 0xd8, 0x9d,
+  0xc6, 0x7e, 0x37, 0x83, 0x2b, 0x76, 0x53, 0x8e, 0x62, 0x4c, 0x64, 0x88, 0x44, 0x8b, 0xfb, 0xa2,
+  0x17, 0x9a, 0x59, 0xf5, 0x87, 0xb3, 0x4f, 0x13, 0x61, 0x45, 0x6d, 0x8d, 0x09, 0x81, 0x7d, 0x32,
+  0xbd, 0x8f, 0x40, 0xeb, 0x86, 0xb7, 0x7b, 0x0b, 0xf0, 0x95, 0x21, 0x22, 0x5c, 0x6b, 0x4e, 0x82,
+  0x54, 0xd6, 0x65, 0x93, 0xce, 0x60, 0xb2, 0x1c, 0x73, 0x56, 0xc0, 0x14, 0xa7, 0x8c, 0xf1, 0xdc,
+  0x12, 0x75, 0xca, 0x1f, 0x3b, 0xbe, 0xe4, 0xd1, 0x42, 0x3d, 0xd4, 0x30, 0xa3, 0x3c, 0xb6, 0x26,
+  0x6f, 0xbf, 0x0e, 0xda, 0x46, 0x69, 0x07, 0x57, 0x27, 0xf2, 0x1d, 0x9b, 0xbc, 0x94, 0x43, 0x03,
+  0xf8, 0x11, 0xc7, 0xf6, 0x90, 0xef, 0x3e, 0xe7, 0x06, 0xc3, 0xd5, 0x2f, 0xc8, 0x66, 0x1e, 0xd7,
+  0x08, 0xe8, 0xea, 0xde, 0x80, 0x52, 0xee, 0xf7, 0x84, 0xaa, 0x72, 0xac, 0x35, 0x4d, 0x6a, 0x2a,
+  0x96, 0x1a, 0xd2, 0x71, 0x5a, 0x15, 0x49, 0x74, 0x4b, 0x9f, 0xd0, 0x5e, 0x04, 0x18, 0xa4, 0xec,
+  0xc2, 0xe0, 0x41, 0x6e, 0x0f, 0x51, 0xcb, 0xcc, 0x24, 0x91, 0xaf, 0x50, 0xa1, 0xf4, 0x70, 0x39,
+  0x99, 0x7c, 0x3a, 0x85, 0x23, 0xb8, 0xb4, 0x7a, 0xfc, 0x02, 0x36, 0x5b, 0x25, 0x55, 0x97, 0x31,
+  0x2d, 0x5d, 0xfa, 0x98, 0xe3, 0x8a, 0x92, 0xae, 0x05, 0xdf, 0x29, 0x10, 0x67, 0x6c, 0xba, 0xc9,
+  0xd3, 0x00, 0xe6, 0xcf, 0xe1, 0x9e, 0xa8, 0x2c, 0x63, 0x16, 0x01, 0x3f, 0x58, 0xe2, 0x89, 0xa9,
+  0x0d, 0x38, 0x34, 0x1b, 0xab, 0x33, 0xff, 0xb0, 0xbb, 0x48, 0x0c, 0x5f, 0xb9, 0xb1, 0xcd, 0x2e,
+  0xc5, 0xf3, 0xdb, 0x47, 0xe5, 0xa5, 0x9c, 0x77, 0x0a, 0xa6, 0x20, 0x68, 0xfe, 0x7f, 0xc1, 0xad,
+};
+
+/* Key expansion, RFC 2268 section 2. Lengths out of range are clamped rather than refused:
+ * the callers pass fixed PKCS#12 sizes (5 or 16 bytes; 40 or 128 bits). */
+void kvvm_rc2_setkey(struct kvvm_rc2 *c, const unsigned char *key, size_t len, unsigned bits)
+{
+  unsigned char l[128];
+  size_t t = len < 1 ? 1 : len > 128 ? 128 : len;
+  unsigned t1 = bits < 1 ? 1 : bits > 1024 ? 1024 : bits;
+  unsigned t8 = (t1 + 7) / 8;
+  unsigned char tm = (unsigned char)(0xff >> (8 * t8 - t1));
+
+  memset(l, 0, sizeof(l));
+  if (len)
+    memcpy(l, key, t);
+  for (size_t i = t; i < 128; i++)
+    l[i] = pitable[(l[i - 1] + l[i - t]) & 0xff];
+  /* Reduce the effective key to t1 bits: the "40-bit" in RC2-40 lives here. */
+  l[128 - t8] = pitable[l[128 - t8] & tm];
+  for (size_t i = 128 - t8; i-- > 0;)
+    l[i] = pitable[l[i + 1] ^ l[i + t8]];
+  for (size_t i = 0; i < 64; i++)
+    c->k[i] = (uint16_t)(l[2 * i] | (l[2 * i + 1] << 8));
+  mbedtls_platform_zeroize(l, sizeof(l));
+}
+
+static uint16_t ror16(uint16_t x, unsigned s)
+{
+  return (uint16_t)((x >> s) | (x << (16 - s)));
+}
+
+/* The inverse of `rounds` mixing rounds (RFC 2268 section 4.1): R[3] first, down to R[0];
+ * j walks the expanded key backwards across all of them. */
+static void unmix(uint16_t r[4], const uint16_t *k, int *j, int rounds)
+{
+  static const unsigned s[4] = {1, 2, 3, 5};
+  while (rounds--) {
+    for (int i = 3; i >= 0; i--) {
+      uint16_t a = r[(i + 3) & 3], b = r[(i + 2) & 3], d = r[(i + 1) & 3];
+      r[i] = ror16(r[i], s[i]);
+      r[i] = (uint16_t)(r[i] - k[*j] - (a & b) - ((uint16_t)~a & d));
+      (*j)--;
+    }
+  }
+}
+
+/* The inverse of one mashing round (section 4.3). */
+static void unmash(uint16_t r[4], const uint16_t *k)
+{
+  for (int i = 3; i >= 0; i--)
+    r[i] = (uint16_t)(r[i] - k[r[(i + 3) & 3] & 63]);
+}
+
+/* Decryption as section 4.5 lists it: 5 mixing, 1 mashing, 6 mixing, 1 mashing, 5 mixing. */
+void kvvm_rc2_decrypt_block(const struct kvvm_rc2 *c, const unsigned char in[8],
+                            unsigned char out[8])
+{
+  uint16_t r[4];
+  int j = 63;
+
+  for (int i = 0; i < 4; i++)
+    r[i] = (uint16_t)(in[2 * i] | (in[2 * i + 1] << 8));
+  unmix(r, c->k, &j, 5);
+  unmash(r, c->k);
+  unmix(r, c->k, &j, 6);
+  unmash(r, c->k);
+  unmix(r, c->k, &j, 5);
+  for (int i = 0; i < 4; i++) {
+    out[2 * i] = (unsigned char)(r[i] & 0xff);
+    out[2 * i + 1] = (unsigned char)(r[i] >> 8);
+  }
+}
+
+void kvvm_rc2_cbc_decrypt(const struct kvvm_rc2 *c, unsigned char iv[8],
+                          const unsigned char *in, size_t len, unsigned char *out)
+{
+  unsigned char block[8], next_iv[8];
+  for (size_t off = 0; off + 8 <= len; off += 8) {
+    /* Keep the ciphertext block before out may overwrite it (in-place use). */
+    memcpy(next_iv, in + off, 8);
+    kvvm_rc2_decrypt_block(c, in + off, block);
+    for (int i = 0; i < 8; i++)
+      out[off + i] = block[i] ^ iv[i];
+    memcpy(iv, next_iv, 8);
+  }
+  mbedtls_platform_zeroize(block, sizeof(block));
+}
+
+void kvvm_rc2_wipe(struct kvvm_rc2 *c)
+{
+  mbedtls_platform_zeroize(c, sizeof(*c));
+}
