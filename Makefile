@@ -21,8 +21,7 @@ WARN += -Werror
 endif
 SAN_FLAGS :=
 ALL_CFLAGS := -std=c11 $(WARN) $(CFLAGS) $(SAN_FLAGS) -fPIC -fvisibility=hidden
-CPPFLAGS += -Iinclude -D_GNU_SOURCE -DKVVM_VERSION_STRING='"$(VERSION)"' \
-            $(shell pkg-config --cflags libcurl 2>/dev/null)
+CPPFLAGS += -Iinclude -D_GNU_SOURCE $(shell pkg-config --cflags libcurl 2>/dev/null)
 # mbedTLS and jansson go into the core library statically, so a VM needs neither installed;
 # libc, libcurl and zlib come from the system.
 JANSSON_A := $(BUILD)/libjansson_kvvm.a
@@ -42,7 +41,7 @@ DIST := $(if $(filter build,$(BUILD)),dist,$(BUILD)/dist)
 ZIP := $(DIST)/$(PUBLISHER).$(TYPE)__$(VERSION).zip
 DEPS_OK := $(BUILD)/.deps-build
 
-.PHONY: all package check check-unit check-agent check-sanitize demo clean deps-test
+.PHONY: bench all package check check-unit check-agent check-sanitize demo clean deps-test
 all: $(BINS) $(PKG)/HandlerManifest.json $(PKG)/share/kvvmd.service.in $(PKG)/README.txt
 
 $(DEPS_OK): scripts/deps.sh
@@ -53,7 +52,15 @@ $(DEPS_OK): scripts/deps.sh
 deps-test:
 	sh scripts/deps.sh test
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard include/kvvm/*.h src/*.h) manifest/extension.mk | $(DEPS_OK)
+# The version reaches only version.o, which is rebuilt whenever VERSION changes.
+VERSION_STAMP := $(BUILD)/version.stamp
+$(shell mkdir -p $(BUILD); [ "$$(cat $(VERSION_STAMP) 2>/dev/null)" = "$(VERSION)" ] || \
+  echo "$(VERSION)" > $(VERSION_STAMP))
+$(BUILD)/obj/version.o: src/version.c $(VERSION_STAMP) | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -DKVVM_VERSION_STRING='"$(VERSION)"' $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard include/kvvm/*.h src/*.h) | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
@@ -122,15 +129,26 @@ build-fuzz/libjansson_kvvm.a:
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(wildcard include/kvvm/*.h src/*.h) build-fuzz/libjansson_kvvm.a
 	sh scripts/deps.sh fuzz
-	clang -std=c11 $(CPPFLAGS) -Isrc $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) \
+	clang -std=c11 $(CPPFLAGS) -DKVVM_VERSION_STRING='"fuzz"' -Isrc $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) \
 	  build-fuzz/libjansson_kvvm.a -lmbedtls -lmbedx509 -lmbedcrypto -lcurl -lz
 
 fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do \
 	  n=$${f#build-fuzz/fuzz_}; scratch=$$(mktemp -d); \
 	  echo "== $$n ($(FUZZ_TIME) s)"; \
-	  $$f -max_total_time=$(FUZZ_TIME) -print_final_stats=1 $$scratch tests/fuzz/corpus/$$n \
+	  $$f -max_total_time=$(FUZZ_TIME) -timeout=25 -print_final_stats=1 $$scratch tests/fuzz/corpus/$$n \
 	    2>build-fuzz/$$n.log || { tail -40 build-fuzz/$$n.log; rm -rf $$scratch; exit 1; }; \
 	  grep -E 'stat::number_of_executed_units|cov:' build-fuzz/$$n.log | tail -2; \
 	  rm -rf $$scratch; \
 	done
+
+# Benchmarks print figures; they are never part of make check. tests/bench/bench_<name>.c.
+BENCH_SRC := $(wildcard tests/bench/bench_*.c)
+BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
+$(BUILD)/bench/%: tests/bench/%.c $(LIBSO)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Itests/unit $(ALL_CFLAGS) -fPIE -pie -o $@ $< -L$(PKG)/lib -lkvvm \
+	  -Wl,-rpath,'$(abspath $(PKG))/lib' -ljansson -lz
+
+bench: $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do echo "== $$b"; $$b -n 1000 || exit 1; done
