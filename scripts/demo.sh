@@ -10,13 +10,8 @@ tmp=$(mktemp -d /tmp/kvvm-demo.XXXXXX)
 pkg=$tmp/lib/Kvvm.Azure.KeyVaultCerts-demo
 trap '"$pkg/bin/uninstall" >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
 
-mkdir -p "$tmp/lib"
-cp -r "$top/$build/pkg" "$pkg"
-mkdir -p "$pkg/config" "$pkg/status" "$tmp/log"
-cat >"$pkg/HandlerEnvironment.json" <<EOF
-[{"version": 1.0, "handlerEnvironment": {"logFolder": "$tmp/log", "configFolder": "$pkg/config",
- "statusFolder": "$pkg/status", "heartbeatFile": "$pkg/heartbeat.log"}}]
-EOF
+. "$top/scripts/stage-package.sh"
+stage_package "$top/$build/pkg" "$pkg" "$tmp/log"
 cat >"$pkg/config/1.settings" <<'EOF'
 {"runtimeSettings": [{"handlerSettings": {"publicSettings": {
   "secretsManagementSettings": {

@@ -18,12 +18,8 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-cp -r "$top/$build/pkg" "$pkg"
-mkdir -p "$pkg/config" "$pkg/status" "$tmp/log"
-cat >"$pkg/HandlerEnvironment.json" <<EOF
-[{"version": 1.0, "handlerEnvironment": {"logFolder": "$tmp/log", "configFolder": "$pkg/config",
- "statusFolder": "$pkg/status", "heartbeatFile": "$pkg/heartbeat.log"}}]
-EOF
+. "$top/scripts/stage-package.sh"
+stage_package "$top/$build/pkg" "$pkg" "$tmp/log"
 settings() {  # seq, polling interval
   cat >"$pkg/config/$1.settings" <<EOF
 {"runtimeSettings":[{"handlerSettings":{"publicSettings":{"secretsManagementSettings":{

@@ -19,12 +19,9 @@ cleanup() {
   rm -rf "$tmp"
 }
 [ -n "${KEEP:-}" ] || trap cleanup EXIT
-cp -r "$top/$build/pkg" "$pkg"
-mkdir -p "$pkg/config" "$pkg/status" "$tmp/log" "$tmp/units" "$tmp/fakebin"
-cat >"$pkg/HandlerEnvironment.json" <<EOF
-[{"version": 1.0, "handlerEnvironment": {"logFolder": "$tmp/log", "configFolder": "$pkg/config",
- "statusFolder": "$pkg/status", "heartbeatFile": "$pkg/heartbeat.log"}}]
-EOF
+. "$top/scripts/stage-package.sh"
+stage_package "$top/$build/pkg" "$pkg" "$tmp/log"
+mkdir -p "$tmp/units" "$tmp/fakebin"
 cat >"$pkg/config/0.settings" <<'EOF'
 {"runtimeSettings":[{"handlerSettings":{"publicSettings":{"secretsManagementSettings":{
  "pollingIntervalInS":"3600","observedCertificates":[{"url":"https://myvault.vault.azure.net/secrets/web",
