@@ -51,7 +51,7 @@ static int cmd_check(const char *path)
   char *text = NULL, why[1024] = "";
   size_t len = 0;
   struct kvvm_config *cfg = NULL;
-  struct kvvm_settings_opts opts = {kvvm_paths_store_root()};
+  struct kvvm_settings_opts opts = {kvvm_paths_store_root(), NULL};
   if (kvvm_file_read(path, 1 << 20, &text, &len) != KVVM_OK) {
     fprintf(stderr, "kvvm: cannot read %s\n", path);
     return kvvm_err_exit_code(KVVM_E_IO);
