@@ -41,7 +41,7 @@ DIST := $(if $(filter build,$(BUILD)),dist,$(BUILD)/dist)
 ZIP := $(DIST)/$(PUBLISHER).$(TYPE)__$(VERSION).zip
 DEPS_OK := $(BUILD)/.deps-build
 
-.PHONY: bench all package check check-unit check-agent check-sanitize demo clean deps-test
+.PHONY: valgrind bench all package check check-unit check-agent check-sanitize demo clean deps-test
 all: $(BINS) $(PKG)/HandlerManifest.json $(PKG)/share/kvvmd.service.in $(PKG)/README.txt
 
 $(DEPS_OK): scripts/deps.sh
@@ -109,6 +109,15 @@ check: deps-test
 check-sanitize:
 	$(MAKE) BUILD=build-san SAN_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer \
 	  -fno-sanitize-recover=undefined" CFLAGS="-O1 -g" check
+
+# The unit tests under valgrind: no leaks, no invalid reads (slow: minutes, not seconds).
+valgrind: deps-test
+	$(MAKE) all $(UNIT_BIN)
+	@for t in $(UNIT_BIN); do \
+	  valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	    --error-exitcode=1 $$t >/dev/null 2>$$t.vg || { echo "FAIL $$t"; cat $$t.vg; exit 1; }; \
+	  echo "ok $$t"; \
+	done
 
 demo: all
 	sh scripts/demo.sh $(BUILD)
