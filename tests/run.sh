@@ -2,6 +2,8 @@
 # Runs every test tier and ends with one line "N passed, N failed" over all of them:
 #   unit     tests/unit/test_*.c, one binary each (built by make)
 #   system   tests/system/test_*.sh: the unit file, the systemd code path, the commands
+#   emulator tests/emulator: the Key Vault + IMDS + Arc emulator, and the official Azure SDK
+#            for JavaScript against it (its fidelity check)
 #   agent    tests/agent: the package zip driven through the real guest agent's code
 # usage: tests/run.sh BUILD_DIR ZIP
 set -u
@@ -49,7 +51,8 @@ done
 for t in tests/system/test_*.sh; do
   [ -f "$t" ] && run "$(basename "$t")" env KVVM_BUILD="$build" sh "$t"
 done
-run agent env KVVM_BUILD="$build" KVVM_ZIP="$zip" /usr/bin/python3 tests/agent/run.py
+run emulator /usr/bin/python3 tests/pysuite.py emulator tests/emulator
+run agent env KVVM_BUILD="$build" KVVM_ZIP="$zip" /usr/bin/python3 tests/pysuite.py agent tests/agent
 
 echo "check: $passed passed, $failed failed"
 [ "$failed" = 0 ]
