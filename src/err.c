@@ -25,6 +25,9 @@ static const struct err_row table[KVVM_E__MAX] = {
   [KVVM_E_AUTH] = {"access denied", 4, 4},
   [KVVM_E_NOTFOUND] = {"secret not found", 5, 4},
   [KVVM_E_INACTIVE] = {"secret disabled or not yet valid", 6, 4},
+  [KVVM_E_STORE] = {"certificate store unsafe or unusable", 7, 4},
+  [KVVM_E_GRANT] = {"read grant not possible", 8, 4},
+  [KVVM_E_HOOK] = {"renewal hook failed", 9, 4},
 };
 
 static const struct err_row *row(enum kvvm_err e)

@@ -28,6 +28,11 @@ enum kvvm_err {
   KVVM_E_NOTFOUND,  /* Key Vault has no such secret or version (404) */
   KVVM_E_INACTIVE,  /* the secret version is disabled or not yet valid: reported, not
                        installed */
+  KVVM_E_STORE,     /* the store folder cannot be used safely: a folder writable by a non-root
+                       user, a planted symlink or foreign file where kvvm would write */
+  KVVM_E_GRANT,     /* a read grant cannot be given: an account or group that does not exist
+                       here, an ACL entry that denies, a filesystem without ACLs */
+  KVVM_E_HOOK,      /* a renewal hook failed, timed out or was skipped as unsafe */
   KVVM_E__MAX
 };
 

@@ -1,0 +1,92 @@
+/* Key Vault secrets (keyvault.md §3, design.md Network): GET
+ * https://<vault>/secrets/<name>[/<version>]?api-version=7.4 with a bearer token the caller
+ * got from identity (kv never fetches its own), many at once with a bounded number in flight
+ * over reused connections. HTTPS only; hosts limited to the Key Vault DNS suffixes.
+ * Retries within one call: 429 waits for Retry-After (else exponential backoff with full
+ * jitter) and holds back further requests to that vault meanwhile; 5xx, resets, timeouts and
+ * garbled answers are retried a bounded number of times; 401, 403 and 404 are not retried
+ * (the next pass tries again) and their words name the identity, the vault and the
+ * permission needed. */
+#ifndef KVVM_KV_H
+#define KVVM_KV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "kvvm/err.h"
+
+#define KVVM_KV_API_VERSION "7.4"
+/* Requests in flight at once. Key Vault allows 4,000 GETs per vault per 10 s (400/s); at the
+ * ~40 ms round trip of an in-region call, 16 in flight is about that rate, so one machine
+ * alone cannot push its vault into throttling, and a pass holds at most 16 connections (and
+ * pays at most 16 TLS handshakes) however many certificates it fetches. */
+#define KVVM_KV_MAX_IN_FLIGHT 16
+#define KVVM_KV_TIMEOUT_MS 30000
+/* Tries for one secret: 5xx, resets, timeouts and garbled answers (backoff ~1, 2, 4 s)... */
+#define KVVM_KV_MAX_TRIES 4
+/* ... and answers of 429 (Key Vault's guidance: back off 1, 2, 4, 8, 16 s). */
+#define KVVM_KV_MAX_THROTTLED 6
+/* A Retry-After longer than this is cut to it: the pass must end. */
+#define KVVM_KV_RETRY_AFTER_CAP_S 60
+
+struct kvvm_kv_request {
+  const char *url;       /* https://<vault>/secrets/<name>[/<version>] (settings' form) */
+  const char *token;     /* bearer token for the vault's cloud (kvvm_identity_token) */
+  const char *identity;  /* words naming the identity (kvvm_identity_describe), for messages */
+  long timeout_ms;       /* per request; 0: KVVM_KV_TIMEOUT_MS */
+};
+
+/* A secret bundle. value is secret: kvvm_kv_secret_clear wipes it. Times are Unix seconds,
+ * 0 when absent. */
+struct kvvm_secret {
+  char *value;           /* base64 PKCS#12 or PEM text; NULL unless the fetch succeeded */
+  size_t value_len;
+  char *content_type;    /* NULL when absent */
+  char *id;              /* https://<vault>/secrets/<name>/<version> */
+  char *version;         /* the last segment of id */
+  char *kid;             /* set when the secret backs a certificate */
+  bool enabled;
+  bool managed;
+  int64_t nbf, exp, created, updated;
+};
+
+struct kvvm_kv_result {
+  enum kvvm_err err;         /* KVVM_OK: secret is whole. KVVM_E_INACTIVE: the version is
+                                disabled or not yet valid (secret holds its attributes, no
+                                value). Else: KVVM_E_AUTH (401/403), KVVM_E_NOTFOUND (404),
+                                KVVM_E_NET (transient, after the retries), KVVM_E_CERT (not a
+                                certificate's content type), KVVM_E_SETTINGS (bad URL or a
+                                refused testing aid). */
+  struct kvvm_secret secret;
+  long status;               /* the last HTTP status, 0 if none came */
+  int tries;
+  char why[512];             /* words for the status file when err != KVVM_OK */
+};
+
+/* Fetch n secrets; results[i] answers reqs[i] (the caller clears each). Returns KVVM_OK when
+ * every one succeeded, else the error of the first that did not. Failures are logged once
+ * each; nothing secret is. */
+KVVM_API enum kvvm_err kvvm_kv_fetch_many(const struct kvvm_kv_request *reqs, size_t n,
+                                          struct kvvm_kv_result *results);
+KVVM_API void kvvm_kv_result_clear(struct kvvm_kv_result *r);
+KVVM_API void kvvm_kv_secret_clear(struct kvvm_secret *s);
+
+/* The parts below are pure and exported for tests. */
+
+/* The token audience of a Key Vault host (e.g. "https://vault.azure.net"), or NULL with the
+ * reason (managed HSM hosts and other names are refused). */
+KVVM_API const char *kvvm_kv_resource_for_host(const char *host, char *why, size_t whylen);
+/* Split a secret URL into its host, name and version (NULL when absent; new strings),
+ * refusing anything but https://<Key Vault host>/secrets/<name>[/<version>]. */
+KVVM_API enum kvvm_err kvvm_kv_check_url(const char *url, char **host, char **name,
+                                         char **version, char *why, size_t whylen);
+/* The resource a `Bearer ... resource=` (or `scope=`) challenge asks for, as a new string;
+ * refused (KVVM_E_AUTH) unless host ends in "." + that resource's host. */
+KVVM_API enum kvvm_err kvvm_kv_check_challenge(const char *www_authenticate, const char *host,
+                                               char **resource, char *why, size_t whylen);
+/* Parse a SecretBundle (value may be absent: s->value NULL). KVVM_E_NET when it is not one
+ * (a garbled answer). */
+KVVM_API enum kvvm_err kvvm_kv_parse_bundle(const char *body, size_t len, struct kvvm_secret *s,
+                                            char *why, size_t whylen);
+
+#endif

@@ -1,0 +1,456 @@
+/* Fetching secrets from Key Vault: many at once with at most KVVM_KV_MAX_IN_FLIGHT in
+ * flight, each answer judged, retried or explained. One loop drives the shared HTTP handle;
+ * each secret is a job that waits (not before due_ms, nor before its vault's throttling
+ * gate opens), runs, then is done or waits again. */
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "kvvm/clock.h"
+#include "kvvm/http.h"
+#include "kvvm/kv.h"
+#include "kvvm/log.h"
+#include "kvvm/mem.h"
+
+/* Backoff windows without Retry-After: full jitter in [floor, 1 s * 2^(try-1)], at most
+ * BACKOFF_CAP_MS; the floor keeps a retry from ever being immediate. */
+#define BACKOFF_BASE_MS 1000
+#define BACKOFF_CAP_MS 16000
+#define BACKOFF_FLOOR_MS 100
+/* How long the loop sleeps at most before it looks at its schedule again. */
+#define STEP_MS 1000
+/* The service's words are quoted after ours, cut to this: our advice must fit in why. */
+#define QUOTE_MAX 160
+
+enum job_state { J_WAIT, J_RUN, J_DONE };
+
+struct gate {
+  char *host;
+  int64_t not_before;  /* the vault throttled us: nothing is sent to it before this */
+};
+
+struct fetch;
+
+struct job {
+  const struct kvvm_kv_request *req;
+  struct kvvm_kv_result *res;
+  struct fetch *f;
+  char *url, *auth, *host, *name, *version;
+  size_t gate;
+  int faults, throttled;
+  char retry_why[200];  /* why the job waits to be tried again (for the log) */
+  int64_t due_ms;
+  enum job_state state;
+};
+
+struct fetch {
+  struct job *jobs;
+  size_t n, running, done, peak, requests;
+  struct gate *gates;
+  size_t ngates;
+};
+
+/* The service's error words, safe to quote, and the inner code (e.g. SecretDisabled). */
+struct kv_error {
+  char words[2 * QUOTE_MAX + 16];
+  char inner[64];
+};
+
+static void say(struct job *j, enum kvvm_err e, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void say(struct job *j, enum kvvm_err e, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(j->res->why, sizeof j->res->why, fmt, ap);
+  va_end(ap);
+  j->res->err = e;
+}
+
+static const char *who(const struct job *j)
+{
+  return j->req->identity ? j->req->identity : "the managed identity";
+}
+
+/* "secret web" or "secret web version 0123...". */
+static const char *what(const struct job *j, char *buf, size_t n)
+{
+  snprintf(buf, n, "secret %s%s%s", j->name, j->version ? " version " : "",
+           j->version ? j->version : "");
+  return buf;
+}
+
+/* xorshift64, seeded from the kernel: the instances of a scale set that are throttled
+ * together must not retry together. */
+static uint64_t rng_next(void)
+{
+  static uint64_t s;
+  if (!s && (getrandom(&s, sizeof s, GRND_NONBLOCK) != sizeof s || !s))
+    s = ((uint64_t)kvvm_clock_mono_ms() * 0x9E3779B97F4A7C15ULL) ^ (uint64_t)getpid();
+  s ^= s << 13;
+  s ^= s >> 7;
+  s ^= s << 17;
+  return s;
+}
+
+static int64_t jitter_ms(int tries)
+{
+  int64_t window = (int64_t)BACKOFF_BASE_MS << (tries < 6 ? tries - 1 : 5);
+  if (window > BACKOFF_CAP_MS)
+    window = BACKOFF_CAP_MS;
+  return BACKOFF_FLOOR_MS + (int64_t)(rng_next() % (uint64_t)(window - BACKOFF_FLOOR_MS + 1));
+}
+
+static void copy_quoted(const char *s, const char *token, char *out, size_t n)
+{
+  size_t i = 0;
+  /* Whatever the service echoes, a token never passes into our words. */
+  if (s && token && *token && strstr(s, token))
+    s = "(withheld: it quotes the token)";
+  for (; s && *s && i + 1 < n && i < QUOTE_MAX; s++)
+    out[i++] = (*s >= 0x20 && *s < 0x7f) ? *s : '?';
+  out[i] = '\0';
+}
+
+static void read_error(const struct job *j, const struct kvvm_http_resp *r, struct kv_error *e)
+{
+  json_t *doc = json_loadb(r->body ? r->body : "", r->len, 0, NULL);
+  json_t *err = json_object_get(doc, "error");
+  char code[QUOTE_MAX + 1], msg[QUOTE_MAX + 1];
+  copy_quoted(json_string_value(json_object_get(err, "code")), j->req->token, code,
+              sizeof code);
+  copy_quoted(json_string_value(json_object_get(err, "message")), j->req->token, msg,
+              sizeof msg);
+  copy_quoted(json_string_value(json_object_get(json_object_get(err, "innererror"), "code")),
+              j->req->token, e->inner, sizeof e->inner);
+  if (code[0] || msg[0])
+    snprintf(e->words, sizeof e->words, " %s: \"%s\"", code, msg);
+  else
+    e->words[0] = '\0';
+  json_decref(doc);
+}
+
+/* A fault worth another try (network, 5xx, garbled answer): the delay, or -1 when the tries
+ * are spent and the job fails (KVVM_E_NET) with the words given. */
+static int64_t fault(struct job *j, const char *words)
+{
+  snprintf(j->retry_why, sizeof j->retry_why, "%s", words);
+  if (++j->faults < KVVM_KV_MAX_TRIES)
+    return jitter_ms(j->faults);
+  say(j, KVVM_E_NET, "vault %s: %s (gave up after %d tries)", j->host, words,
+      j->res->tries);
+  return -1;
+}
+
+static int64_t transport(struct job *j, const struct kvvm_http_resp *r)
+{
+  if (r->fail == KVVM_HTTP_TRANSIENT)
+    return fault(j, r->error);
+  if (r->fail == KVVM_HTTP_REFUSED)
+    say(j, KVVM_E_SETTINGS, "vault %s not asked: %s", j->host, r->error);
+  else if (r->fail == KVVM_HTTP_TLS)
+    say(j, KVVM_E_NET, "vault %s: TLS verification failed: %s", j->host, r->error);
+  else
+    say(j, KVVM_E_NET, "vault %s: the answer for %s is larger than any secret", j->host,
+        j->name);
+  return -1;
+}
+
+static bool ctype_ok(const char *t)
+{
+  size_t n = t ? strcspn(t, "; ") : 0;
+  return (n == 20 && strncasecmp(t, "application/x-pkcs12", n) == 0) ||
+         (n == 22 && strncasecmp(t, "application/x-pem-file", n) == 0);
+}
+
+/* The bundle must be the one asked for: https://<host>/secrets/<name>/[<version>]. */
+static bool same_secret(const struct job *j, const struct kvvm_secret *s)
+{
+  char *want = kvvm_xasprintf("https://%s/secrets/%s/", j->host, j->name);
+  bool ok = strncasecmp(s->id, want, strlen(want)) == 0 &&
+            (!j->version || strcmp(s->version, j->version) == 0);
+  free(want);
+  return ok;
+}
+
+static void drop_value(struct kvvm_secret *s)
+{
+  kvvm_free_secret(s->value, s->value_len);
+  s->value = NULL;
+  s->value_len = 0;
+}
+
+static void inactive(struct job *j, const char *state)
+{
+  char w[300];
+  drop_value(&j->res->secret);
+  say(j, KVVM_E_INACTIVE, "%s in vault %s is %s: it is not installed until a version that "
+      "is enabled and valid is current", what(j, w, sizeof w), j->host, state);
+}
+
+static int64_t fetched(struct job *j, const struct kvvm_http_resp *r)
+{
+  struct kvvm_secret *s = &j->res->secret;
+  char reason[200], w[300], since[64];
+  kvvm_kv_secret_clear(s);
+  if (kvvm_kv_parse_bundle(r->body, r->len, s, reason, sizeof reason) != KVVM_OK)
+    return fault(j, reason);
+  if (!same_secret(j, s)) {
+    kvvm_kv_secret_clear(s);
+    return fault(j, "the answer is for another secret");
+  }
+  if (!s->enabled || s->nbf > (int64_t)kvvm_clock_now()) {
+    snprintf(since, sizeof since, "not valid before %lld (Unix time)", (long long)s->nbf);
+    inactive(j, s->enabled ? since : "disabled");
+    return -1;
+  }
+  if (!s->value) {
+    kvvm_kv_secret_clear(s);
+    return fault(j, "the answer has no value");
+  }
+  if (!ctype_ok(s->content_type)) {
+    drop_value(s);
+    say(j, KVVM_E_CERT, "%s in vault %s has content type %.80s; a certificate's secret is "
+        "application/x-pkcs12 or application/x-pem-file", what(j, w, sizeof w), j->host,
+        s->content_type ? s->content_type : "(none)");
+    return -1;
+  }
+  j->res->err = KVVM_OK;
+  return -1;
+}
+
+static int64_t throttled(struct job *j, const struct kvvm_http_resp *r)
+{
+  long ra = kvvm_http_retry_after_s(r->retry_after, kvvm_clock_now());
+  struct gate *g = &j->f->gates[j->gate];
+  snprintf(j->retry_why, sizeof j->retry_why, "throttled (429%s%s)",
+           r->retry_after ? ", Retry-After: " : "", r->retry_after ? r->retry_after : "");
+  if (++j->throttled >= KVVM_KV_MAX_THROTTLED) {
+    say(j, KVVM_E_NET, "vault %s kept throttling (429) through %d tries; it is shared with "
+        "too many clients, or polling is too frequent", j->host, j->throttled);
+    return -1;
+  }
+  int64_t delay = jitter_ms(j->throttled);
+  if (ra >= 0)  /* as asked, within the cap, and never at once */
+    delay = ra < KVVM_KV_RETRY_AFTER_CAP_S ? ra * 1000 : KVVM_KV_RETRY_AFTER_CAP_S * 1000;
+  if (delay < BACKOFF_FLOOR_MS)
+    delay = BACKOFF_FLOOR_MS;
+  /* Throttling is per vault: hold every request to it, not just this one. */
+  int64_t until = kvvm_clock_mono_ms() + delay;
+  if (g->not_before < until)
+    g->not_before = until;
+  return delay;
+}
+
+static void unauthorized(struct job *j, const struct kvvm_http_resp *r, const char *words)
+{
+  char why[300], *res = NULL;
+  if (kvvm_kv_check_challenge(r->www_authenticate, j->host, &res, why, sizeof why) != KVVM_OK)
+    say(j, KVVM_E_AUTH, "vault %s refused the token of %s; %s (401%s)", j->host, who(j), why,
+        words);
+  else
+    say(j, KVVM_E_AUTH, "vault %s refused the token of %s: it wants a token for %s issued "
+        "by the vault's tenant (401%s)", j->host, who(j), res, words);
+  free(res);
+}
+
+static void refused(struct job *j, const struct kvvm_http_resp *r)
+{
+  struct kv_error e;
+  char w[300];
+  read_error(j, r, &e);
+  if (r->status == 401)
+    unauthorized(j, r, e.words);
+  else if (r->status == 403 && strcasecmp(e.inner, "SecretDisabled") == 0)
+    inactive(j, "disabled");
+  else if (r->status == 403)
+    say(j, KVVM_E_AUTH, "%s may not read %s in vault %s: grant it the \"get\" permission on "
+        "secrets in the vault's access policies, or the \"Key Vault Secrets User\" role when "
+        "the vault uses Azure RBAC (403%s)", who(j), what(j, w, sizeof w), j->host, e.words);
+  else if (r->status == 404)
+    say(j, KVVM_E_NOTFOUND, "%s does not exist in vault %s: check the certificate URL; %s "
+        "also needs the \"get\" permission on secrets there (404%s)", what(j, w, sizeof w),
+        j->host, who(j), e.words);
+  else
+    say(j, KVVM_E_NET, "vault %s answered %ld for %s%s", j->host, r->status,
+        what(j, w, sizeof w), e.words);
+}
+
+/* Failures are logged here, once; successes only in the summary (most passes change
+ * nothing, and the install that follows a new version logs that). */
+static void finish(struct job *j)
+{
+  j->state = J_DONE;
+  j->f->done++;
+  if (j->auth)
+    kvvm_free_secret(j->auth, strlen(j->auth));
+  j->auth = NULL;
+  if (j->res->err != KVVM_OK)
+    KVVM_WARN("key vault: %s", j->res->why);
+}
+
+static void on_done(void *user, const struct kvvm_http_resp *r)
+{
+  struct job *j = user;
+  struct kv_error e;
+  int64_t delay = -1;
+  j->f->running--;
+  j->res->tries++;
+  j->res->status = r->status;
+  if (r->fail != KVVM_HTTP_OK) {
+    delay = transport(j, r);
+  } else if (r->status == 200) {
+    delay = fetched(j, r);
+  } else if (r->status == 429) {
+    delay = throttled(j, r);
+  } else if (r->status >= 500) {
+    read_error(j, r, &e);
+    char buf[512];
+    snprintf(buf, sizeof buf, "answered %ld%s", r->status, e.words);
+    delay = fault(j, buf);
+  } else {
+    refused(j, r);
+  }
+  if (delay < 0) {
+    finish(j);
+    return;
+  }
+  KVVM_INFO("key vault: %s/%s: %s; try %d, the next in %lld ms", j->host, j->name,
+            j->retry_why, j->res->tries, (long long)delay);
+  j->state = J_WAIT;
+  j->due_ms = kvvm_clock_mono_ms() + delay;
+}
+
+static size_t gate_for(struct fetch *f, const char *host)
+{
+  for (size_t i = 0; i < f->ngates; i++)
+    if (strcmp(f->gates[i].host, host) == 0)
+      return i;
+  f->gates = kvvm_xrealloc(f->gates, (f->ngates + 1) * sizeof *f->gates);
+  f->gates[f->ngates] = (struct gate){kvvm_xstrdup(host), 0};
+  return f->ngates++;
+}
+
+static void prepare(struct fetch *f, size_t i, const struct kvvm_kv_request *req,
+                    struct kvvm_kv_result *res)
+{
+  struct job *j = &f->jobs[i];
+  memset(res, 0, sizeof *res);
+  *j = (struct job){.req = req, .res = res, .f = f};
+  if (kvvm_kv_check_url(req->url, &j->host, &j->name, &j->version, res->why,
+                        sizeof res->why) != KVVM_OK) {
+    res->err = KVVM_E_SETTINGS;
+    finish(j);
+    return;
+  }
+  if (!req->token || !*req->token) {
+    say(j, KVVM_E_INTERNAL, "vault %s: no token was given for %s", j->host, j->name);
+    finish(j);
+    return;
+  }
+  j->url = kvvm_xasprintf("%s?api-version=" KVVM_KV_API_VERSION, req->url);
+  j->auth = kvvm_xasprintf("Authorization: Bearer %s", req->token);
+  j->gate = gate_for(f, j->host);
+}
+
+static void launch(struct job *j)
+{
+  const char *hdrs[] = {j->auth, NULL};
+  struct kvvm_http_req req = {KVVM_HTTP_KEYVAULT, j->url, hdrs, 0, j->req->timeout_ms ?
+                              j->req->timeout_ms : KVVM_KV_TIMEOUT_MS, 0};
+  j->state = J_RUN;
+  j->f->requests++;
+  if (++j->f->running > j->f->peak)
+    j->f->peak = j->f->running;
+  kvvm_http_start(&req, on_done, j);
+}
+
+static int64_t ready_at(const struct fetch *f, const struct job *j)
+{
+  int64_t gate = f->gates[j->gate].not_before;
+  return j->due_ms > gate ? j->due_ms : gate;
+}
+
+/* Start what may start; returns when the next waiting job may (INT64_MAX: none waits). */
+static int64_t launch_ready(struct fetch *f, int64_t now)
+{
+  int64_t next = INT64_MAX;
+  for (size_t i = 0; i < f->n; i++) {
+    struct job *j = &f->jobs[i];
+    if (j->state != J_WAIT)
+      continue;
+    int64_t at = ready_at(f, j);
+    if (at <= now && f->running < KVVM_KV_MAX_IN_FLIGHT)
+      launch(j);
+    else if (at < next)
+      next = at;
+  }
+  return next;
+}
+
+static void run(struct fetch *f)
+{
+  while (f->done < f->n) {
+    int64_t now = kvvm_clock_mono_ms(), next = launch_ready(f, now);
+    if (f->running == 0 && next != INT64_MAX) {
+      kvvm_clock_sleep_ms(next - now);  /* nothing in flight: a backoff, nothing else */
+      continue;
+    }
+    int64_t wait = f->running < KVVM_KV_MAX_IN_FLIGHT && next != INT64_MAX ? next - now
+                                                                          : STEP_MS;
+    kvvm_http_step((int)(wait < 1 ? 1 : wait > STEP_MS ? STEP_MS : wait));
+  }
+}
+
+static void release(struct fetch *f)
+{
+  for (size_t i = 0; i < f->n; i++) {
+    struct job *j = &f->jobs[i];
+    if (j->auth)
+      kvvm_free_secret(j->auth, strlen(j->auth));
+    free(j->url);
+    free(j->host);
+    free(j->name);
+    free(j->version);
+  }
+  for (size_t i = 0; i < f->ngates; i++)
+    free(f->gates[i].host);
+  free(f->gates);
+  free(f->jobs);
+}
+
+enum kvvm_err kvvm_kv_fetch_many(const struct kvvm_kv_request *reqs, size_t n,
+                                 struct kvvm_kv_result *results)
+{
+  struct fetch f = {.jobs = kvvm_xcalloc(n, sizeof(struct job)), .n = n};
+  int64_t start = kvvm_clock_mono_ms();
+  size_t ok = 0;
+  enum kvvm_err rc = KVVM_OK;
+  for (size_t i = 0; i < n; i++)
+    prepare(&f, i, &reqs[i], &results[i]);
+  run(&f);
+  for (size_t i = 0; i < n; i++) {
+    ok += results[i].err == KVVM_OK;
+    if (rc == KVVM_OK)
+      rc = results[i].err;
+  }
+  KVVM_INFO("key vault: %zu of %zu secret(s) fetched in %lld ms (%zu requests, at most %zu in "
+            "flight)", ok, n, (long long)(kvvm_clock_mono_ms() - start), f.requests, f.peak);
+  release(&f);
+  return rc;
+}
+
+void kvvm_kv_result_clear(struct kvvm_kv_result *r)
+{
+  if (!r)
+    return;
+  kvvm_kv_secret_clear(&r->secret);
+  memset(r, 0, sizeof *r);
+}

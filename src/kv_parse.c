@@ -1,0 +1,272 @@
+/* What Key Vault sends and what we send it, checked without a network: vault hosts and
+ * their clouds, secret URLs, the 401 challenge and the SecretBundle (keyvault.md §3). */
+#include <ctype.h>
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "kvvm/kv.h"
+#include "kvvm/mem.h"
+
+struct cloud {
+  const char *suffix;
+  const char *resource;
+};
+
+/* keyvault.md §3.5 (azure-cli cloud.py). */
+static const struct cloud clouds[] = {
+    {".vault.azure.net", "https://vault.azure.net"},
+    {".vault.azure.cn", "https://vault.azure.cn"},
+    {".vault.usgovcloudapi.net", "https://vault.usgovcloudapi.net"},
+    {".vault.microsoftazure.de", "https://vault.microsoftazure.de"},
+};
+
+static const char *const hsm_suffixes[] = {
+    ".managedhsm.azure.net",
+    ".managedhsm.azure.cn",
+    ".managedhsm.usgovcloudapi.net",
+    ".managedhsm.microsoftazure.de",
+};
+
+#define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
+#define NAME_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
+#define HOST_CHARS "abcdefghijklmnopqrstuvwxyz0123456789.-"
+
+static bool ends_with_ci(const char *s, const char *suffix)
+{
+  size_t n = strlen(s), m = strlen(suffix);
+  return n > m && strcasecmp(s + n - m, suffix) == 0;
+}
+
+const char *kvvm_kv_resource_for_host(const char *host, char *why, size_t whylen)
+{
+  for (size_t i = 0; i < N_ELEMS(hsm_suffixes); i++) {
+    if (ends_with_ci(host, hsm_suffixes[i])) {
+      snprintf(why, whylen, "%.100s is a managed HSM, which holds keys, not secrets or "
+               "certificates", host);
+      return NULL;
+    }
+  }
+  for (size_t i = 0; i < N_ELEMS(clouds); i++)
+    if (ends_with_ci(host, clouds[i].suffix) && strspn(host, HOST_CHARS) == strlen(host))
+      return clouds[i].resource;
+  snprintf(why, whylen, "%.100s is not a Key Vault host (*.vault.azure.net, .azure.cn, "
+           ".usgovcloudapi.net or .microsoftazure.de)", host);
+  return NULL;
+}
+
+static bool version_ok(const char *s)
+{
+  size_t n = strlen(s);
+  return n >= 1 && n <= 64 && s[0] != '.' &&
+         strspn(s, NAME_CHARS "_.") == n;
+}
+
+static enum kvvm_err bad_url(const char *url, const char *reason, char *why, size_t whylen)
+{
+  snprintf(why, whylen, "secret URL %.200s %s", url, reason);
+  return KVVM_E_SETTINGS;
+}
+
+/* path is what follows the host: /secrets/<name>[/<version>]. */
+static enum kvvm_err split_path(const char *url, const char *path, char **name, char **version,
+                                char *why, size_t whylen)
+{
+  if (strncmp(path, "/secrets/", 9) != 0)
+    return bad_url(url, "is not https://<vault>/secrets/<name>[/<version>]", why, whylen);
+  path += 9;
+  size_t n = strcspn(path, "/");
+  const char *v = path[n] ? path + n + 1 : NULL;
+  if (n < 1 || n > 127 || strspn(path, NAME_CHARS) < n)
+    return bad_url(url, "names no valid secret (1-127 letters, digits and hyphens)", why,
+                   whylen);
+  if (v && !version_ok(v))
+    return bad_url(url, "has an invalid version segment", why, whylen);
+  *name = kvvm_xasprintf("%.*s", (int)n, path);
+  *version = kvvm_xstrdup(v);
+  return KVVM_OK;
+}
+
+enum kvvm_err kvvm_kv_check_url(const char *url, char **host, char **name, char **version,
+                                char *why, size_t whylen)
+{
+  char reason[200], refused[220];
+  *host = *name = *version = NULL;
+  if (!url || strncmp(url, "https://", 8) != 0)
+    return bad_url(url ? url : "(none)", "does not start with https://", why, whylen);
+  if (strpbrk(url, "?#"))
+    return bad_url(url, "carries a query or fragment; kvvm adds api-version itself", why,
+                   whylen);
+  size_t n = strcspn(url + 8, "/");
+  char *h = kvvm_xasprintf("%.*s", (int)n, url + 8);
+  enum kvvm_err rc = KVVM_E_SETTINGS;
+  if (!kvvm_kv_resource_for_host(h, reason, sizeof reason)) {
+    snprintf(refused, sizeof refused, "is refused: %s", reason);
+    bad_url(url, refused, why, whylen);
+  } else {
+    rc = split_path(url, url + 8 + n, name, version, why, whylen);
+  }
+  if (rc == KVVM_OK)
+    *host = h;
+  else
+    free(h);
+  return rc;
+}
+
+/* The next auth-param of a challenge: key and value (quotes dropped) as new strings. */
+static const char *next_param(const char *p, char **key, char **value)
+{
+  p += strspn(p, " \t,");
+  size_t k = strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-");
+  if (!k || p[k] != '=')
+    return NULL;
+  const char *v = p + k + 1;
+  size_t n;
+  if (*v == '"') {
+    const char *end = strchr(++v, '"');
+    if (!end)
+      return NULL;
+    n = (size_t)(end - v);
+  } else {
+    n = strcspn(v, ", \t");
+  }
+  *key = kvvm_xasprintf("%.*s", (int)k, p);
+  *value = kvvm_xasprintf("%.*s", (int)n, v);
+  return v + n + (v[n] == '"');
+}
+
+/* resource= or scope= (scope wins, as in the SDKs; its "/.default" is dropped). */
+static char *challenge_resource(const char *h)
+{
+  char *resource = NULL, *scope = NULL, *k = NULL, *v = NULL;
+  const char *p = h + 6;
+  while (p && *p) {
+    p = next_param(p, &k, &v);
+    if (p && strcasecmp(k, "resource") == 0 && !resource)
+      resource = v, v = NULL;
+    else if (p && strcasecmp(k, "scope") == 0 && !scope)
+      scope = v, v = NULL;
+    free(k), k = NULL;
+    free(v), v = NULL;
+  }
+  if (scope && ends_with_ci(scope, "/.default"))
+    scope[strlen(scope) - 9] = '\0';
+  if (scope) {
+    free(resource);
+    return scope;
+  }
+  return resource;
+}
+
+enum kvvm_err kvvm_kv_check_challenge(const char *h, const char *host, char **resource,
+                                      char *why, size_t whylen)
+{
+  *resource = NULL;
+  if (!h || strncasecmp(h, "Bearer", 6) != 0 || (h[6] && h[6] != ' ' && h[6] != '\t')) {
+    snprintf(why, whylen, "Key Vault's 401 carries no Bearer challenge");
+    return KVVM_E_AUTH;
+  }
+  char *res = challenge_resource(h), *dot = NULL;
+  const char *rhost = res && strncasecmp(res, "https://", 8) == 0 ? res + 8 : NULL;
+  size_t n = rhost ? strcspn(rhost, "/:") : 0;
+  if (n)
+    dot = kvvm_xasprintf(".%.*s", (int)n, rhost);
+  /* The SDKs' rule: a token is only ever sent for a resource whose domain the vault is in. */
+  if (!dot || !ends_with_ci(host, dot)) {
+    snprintf(why, whylen, "Key Vault's challenge names resource %.100s, which is not the "
+             "domain of %.100s: refused", res ? res : "(none)", host);
+    free(res);
+    free(dot);
+    return KVVM_E_AUTH;
+  }
+  free(dot);
+  *resource = res;
+  return KVVM_OK;
+}
+
+void kvvm_kv_secret_clear(struct kvvm_secret *s)
+{
+  if (!s)
+    return;
+  kvvm_free_secret(s->value, s->value_len);
+  free(s->content_type);
+  free(s->id);
+  free(s->version);
+  free(s->kid);
+  memset(s, 0, sizeof *s);
+}
+
+static char *json_dup(json_t *o, const char *key)
+{
+  return kvvm_xstrdup(json_string_value(json_object_get(o, key)));
+}
+
+static int64_t json_time(json_t *o, const char *key)
+{
+  json_t *v = json_object_get(o, key);
+  return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
+}
+
+static void read_attributes(json_t *a, struct kvvm_secret *s)
+{
+  json_t *en = json_object_get(a, "enabled");
+  s->enabled = !json_is_false(en);  /* absent: Key Vault's default, enabled */
+  s->nbf = json_time(a, "nbf");
+  s->exp = json_time(a, "exp");
+  s->created = json_time(a, "created");
+  s->updated = json_time(a, "updated");
+}
+
+/* The version is the last segment of id = https://<vault>/secrets/<name>/<version>. */
+static bool read_id(json_t *j, struct kvvm_secret *s)
+{
+  s->id = json_dup(j, "id");
+  if (!s->id || strncmp(s->id, "https://", 8) != 0 || !strstr(s->id, "/secrets/"))
+    return false;
+  const char *slash = strrchr(s->id, '/');
+  if (!version_ok(slash + 1) || slash - s->id < 9 || strncmp(slash - 8, "/secrets", 8) == 0)
+    return false;
+  s->version = kvvm_xstrdup(slash + 1);
+  return true;
+}
+
+/* jansson owns the value's buffer and frees it unwiped: copy it, then clear it. */
+static void take_value(json_t *v, struct kvvm_secret *s)
+{
+  const char *text = json_string_value(v);
+  if (!text)
+    return;
+  s->value_len = json_string_length(v);
+  s->value = kvvm_xmalloc(s->value_len + 1);
+  memcpy(s->value, text, s->value_len + 1);
+  explicit_bzero((void *)(uintptr_t)text, s->value_len);
+}
+
+/* value stays NULL when absent (a disabled version may come without one); the caller
+ * decides whether that is a fault. */
+enum kvvm_err kvvm_kv_parse_bundle(const char *body, size_t len, struct kvvm_secret *s,
+                                   char *why, size_t whylen)
+{
+  json_t *j = json_loadb(body, len, 0, NULL);
+  const char *reason = NULL;
+  memset(s, 0, sizeof *s);
+  take_value(json_object_get(j, "value"), s);
+  if (!json_is_object(j))
+    reason = "is not a JSON object";
+  else if (!read_id(j, s))
+    reason = "has no id of the form https://<vault>/secrets/<name>/<version>";
+  if (!reason) {
+    s->content_type = json_dup(j, "contentType");
+    s->kid = json_dup(j, "kid");
+    s->managed = json_is_true(json_object_get(j, "managed"));
+    read_attributes(json_object_get(j, "attributes"), s);
+  } else {
+    kvvm_kv_secret_clear(s);
+    snprintf(why, whylen, "the answer %s", reason);
+  }
+  json_decref(j);
+  return reason ? KVVM_E_NET : KVVM_OK;
+}
