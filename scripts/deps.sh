@@ -12,7 +12,7 @@ build_pkgs="gcc binutils make pkg-config libc6-dev libcurl4-openssl-dev libjanss
 # which is the interpreter that sees waagent's modules. systemd provides systemd-analyze.
 # python3-cryptography, default-jre-headless (keytool) and libnss3-tools (pk12util) make the
 # PKCS#12 files other producers write, generated at test time.
-test_pkgs="$build_pkgs waagent python3 openssl systemd unzip python3-cryptography default-jre-headless libnss3-tools valgrind iproute2"
+test_pkgs="$build_pkgs waagent python3 openssl systemd unzip python3-cryptography default-jre-headless libnss3-tools valgrind iproute2 acl"
 
 # clang and its runtime for libFuzzer and the sanitizers.
 fuzz_pkgs="$build_pkgs clang"

@@ -1,0 +1,106 @@
+/* The due-hook queue kept in installed.json: the store marks a certificate's hooks (and the
+ * pass hooks) due in the same save that records the install, before anything runs; marks
+ * are cleared only after the hooks ran. A crash between the two replays hooks, never loses
+ * them. Running a hook is the platform's (hooks_posix.c). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "installed_int.h"
+#include "kvvm/hooks.h"
+#include "kvvm/log.h"
+#include "kvvm/mem.h"
+
+#define WHY_MAX 1024
+
+/* "NAME=value" strings from a JSON object of strings. */
+static char **env_of(json_t *obj)
+{
+  char **env = kvvm_xcalloc(json_object_size(obj) + 1, sizeof *env);
+  const char *k;
+  json_t *v;
+  size_t n = 0;
+  json_object_foreach(obj, k, v)
+    if (json_is_string(v) && strncmp(k, "KVVM_", 5) == 0)
+      env[n++] = kvvm_xasprintf("%s=%s", k, json_string_value(v));
+  return env;
+}
+
+static int seq_cmp(const void *a, const void *b)
+{
+  json_int_t x = json_integer_value(json_object_get(json_object_get(*(json_t *const *)a,
+                                                                    "hook_due"), "seq"));
+  json_int_t y = json_integer_value(json_object_get(json_object_get(*(json_t *const *)b,
+                                                                    "hook_due"), "seq"));
+  return (x > y) - (x < y);
+}
+
+static enum kvvm_err run(const struct kvvm_hooks_opts *opts, char **env, char *why)
+{
+  enum kvvm_err rc = kvvm_hooks_run(opts, (const char *const *)env, why, WHY_MAX);
+  kvvm_strv_free(env);
+  return rc;
+}
+
+/* Each certificate's due hooks, oldest due first. Returns how many ran. */
+static size_t run_certs(struct kvvm_installed *st, const struct kvvm_hooks_opts *opts,
+                        enum kvvm_err *rc)
+{
+  json_t *certs = json_object_get(installed_root(st), "certs"), *rec;
+  json_t **due = kvvm_xcalloc(json_object_size(certs) + 1, sizeof *due);
+  const char *key;
+  size_t n = 0;
+  char why[WHY_MAX];
+  json_object_foreach(certs, key, rec)
+    if (json_is_object(json_object_get(rec, "hook_due")))
+      due[n++] = rec;
+  qsort(due, n, sizeof *due, seq_cmp);
+  for (size_t i = 0; i < n; i++) {
+    json_t *env = json_object_get(json_object_get(due[i], "hook_due"), "env");
+    KVVM_INFO("hooks for %s (%s)", installed_str(due[i], "url"),
+              installed_str(env, "KVVM_HOOK_EVENT"));
+    enum kvvm_err r = run(opts, env_of(env), why);
+    installed_set_str(st, due[i], "hook_error", r == KVVM_OK ? NULL : why);
+    installed_set(st, due[i], "hook_due", NULL);
+    *rc = r == KVVM_OK ? *rc : r;
+  }
+  free(due);
+  return n;
+}
+
+static enum kvvm_err run_pass(struct kvvm_installed *st, const struct kvvm_hooks_opts *opts)
+{
+  json_t *pass = json_object_get(installed_root(st), "pass_hook"), *e;
+  char why[WHY_MAX], *links = kvvm_xstrdup("");
+  size_t i;
+  json_array_foreach(json_object_get(pass, "links"), i, e) {
+    char *next = kvvm_xasprintf("%s%s%s", links, i ? "\n" : "", json_string_value(e));
+    free(links);
+    links = next;
+  }
+  char **env = kvvm_xcalloc(4, sizeof *env);
+  env[0] = kvvm_xstrdup("KVVM_HOOK_EVENT=pass");
+  env[1] = kvvm_xasprintf("KVVM_CHANGED_COUNT=%zu", json_array_size(json_object_get(pass,
+                                                                                      "links")));
+  env[2] = kvvm_xasprintf("KVVM_CHANGED_LINKS=%s", links);
+  free(links);
+  KVVM_INFO("pass hooks (%zu changed)", json_array_size(json_object_get(pass, "links")));
+  enum kvvm_err rc = run(opts, env, why);
+  installed_set_str(st, pass, "error", rc == KVVM_OK ? NULL : why);
+  installed_set(st, pass, "due", NULL);
+  installed_set(st, pass, "links", NULL);
+  return rc;
+}
+
+enum kvvm_err kvvm_hooks_run_due(struct kvvm_installed *st, const struct kvvm_hooks_opts *opts)
+{
+  enum kvvm_err rc = KVVM_OK;
+  if (run_certs(st, opts, &rc) && kvvm_installed_save(st) != KVVM_OK)
+    return KVVM_E_STATE;
+  if (!json_is_true(json_object_get(json_object_get(installed_root(st), "pass_hook"), "due")))
+    return rc;
+  enum kvvm_err r = run_pass(st, opts);
+  if (kvvm_installed_save(st) != KVVM_OK)
+    return KVVM_E_STATE;
+  return rc == KVVM_OK ? r : rc;
+}

@@ -1,0 +1,210 @@
+/* installed.json: {"format": 1, "certs": {"<url> <store_dir>": record}, "folders": {...},
+ * "pass_hook": {...}, "seq": n}. Records are edited in place, so keys this version does not
+ * know (written by a newer one) survive a rewrite. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "installed_int.h"
+#include "kvvm/fileio.h"
+#include "kvvm/log.h"
+#include "kvvm/mem.h"
+
+#define INSTALLED_NAME "installed.json"
+#define INSTALLED_MAX (64 * 1024 * 1024)
+
+struct kvvm_installed {
+  char *dir;
+  json_t *doc;
+  int loaded_format;
+  bool dirty;
+};
+
+static void move_aside(const char *path)
+{
+  char *bad = kvvm_xasprintf("%s.corrupt", path);
+  if (rename(path, bad) != 0)
+    KVVM_WARN("%s: cannot move aside: %s", path, strerror(errno));
+  else
+    KVVM_WARN("%s was not valid; kept as %s and started afresh (certificates are reinstalled "
+              "once)", path, bad);
+  free(bad);
+}
+
+enum kvvm_err kvvm_installed_load(const char *dir, struct kvvm_installed **out)
+{
+  char *path = kvvm_path_join(dir, INSTALLED_NAME), *text = NULL;
+  struct kvvm_installed *st = kvvm_xcalloc(1, sizeof *st);
+  st->dir = kvvm_xstrdup(dir);
+  enum kvvm_err rc = kvvm_file_read(path, INSTALLED_MAX, &text, NULL);
+  if (rc == KVVM_OK) {
+    json_error_t jerr;
+    st->doc = json_loads(text, 0, &jerr);
+    if (!json_is_object(st->doc) || !json_is_object(json_object_get(st->doc, "certs"))) {
+      json_decref(st->doc);
+      st->doc = NULL;
+      move_aside(path);
+    }
+  } else if (rc != KVVM_E_NOENT) {
+    move_aside(path);
+  }
+  if (!st->doc)
+    st->doc = json_pack("{s:{}}", "certs");
+  st->loaded_format = (int)json_integer_value(json_object_get(st->doc, "format"));
+  free(text);
+  free(path);
+  *out = st;
+  return KVVM_OK;
+}
+
+enum kvvm_err kvvm_installed_save(struct kvvm_installed *st)
+{
+  if (!st->dirty)
+    return KVVM_OK;
+  /* Never lower the format number a newer version wrote: its readers rely on it. */
+  if (st->loaded_format < KVVM_INSTALLED_FORMAT)
+    json_object_set_new(st->doc, "format", json_integer(KVVM_INSTALLED_FORMAT));
+  if (kvvm_dir_ensure(st->dir, 0700) != KVVM_OK)
+    return KVVM_E_STATE;
+  char *text = json_dumps(st->doc, JSON_INDENT(1));
+  char *path = kvvm_path_join(st->dir, INSTALLED_NAME);
+  enum kvvm_err rc = kvvm_file_write_atomic(path, text, strlen(text), 0600);
+  free(path);
+  free(text);
+  if (rc != KVVM_OK)
+    return KVVM_E_STATE;
+  st->dirty = false;
+  return KVVM_OK;
+}
+
+void kvvm_installed_free(struct kvvm_installed *st)
+{
+  if (!st)
+    return;
+  json_decref(st->doc);
+  free(st->dir);
+  free(st);
+}
+
+int kvvm_installed_format(const struct kvvm_installed *st) { return st->loaded_format; }
+
+json_t *installed_root(struct kvvm_installed *st) { return st->doc; }
+
+const char *installed_str(const json_t *obj, const char *key)
+{
+  return json_string_value(json_object_get(obj, key));
+}
+
+void installed_set(struct kvvm_installed *st, json_t *obj, const char *key, json_t *val)
+{
+  json_t *old = json_object_get(obj, key);
+  if (!val) {
+    if (old) {
+      json_object_del(obj, key);
+      st->dirty = true;
+    }
+    return;
+  }
+  if (old && json_equal(old, val)) {
+    json_decref(val);
+    return;
+  }
+  json_object_set_new(obj, key, val);
+  st->dirty = true;
+}
+
+void installed_set_str(struct kvvm_installed *st, json_t *obj, const char *key, const char *s)
+{
+  installed_set(st, obj, key, s ? json_string(s) : NULL);
+}
+
+void installed_changed(struct kvvm_installed *st) { st->dirty = true; }
+
+json_t *installed_obj(struct kvvm_installed *st, json_t *obj, const char *key)
+{
+  json_t *o = json_object_get(obj, key);
+  if (!json_is_object(o)) {
+    o = json_object();
+    json_object_set_new(obj, key, o);
+    st->dirty = true;
+  }
+  return o;
+}
+
+json_t *installed_cert(struct kvvm_installed *st, const char *url, const char *dir, bool create)
+{
+  json_t *certs = create ? installed_obj(st, st->doc, "certs") :
+                           json_object_get(st->doc, "certs");
+  char *key = kvvm_xasprintf("%s %s", url, dir);
+  json_t *rec = json_object_get(certs, key);
+  if (!json_is_object(rec) && create) {
+    rec = json_pack("{s:s, s:s}", "url", url, "store_dir", dir);
+    json_object_set_new(certs, key, rec);
+    st->dirty = true;
+  }
+  free(key);
+  return json_is_object(rec) ? rec : NULL;
+}
+
+json_int_t installed_next_seq(struct kvvm_installed *st)
+{
+  json_int_t n = json_integer_value(json_object_get(st->doc, "seq")) + 1;
+  installed_set(st, st->doc, "seq", json_integer(n));
+  return n;
+}
+
+static void view(const json_t *rec, struct kvvm_installed_cert *out)
+{
+  memset(out, 0, sizeof *out);
+  out->url = installed_str(rec, "url");
+  out->store_dir = installed_str(rec, "store_dir");
+  out->version = installed_str(rec, "version");
+  out->thumbprint = installed_str(rec, "thumbprint");
+  out->file = installed_str(rec, "file");
+  out->link = installed_str(rec, "link");
+  out->pfx = installed_str(rec, "pfx");
+  out->grants = installed_str(rec, "grants");
+  out->last_error = installed_str(rec, "last_error");
+  out->hook_error = installed_str(rec, "hook_error");
+  out->hook_due = json_is_object(json_object_get(rec, "hook_due"));
+  out->installed_at = (time_t)json_integer_value(json_object_get(rec, "installed_at"));
+  out->not_after = (time_t)json_integer_value(json_object_get(rec, "not_after"));
+}
+
+bool kvvm_installed_get(const struct kvvm_installed *st, const char *url, const char *store_dir,
+                        struct kvvm_installed_cert *out)
+{
+  char *key = kvvm_xasprintf("%s %s", url, store_dir);
+  json_t *rec = json_object_get(json_object_get(st->doc, "certs"), key);
+  free(key);
+  if (!json_is_object(rec))
+    return false;
+  view(rec, out);
+  return true;
+}
+
+size_t kvvm_installed_list(const struct kvvm_installed *st, struct kvvm_installed_cert **out)
+{
+  json_t *certs = json_object_get(st->doc, "certs"), *rec;
+  const char *key;
+  size_t n = 0;
+  *out = kvvm_xcalloc(json_object_size(certs) + 1, sizeof **out);
+  json_object_foreach(certs, key, rec)
+    if (json_is_object(rec) && installed_str(rec, "url") && installed_str(rec, "store_dir"))
+      view(rec, &(*out)[n++]);
+  return n;
+}
+
+void kvvm_installed_set_error(struct kvvm_installed *st, const char *url, const char *store_dir,
+                              const char *why)
+{
+  json_t *rec = installed_cert(st, url, store_dir, why != NULL);
+  if (rec)
+    installed_set_str(st, rec, "last_error", why);
+}
+
+const char *kvvm_installed_pass_hook_error(const struct kvvm_installed *st)
+{
+  return installed_str(json_object_get(st->doc, "pass_hook"), "error");
+}

@@ -1,0 +1,28 @@
+/* installed.json inside the library: the store and the hooks edit records in place (JSON
+ * objects), so keys that another version wrote survive. Every change goes through these
+ * setters, which note whether anything really changed: an unchanged pass writes nothing. */
+#ifndef KVVM_INSTALLED_INT_H
+#define KVVM_INSTALLED_INT_H
+
+#include <jansson.h>
+#include "kvvm/installed.h"
+
+/* The top-level object ("certs", "folders", "pass_hook" and keys of other versions). */
+json_t *installed_root(struct kvvm_installed *st);
+/* The record of url in dir, made (with url and store_dir set) when create. */
+json_t *installed_cert(struct kvvm_installed *st, const char *url, const char *dir,
+                       bool create);
+/* obj[key] = val (stolen); NULL removes the key. Marks the state changed only when the
+ * value differs. */
+void installed_set(struct kvvm_installed *st, json_t *obj, const char *key, json_t *val);
+void installed_set_str(struct kvvm_installed *st, json_t *obj, const char *key,
+                       const char *s);
+/* Note a change made in place (to an array or object taken from the state). */
+void installed_changed(struct kvvm_installed *st);
+/* A sub-object of obj, made when absent. */
+json_t *installed_obj(struct kvvm_installed *st, json_t *obj, const char *key);
+const char *installed_str(const json_t *obj, const char *key);
+/* A number for the next due hook, so hooks replay in the order they became due. */
+json_int_t installed_next_seq(struct kvvm_installed *st);
+
+#endif

@@ -1,0 +1,475 @@
+/* Installing one certificate into a store folder (design.md, Install and renewal): the
+ * versioned PEM and the .pfx written as temp files (O_EXCL|O_NOFOLLOW, 0600), owner, mode
+ * and ACL set on the descriptor, fsync, rename; then the stable symlink swapped by rename.
+ * A crash at any instant leaves the old or the new complete version behind the stable
+ * name. Folder fsyncs and the removal of old versions wait for kvvm_store_commit. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "installed_int.h"
+#include "kvvm/clock.h"
+#include "kvvm/fileio.h"
+#include "kvvm/log.h"
+#include "kvvm/mem.h"
+#include "store_int.h"
+
+/* One install: the folder, the names in it and what the record says. */
+struct op {
+  struct kvvm_store *s;
+  const struct kvvm_cert_cfg *cc;
+  const struct kvvm_cert_facts *facts;
+  int dfd;
+  char *stable, *file, *pfx;  /* names in the folder */
+  struct store_grants g;
+  json_t *rec;
+  struct kvvm_install_result *res;
+};
+
+static int write_all(int fd, const void *data, size_t len)
+{
+  const char *p = data;
+  while (len) {
+    ssize_t w = write(fd, p, len);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w < 0)
+      return -1;
+    p += w;
+    len -= (size_t)w;
+  }
+  return 0;
+}
+
+/* What sits at name may be replaced only if it is absent or root's regular file: a planted
+ * symlink or someone else's file is reported, never followed or overwritten. */
+static enum kvvm_err check_target(struct op *op, const char *name)
+{
+  struct stat st;
+  const char *what = NULL;
+  if (fstatat(op->dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT)
+      return KVVM_OK;
+    snprintf(op->res->why, sizeof op->res->why, "%s/%s: %s", op->cc->store_dir, name,
+             strerror(errno));
+    return KVVM_E_IO;
+  }
+  if (S_ISLNK(st.st_mode))
+    what = "a symbolic link kvvm did not make";
+  else if (!S_ISREG(st.st_mode))
+    what = "not a regular file";
+  else if (st.st_uid != 0)
+    what = "owned by another user";
+  if (!what)
+    return KVVM_OK;
+  snprintf(op->res->why, sizeof op->res->why, "%s/%s is %s; not followed or replaced (remove "
+           "it to let kvvm install)", op->cc->store_dir, name, what);
+  return KVVM_E_STORE;
+}
+
+static enum kvvm_err fill(struct op *op, int fd, const void *data, size_t len)
+{
+  struct stat st;
+  char *why = op->res->why;
+  size_t wl = sizeof op->res->why;
+  if (write_all(fd, data, len) != 0 || fstat(fd, &st) != 0 ||
+      ((st.st_uid != 0 || st.st_gid != 0) && fchown(fd, 0, 0) != 0) || fchmod(fd, 0600) != 0) {
+    snprintf(why, wl, "%s: write: %s", op->cc->store_dir, strerror(errno));
+    return KVVM_E_IO;
+  }
+  enum kvvm_err rc = kvvm_acl_set_file(fd, op->g.p, op->g.n, why, wl);
+  if (rc == KVVM_E_GRANT)  /* no ACLs here: install root-only; the grants step reports it */
+    rc = kvvm_acl_set_file(fd, NULL, 0, why, wl);
+  if (rc == KVVM_OK && fsync(fd) != 0) {
+    snprintf(why, wl, "%s: fsync: %s", op->cc->store_dir, strerror(errno));
+    rc = KVVM_E_IO;
+  }
+  return rc;
+}
+
+/* Temp file, content, owner, mode, ACL, fsync, rename over name. */
+static enum kvvm_err put_file(struct op *op, const char *name, const void *data, size_t len)
+{
+  enum kvvm_err rc = check_target(op, name);
+  char *tmp = NULL;
+  int fd = -1;
+  for (int i = 0; rc == KVVM_OK && fd < 0 && i < 8; i++) {
+    free(tmp);
+    tmp = store_temp_name();
+    fd = openat(op->dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EEXIST)
+      break;
+  }
+  if (rc == KVVM_OK && fd < 0) {
+    snprintf(op->res->why, sizeof op->res->why, "%s: cannot create a temp file: %s",
+             op->cc->store_dir, strerror(errno));
+    rc = KVVM_E_IO;
+  }
+  if (rc == KVVM_OK)
+    rc = fill(op, fd, data, len);
+  if (fd >= 0 && close(fd) != 0 && rc == KVVM_OK)
+    rc = KVVM_E_IO;
+  if (rc == KVVM_OK && renameat(op->dfd, tmp, op->dfd, name) != 0) {
+    snprintf(op->res->why, sizeof op->res->why, "%s/%s: rename: %s", op->cc->store_dir, name,
+             strerror(errno));
+    rc = KVVM_E_IO;
+  }
+  if (rc != KVVM_OK && fd >= 0)
+    unlinkat(op->dfd, tmp, 0);
+  free(tmp);
+  return rc;
+}
+
+static char *read_link(int dfd, const char *name)
+{
+  char buf[4096];
+  ssize_t n = readlinkat(dfd, name, buf, sizeof buf - 1);
+  if (n < 0)
+    return NULL;
+  buf[n] = '\0';
+  return kvvm_xstrdup(buf);
+}
+
+/* A link kvvm (or Microsoft's Linux extension) made: it names a version of this
+ * certificate in this folder. */
+static bool our_link(const struct op *op, const char *target)
+{
+  const char *slash = strrchr(target, '/'), *base = slash ? slash + 1 : target;
+  size_t dl = strlen(op->cc->store_dir);
+  char *prefix = kvvm_xasprintf("%s.%s.", op->cc->vault_name, op->cc->secret_name);
+  bool ok = strncasecmp(base, prefix, strlen(prefix)) == 0 &&
+            (!slash || ((size_t)(slash - target) == dl &&
+                        strncmp(target, op->cc->store_dir, dl) == 0));
+  free(prefix);
+  return ok;
+}
+
+/* Point the stable name at the new version: a temp symlink renamed over it. */
+static enum kvvm_err swap_link(struct op *op)
+{
+  struct stat st;
+  char *old = NULL, *tmp = NULL;
+  enum kvvm_err rc = KVVM_OK;
+  if (fstatat(op->dfd, op->stable, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    old = S_ISLNK(st.st_mode) ? read_link(op->dfd, op->stable) : NULL;
+    if (!old || !our_link(op, old)) {
+      snprintf(op->res->why, sizeof op->res->why, "%s/%s is %s%s kvvm did not make; not "
+               "followed or replaced (remove it to let kvvm install)", op->cc->store_dir,
+               op->stable, old ? "a symbolic link to " : "a file", old ? old : "");
+      rc = KVVM_E_STORE;
+      goto out;
+    }
+    if (strcmp(old, op->file) == 0)
+      goto out;
+  }
+  tmp = store_temp_name();
+  bool made = symlinkat(op->file, op->dfd, tmp) == 0;
+  if (!made || renameat(op->dfd, tmp, op->dfd, op->stable) != 0) {
+    snprintf(op->res->why, sizeof op->res->why, "%s/%s: cannot swap the link: %s",
+             op->cc->store_dir, op->stable, strerror(errno));
+    if (made)
+      unlinkat(op->dfd, tmp, 0);
+    rc = KVVM_E_IO;
+  }
+out:
+  free(old);
+  free(tmp);
+  return rc;
+}
+
+/* The base name of a recorded path when it lies in this folder, else NULL. */
+static const char *in_dir(const struct op *op, const char *path)
+{
+  size_t dl = strlen(op->cc->store_dir);
+  if (!path || strncmp(path, op->cc->store_dir, dl) != 0 || path[dl] != '/' ||
+      strchr(path + dl + 1, '/'))
+    return NULL;
+  return path + dl + 1;
+}
+
+/* After a settings change: the old stable name (customSymbolicLinkName changed) and the
+ * .pfx (keyExportable now false) go, once the new link is in place. */
+static void remove_stale(struct op *op)
+{
+  struct stat st;
+  const char *link = in_dir(op, installed_str(op->rec, "link"));
+  const char *pfx = in_dir(op, installed_str(op->rec, "pfx"));
+  char *target = link && strcmp(link, op->stable) ? read_link(op->dfd, link) : NULL;
+  if (target && our_link(op, target) && unlinkat(op->dfd, link, 0) == 0)
+    KVVM_INFO("%s/%s: removed the old stable name", op->cc->store_dir, link);
+  free(target);
+  if (pfx && (!op->cc->key_exportable || strcmp(pfx, op->pfx)) &&
+      fstatat(op->dfd, pfx, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+      st.st_uid == 0 && unlinkat(op->dfd, pfx, 0) == 0)
+    KVVM_INFO("%s/%s: removed (keyExportable is off)", op->cc->store_dir, pfx);
+}
+
+static bool root_file(int dfd, const char *name, json_int_t size)
+{
+  struct stat st;
+  return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+         st.st_uid == 0 && (size < 0 || st.st_size == size);
+}
+
+static bool eq(const char *a, const char *b) { return a && b && strcmp(a, b) == 0; }
+
+/* Already in place: the record names this version and thumbprint at these paths, and the
+ * folder agrees (the link points at the file, which is root's and of the recorded size). */
+static bool current(struct op *op, const char *version)
+{
+  const json_t *r = op->rec;
+  if (!r || !eq(installed_str(r, "version"), version) ||
+      !eq(installed_str(r, "thumbprint"), op->facts->thumbprint) ||
+      !eq(installed_str(r, "link"), op->res->link) ||
+      !eq(installed_str(r, "file"), op->res->file) ||
+      (op->cc->key_exportable ? !eq(installed_str(r, "pfx"), op->res->pfx) :
+                                installed_str(r, "pfx") != NULL))
+    return false;
+  char *target = read_link(op->dfd, op->stable);
+  bool ok = eq(target, op->file) &&
+            root_file(op->dfd, op->file, json_integer_value(json_object_get(r, "size"))) &&
+            (!op->cc->key_exportable || root_file(op->dfd, op->pfx, -1));
+  free(target);
+  return ok;
+}
+
+static struct store_dirty *dirty_dir(struct kvvm_store *s, const char *dir)
+{
+  for (size_t i = 0; i < s->ndirty; i++)
+    if (strcmp(s->dirty[i].dir, dir) == 0)
+      return &s->dirty[i];
+  s->dirty = kvvm_xrealloc(s->dirty, (s->ndirty + 1) * sizeof *s->dirty);
+  s->dirty[s->ndirty] = (struct store_dirty){kvvm_xstrdup(dir), NULL, 0};
+  return &s->dirty[s->ndirty++];
+}
+
+/* The retained versions, oldest first, with this one last; those beyond the retention
+ * are handed to the commit, which removes them after the folder's fsync. */
+static void retain(struct op *op, json_t *rec)
+{
+  json_t *old = json_object_get(rec, "versions"), *v = json_array();
+  size_t i;
+  json_t *e;
+  json_array_foreach(old, i, e)
+    if (json_is_string(e) && strcmp(json_string_value(e), op->file) != 0)
+      json_array_append(v, e);
+  json_array_append_new(v, json_string(op->file));
+  struct store_dirty *d = dirty_dir(op->s, op->cc->store_dir);
+  while (json_array_size(v) > op->s->retain) {
+    d->remove = kvvm_xrealloc(d->remove, (d->nremove + 1) * sizeof *d->remove);
+    d->remove[d->nremove++] = kvvm_xstrdup(json_string_value(json_array_get(v, 0)));
+    json_array_remove(v, 0);
+  }
+  installed_set(op->s->inst, rec, "versions", v);
+}
+
+static bool same_sans(const json_t *prev, char *const *sans)
+{
+  size_t n = 0, i;
+  json_t *e;
+  for (; sans[n]; n++) {
+    bool found = false;
+    json_array_foreach(prev, i, e)
+      found = found || strcasecmp(json_string_value(e) ? json_string_value(e) : "", sans[n]) == 0;
+    if (!found)
+      return false;
+  }
+  json_array_foreach(prev, i, e) {
+    bool found = false;
+    for (size_t k = 0; k < n && !found; k++)
+      found = strcasecmp(json_string_value(e) ? json_string_value(e) : "", sans[k]) == 0;
+    if (!found)
+      return false;
+  }
+  return json_is_array(prev);
+}
+
+/* The variables the hooks get (design.md, Renewal hooks), kept with the due record so a
+ * replay after a crash sees what the first run would have. */
+static json_t *hook_env(const struct op *op, const char *version, const char *sans)
+{
+  char when[32];
+  struct tm tm;
+  const struct kvvm_install_result *r = op->res;
+  strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&op->facts->not_after, &tm));
+  json_t *env = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
+                          "KVVM_HOOK_EVENT", r->first ? "install" : "renew", "KVVM_URL",
+                          op->cc->url, "KVVM_VAULT", op->cc->vault_name, "KVVM_SECRET",
+                          op->cc->secret_name, "KVVM_VERSION", version, "KVVM_STORE_DIR",
+                          op->cc->store_dir, "KVVM_FILE", r->file, "KVVM_LINK", r->link,
+                          "KVVM_THUMBPRINT", op->facts->thumbprint, "KVVM_SANS", sans,
+                          "KVVM_NOT_AFTER", when);
+  json_object_set_new(env, "KVVM_PREVIOUS_VERSION",
+                      json_string(r->prev_version ? r->prev_version : ""));
+  json_object_set_new(env, "KVVM_PREVIOUS_THUMBPRINT",
+                      json_string(r->prev_thumbprint ? r->prev_thumbprint : ""));
+  json_object_set_new(env, "KVVM_SANS_MATCH_PREVIOUS",
+                      json_string(!r->first && same_sans(json_object_get(op->rec, "sans"),
+                                                         op->facts->sans) ? "1" : "0"));
+  json_object_set_new(env, "KVVM_PFX", json_string(r->pfx ? r->pfx : ""));
+  return env;
+}
+
+/* The hooks for this certificate, and the once-per-pass hook, are due from now on. */
+static void hooks_due(struct op *op, json_t *rec, const char *version)
+{
+  struct kvvm_installed *st = op->s->inst;
+  char *sans = kvvm_xstrdup("");
+  for (char *const *p = op->facts->sans; *p; p++) {
+    char *next = kvvm_xasprintf("%s%s%s", sans, *sans ? " " : "", *p);
+    free(sans);
+    sans = next;
+  }
+  json_t *due = json_pack("{s:I, s:o}", "seq", installed_next_seq(st), "env",
+                          hook_env(op, version, sans));
+  free(sans);
+  installed_set(st, rec, "hook_due", due);
+  json_t *pass = installed_obj(st, installed_root(st), "pass_hook");
+  json_t *links = json_object_get(pass, "links");
+  json_t *all = json_is_array(links) ? json_deep_copy(links) : json_array();
+  size_t i;
+  json_t *e;
+  bool seen = false;
+  json_array_foreach(all, i, e)
+    seen = seen || eq(json_string_value(e), op->res->link);
+  if (!seen)
+    json_array_append_new(all, json_string(op->res->link));
+  installed_set(st, pass, "links", all);
+  installed_set(st, pass, "due", json_true());
+}
+
+static void record(struct op *op, const char *version, size_t size)
+{
+  struct kvvm_installed *st = op->s->inst;
+  json_t *rec = installed_cert(st, op->cc->url, op->cc->store_dir, true);
+  json_t *sans = json_array();
+  for (char *const *p = op->facts->sans; *p; p++)
+    json_array_append_new(sans, json_string(*p));
+  hooks_due(op, rec, version);
+  installed_set_str(st, rec, "version", version);
+  installed_set_str(st, rec, "thumbprint", op->facts->thumbprint);
+  installed_set_str(st, rec, "file", op->res->file);
+  installed_set_str(st, rec, "link", op->res->link);
+  installed_set_str(st, rec, "pfx", op->res->pfx);
+  installed_set(st, rec, "size", json_integer((json_int_t)size));
+  installed_set(st, rec, "installed_at", json_integer((json_int_t)kvvm_clock_now()));
+  installed_set(st, rec, "not_after", json_integer((json_int_t)op->facts->not_after));
+  installed_set(st, rec, "sans", sans);
+  retain(op, rec);
+  op->rec = rec;
+}
+
+/* The new version's files and link, then the record. */
+static enum kvvm_err put(struct op *op, const struct kvvm_bundle *b, const char *version)
+{
+  char *pem = NULL;
+  unsigned char *p12 = NULL;
+  size_t pem_len = 0, p12_len = 0;
+  enum kvvm_err rc = kvvm_bundle_to_pem(b, &pem, &pem_len);
+  if (rc == KVVM_OK)
+    rc = put_file(op, op->file, pem, pem_len);
+  if (rc == KVVM_OK && op->cc->key_exportable &&
+      (rc = kvvm_bundle_to_pkcs12(b, &p12, &p12_len)) == KVVM_OK)
+    rc = put_file(op, op->pfx, p12, p12_len);
+  if (rc == KVVM_OK)
+    rc = swap_link(op);
+  if (rc == KVVM_OK && op->rec)
+    remove_stale(op);
+  if (rc == KVVM_OK)
+    record(op, version, pem_len);
+  if (rc == KVVM_OK)
+    KVVM_INFO("installed %s version %s (%s) as %s", op->cc->url, version, op->facts->thumbprint,
+              op->res->link);
+  else if (!op->res->why[0])
+    snprintf(op->res->why, sizeof op->res->why, "%s", kvvm_err_str(rc));
+  kvvm_free_secret(pem, pem_len);
+  kvvm_free_secret(p12, p12_len);
+  return rc;
+}
+
+static void names(struct op *op, const char *version)
+{
+  const struct kvvm_cert_cfg *cc = op->cc;
+  op->file = kvvm_xasprintf("%s.%s.%s", cc->vault_name, cc->secret_name, version);
+  op->stable = cc->link_name ? kvvm_xstrdup(cc->link_name) :
+                               kvvm_xasprintf("%s.%s", cc->vault_name, cc->secret_name);
+  op->pfx = kvvm_xasprintf("%s.pfx", op->stable);
+  op->res->file = kvvm_path_join(cc->store_dir, op->file);
+  op->res->link = kvvm_path_join(cc->store_dir, op->stable);
+  op->res->pfx = cc->key_exportable ? kvvm_path_join(cc->store_dir, op->pfx) : NULL;
+  op->res->prev_version = kvvm_xstrdup(installed_str(op->rec, "version"));
+  op->res->prev_thumbprint = kvvm_xstrdup(installed_str(op->rec, "thumbprint"));
+  op->res->first = op->res->prev_version == NULL;
+}
+
+/* Grants: what could not be resolved is this certificate's error even when the install
+ * and the other grants went through. */
+static enum kvvm_err grant(struct op *op, enum kvvm_err resolved, const char *unresolved)
+{
+  char why[sizeof op->res->why] = "";
+  enum kvvm_err rc = store_grants_apply(op->s, op->rec, op->dfd, op->cc->store_dir, &op->g, why,
+                                        sizeof why);
+  if (resolved != KVVM_OK) {
+    snprintf(op->res->why, sizeof op->res->why, "%s", unresolved);
+    return resolved;
+  }
+  if (rc != KVVM_OK)
+    snprintf(op->res->why, sizeof op->res->why, "%s", why);
+  return rc;
+}
+
+enum kvvm_err kvvm_store_install(struct kvvm_store *s, const struct kvvm_cert_cfg *cc,
+                                 const struct kvvm_bundle *b, const char *version,
+                                 struct kvvm_install_result *res)
+{
+  char unresolved[sizeof res->why];
+  struct op op = {.s = s, .cc = cc, .facts = kvvm_bundle_facts(b), .dfd = -1, .res = res};
+  enum kvvm_err rc, resolved;
+  memset(res, 0, sizeof *res);
+  op.rec = installed_cert(s->inst, cc->url, cc->store_dir, false);
+  if (!version || !store_name_ok(version)) {
+    snprintf(res->why, sizeof res->why, "version \"%s\" is not a plain file name",
+             version ? version : "");
+    rc = KVVM_E_STORE;
+    goto out;
+  }
+  names(&op, version);
+  resolved = kvvm_acl_resolve(cc, &op.g.p, &op.g.n, unresolved, sizeof unresolved);
+  op.g.key = kvvm_principals_str(op.g.p, op.g.n);
+  rc = store_dir_open(cc->store_dir, true, NULL, NULL, &op.dfd, res->why, sizeof res->why);
+  if (rc == KVVM_OK && !current(&op, version)) {
+    rc = put(&op, b, version);
+    res->changed = rc == KVVM_OK;
+  }
+  if (rc == KVVM_OK)
+    rc = grant(&op, resolved, unresolved);
+out:
+  if (rc != KVVM_OK)
+    KVVM_ERR("%s: %s", cc->url, res->why);
+  kvvm_installed_set_error(s->inst, cc->url, cc->store_dir, rc == KVVM_OK ? NULL : res->why);
+  if (op.dfd >= 0)
+    close(op.dfd);
+  free(op.file);
+  free(op.stable);
+  free(op.pfx);
+  kvvm_principals_free(op.g.p, op.g.n);
+  free(op.g.key);
+  return rc;
+}
+
+void kvvm_install_result_clear(struct kvvm_install_result *res)
+{
+  if (!res)
+    return;
+  free(res->file);
+  free(res->link);
+  free(res->pfx);
+  free(res->prev_version);
+  free(res->prev_thumbprint);
+  memset(res, 0, sizeof *res);
+}
