@@ -97,7 +97,7 @@ $(ZIP): all scripts/mkzip.py
 	@mkdir -p $(DIST)
 	$(PY) scripts/mkzip.py $(PKG) $@
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/kt.h $(LIBSO)
+$(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h include/kvvm/*.h) $(LIBSO)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Itests/unit $(ALL_CFLAGS) -fPIE -pie -o $@ $< -L$(PKG)/lib -lkvvm \
 	  -Wl,-rpath,'$(abspath $(PKG))/lib' $(LDFLAGS_SAN) -ljansson -lz

@@ -21,10 +21,13 @@ cat >"$pkg/config/1.settings" <<'EOF'
       {"url": "https://contoso-kv.vault.azure.net/secrets/web-tls",
        "certificateStoreName": "MY", "certificateStoreLocation": "LocalMachine",
        "accounts": ["www-data"]}]},
-  "authenticationSettings": {"msiEndpoint": "http://169.254.169.254/metadata/identity"}},
+  "authenticationSettings": {"msiEndpoint": "http://127.0.0.1:9/metadata/identity"}},
   "protectedSettings": null, "protectedSettingsCertThumbprint": null}}]}
 EOF
 
+# Nothing leaves this machine: the identity endpoint and the vault are pinned to a closed
+# loopback port (the emulator-backed demo comes with the sync issue).
+export KVVM_CONNECT_TO=contoso-kv.vault.azure.net:443:127.0.0.1:9
 export KVVM_STATE_DIR=$tmp/state KVVM_STORE_ROOT=$tmp/store KVVM_SERVICE_MODE=detached
 export ConfigSequenceNumber=1 AZURE_GUEST_AGENT_EXTENSION_PATH=$pkg
 echo "== install"; "$pkg/bin/install"

@@ -1,7 +1,7 @@
 /* kvvmd: one instance (flock in the state folder), one process, signals blocked before
  * anything else and taken synchronously with sigtimedwait, so the process sleeps between
- * passes with no periodic wake-ups. The sync engine joins in its own module; until then a
- * pass validates the settings and reports them truthfully. */
+ * passes with no periodic wake-ups. A pass syncs the certificates that are due (all of them
+ * when the poll comes round, failed ones on their own backoff), then rewrites the status. */
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -11,16 +11,25 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kvvm/clock.h"
 #include "kvvm/daemon.h"
 #include "kvvm/fileio.h"
 #include "kvvm/henv.h"
+#include "kvvm/hooks.h"
+#include "kvvm/http.h"
+#include "kvvm/identity.h"
+#include "kvvm/installed.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
 #include "kvvm/paths.h"
+#include "kvvm/report.h"
+#include "kvvm/sched.h"
 #include "kvvm/seqno.h"
 #include "kvvm/service.h"
 #include "kvvm/settings.h"
 #include "kvvm/status.h"
+#include "kvvm/store.h"
+#include "kvvm/sync.h"
 #include "kvvm/version.h"
 
 struct daemon {
@@ -30,6 +39,12 @@ struct daemon {
   long seq;                  /* the sequence number whose status we write */
   char why[900];             /* why the settings of seq were refused, if they were */
   int lock_fd;
+  struct kvvm_store *store;
+  struct kvvm_cert_outcome *out;  /* per certificate of cfg */
+  unsigned *failures;        /* consecutive failed attempts per certificate */
+  int64_t *due_ms;           /* when each certificate is next due (monotonic) */
+  int64_t next_poll_ms;
+  bool passed;               /* a pass has run with cfg */
 };
 
 static void block_signals(sigset_t *set)
@@ -50,6 +65,25 @@ static enum kvvm_err current_seq(const struct kvvm_henv *h, long *seq)
   return kvvm_seqno_current(h->config_dir, seq);
 }
 
+/* New settings: every certificate is due now, and grants follow the settings at once. */
+static void adopt(struct daemon *d, struct kvvm_config *cfg)
+{
+  size_t n = cfg->n_certs;
+  kvvm_config_free(d->cfg);
+  d->cfg = cfg;
+  free(d->out);
+  free(d->failures);
+  free(d->due_ms);
+  d->out = kvvm_xcalloc(n ? n : 1, sizeof(*d->out));
+  d->failures = kvvm_xcalloc(n ? n : 1, sizeof(*d->failures));
+  d->due_ms = kvvm_xcalloc(n ? n : 1, sizeof(*d->due_ms));
+  d->next_poll_ms = kvvm_clock_mono_ms();
+  d->passed = false;
+  kvvm_identity_forget();
+  if (d->store)
+    kvvm_store_reconcile_grants(d->store, cfg);
+}
+
 /* Keep the last good settings when new ones are invalid: nothing installed is dropped
  * because of a typo. */
 static void load_settings(struct daemon *d)
@@ -68,11 +102,58 @@ static void load_settings(struct daemon *d)
   free(lib);
   if (rc != KVVM_OK)
     return;
-  kvvm_config_free(d->cfg);
-  d->cfg = cfg;
+  adopt(d, cfg);
   d->cfg_seq = d->seq;
   KVVM_INFO("serving settings of sequence %ld: %zu certificate(s), polling every %u s", d->seq,
             cfg->n_certs, cfg->polling_s);
+}
+
+/* A failing hook shows in its certificate's substatus (it never blocks the install). */
+static void note_hook_errors(struct daemon *d)
+{
+  struct kvvm_installed_cert rec;
+  for (size_t i = 0; i < d->cfg->n_certs; i++) {
+    const struct kvvm_cert_cfg *cc = &d->cfg->certs[i];
+    struct kvvm_cert_outcome *o = &d->out[i];
+    if (o->err == KVVM_OK && kvvm_installed_get(kvvm_store_installed(d->store), cc->url,
+                                                cc->store_dir, &rec) && rec.hook_error) {
+      o->err = KVVM_E_HOOK;
+      snprintf(o->why, sizeof(o->why), "renewal hook failed: %s", rec.hook_error);
+    }
+  }
+}
+
+/* Run the certificates that are due; schedule the next attempt of each. */
+static void run_pass(struct daemon *d)
+{
+  size_t n = d->cfg->n_certs;
+  int64_t now = kvvm_clock_mono_ms();
+  bool poll = now >= d->next_poll_ms;
+  bool *due = kvvm_xcalloc(n ? n : 1, sizeof(*due));
+  for (size_t i = 0; i < n; i++)
+    due[i] = poll || d->due_ms[i] <= now;
+  if (poll)
+    d->next_poll_ms = now + kvvm_sched_poll_ms(d->cfg->polling_s, kvvm_sched_random());
+  size_t changed = kvvm_sync_pass(d->store, d->cfg, due, d->out);
+  /* Durable before the status says installed; hooks after, so they see the files. */
+  kvvm_store_commit(d->store);
+  struct kvvm_hooks_opts hopts = {NULL, 0};
+  kvvm_hooks_run_due(kvvm_store_installed(d->store), &hopts);
+  note_hook_errors(d);
+  now = kvvm_clock_mono_ms();
+  for (size_t i = 0; i < n; i++) {
+    if (!due[i])
+      continue;
+    /* Content that cannot be installed waits for the next poll: no hammering. */
+    bool retry = d->out[i].err != KVVM_OK && d->out[i].state != KVVM_CERT_FAILED &&
+                 d->out[i].err != KVVM_E_GRANT;
+    d->failures[i] = retry ? d->failures[i] + 1 : 0;
+    d->due_ms[i] = retry ? now + kvvm_sched_retry_ms(d->failures[i], kvvm_sched_random())
+                         : d->next_poll_ms;
+  }
+  d->passed = true;
+  KVVM_INFO("pass done: %zu certificate(s) changed", changed);
+  free(due);
 }
 
 static void append_warnings(char *msg, size_t len, const struct kvvm_config *cfg)
@@ -83,29 +164,46 @@ static void append_warnings(char *msg, size_t len, const struct kvvm_config *cfg
   }
 }
 
-static void report(const struct daemon *d)
+/* Before the first pass of new settings: polling has started. Without requireInitialSync
+ * that is success (the documented behaviour); with it, dependents wait. */
+static void report_started(const struct daemon *d)
 {
-  char msg[1024];
-  struct kvvm_status st = {.operation = "Enable", .value = KVVM_ST_SUCCESS, .message = msg};
+  char msg[256];
   const struct kvvm_config *cfg = d->cfg;
-  if (d->why[0]) {
-    st.value = KVVM_ST_ERROR;
-    st.code = kvvm_err_status_code(KVVM_E_SETTINGS);
-    snprintf(msg, sizeof(msg), "%s%s", d->why,
-             cfg ? " (kvvmd keeps the last valid settings)" : "");
-  } else if (cfg->require_initial_sync) {
-    st.value = KVVM_ST_TRANSITIONING;
-    snprintf(msg, sizeof(msg), "kvvm %s: waiting for the initial sync of %zu certificate(s); "
-             "this build has no sync engine yet.", kvvm_version(), cfg->n_certs);
-  } else {
-    snprintf(msg, sizeof(msg), "kvvm %s: settings accepted, %zu certificate(s) observed, "
-             "polling every %u s; this build has no sync engine yet.", kvvm_version(),
-             cfg->n_certs, cfg->polling_s);
-  }
-  if (cfg && !d->why[0])
-    append_warnings(msg, sizeof(msg), cfg);
+  struct kvvm_status st = {.operation = "Enable", .message = msg,
+                           .value = cfg->require_initial_sync ? KVVM_ST_TRANSITIONING
+                                                              : KVVM_ST_SUCCESS};
+  snprintf(msg, sizeof(msg), "kvvm %s: polling started for %zu certificate(s) every %u s; "
+           "first sync in progress", kvvm_version(), cfg->n_certs, cfg->polling_s);
   if (d->seq >= 0)
     kvvm_status_write(d->henv->status_dir, d->seq, &st);
+}
+
+static void report(const struct daemon *d)
+{
+  if (d->seq < 0)
+    return;
+  struct kvvm_report r;
+  memset(&r, 0, sizeof(r));
+  if (d->why[0]) {
+    r.status.operation = "Enable";
+    r.status.value = KVVM_ST_ERROR;
+    r.status.code = kvvm_err_status_code(KVVM_E_SETTINGS);
+    snprintf(r.top, sizeof(r.top), "%s%s", d->why,
+             d->cfg ? " (kvvmd keeps the last valid settings)" : "");
+    r.status.message = r.top;
+  } else {
+    kvvm_report_build(d->cfg, d->out, kvvm_clock_now(), &r);
+    append_warnings(r.top, sizeof(r.top), d->cfg);
+    /* Nobody should mistake a machine that trusts a test CA for a production one. */
+    if (kvvm_http_test_overrides() || getenv("KVVM_ARC_TOKENS_DIR")) {
+      size_t used = strlen(r.top);
+      snprintf(r.top + used, sizeof(r.top) - used, " (test overrides active)");
+    }
+  }
+  kvvm_status_write(d->henv->status_dir, d->seq, &r.status);
+  if (!d->why[0])
+    kvvm_report_clear(&r);
 }
 
 static enum kvvm_err take_lock(struct daemon *d, const char *exe)
@@ -139,9 +237,11 @@ static void release_lock(struct daemon *d)
 
 /* Sleep until the next pass is due or a signal asks for something. Returns the signal,
  * or 0 when the time is up. */
-static int wait_next(const sigset_t *set, unsigned seconds)
+static int wait_next(const sigset_t *set, int64_t ms)
 {
-  struct timespec ts = {(time_t)seconds, 0};
+  if (ms < 0)
+    ms = 0;
+  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
   for (;;) {
     int sig = sigtimedwait(set, NULL, &ts);
     if (sig > 0)
@@ -153,21 +253,33 @@ static int wait_next(const sigset_t *set, unsigned seconds)
   }
 }
 
+static int64_t next_due(const struct daemon *d)
+{
+  if (!d->cfg)
+    return INT64_MAX / 2;
+  int64_t t = d->next_poll_ms;
+  for (size_t i = 0; i < d->cfg->n_certs; i++)
+    t = d->due_ms[i] < t ? d->due_ms[i] : t;
+  return t;
+}
+
 static void serve(struct daemon *d, const sigset_t *set)
 {
-  load_settings(d);
   for (;;) {
+    if (d->cfg && !d->passed && !d->why[0])
+      report_started(d);
+    if (d->cfg && (!d->passed || kvvm_clock_mono_ms() >= next_due(d)))
+      run_pass(d);
     report(d);
-    unsigned interval = d->cfg ? d->cfg->polling_s : 3600;
-    int sig = wait_next(set, interval);
+    int sig = wait_next(set, next_due(d) - kvvm_clock_mono_ms());
     if (sig == SIGTERM || sig == SIGINT) {
       KVVM_INFO("signal %d: stopping", sig);
       return;
     }
     if (sig == SIGHUP)
       load_settings(d);
-    else
-      KVVM_DEBUG(sig ? "pass requested" : "pass due");
+    else if (sig == SIGUSR1 && d->cfg)
+      d->next_poll_ms = kvvm_clock_mono_ms();
   }
 }
 
@@ -188,9 +300,23 @@ int kvvm_daemon_main(int argc, char **argv)
     goto out;
   KVVM_INFO("kvvmd %s started from %s", kvvm_version(), d.henv->root);
   kvvm_dir_sweep_prefix(d.henv->status_dir, KVVM_TEMP_PREFIX);
+  if ((rc = kvvm_store_open(NULL, &d.store)) != KVVM_OK)
+    goto out;
+  load_settings(&d);
+  if (d.cfg)
+    kvvm_store_sweep(d.store, d.cfg);
+  /* Hooks a crash left due run now: the certificate they announce is already in place. */
+  struct kvvm_hooks_opts hopts = {NULL, 0};
+  kvvm_hooks_run_due(kvvm_store_installed(d.store), &hopts);
   serve(&d, &set);
 out:
   release_lock(&d);
+  kvvm_store_close(d.store);
+  kvvm_identity_forget();
+  kvvm_http_shutdown();
+  free(d.out);
+  free(d.failures);
+  free(d.due_ms);
   kvvm_config_free(d.cfg);
   kvvm_henv_free(d.henv);
   free(exe);

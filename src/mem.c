@@ -1,5 +1,6 @@
 /* Allocation wrappers: on OOM log once and exit, so no caller carries an OOM branch. */
 #include <jansson.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,8 +79,17 @@ void kvvm_strv_free(char **v)
   free(v);
 }
 
+/* jansson's buffers hold tokens and secret values while they are parsed: wipe each one
+ * before it goes back to the allocator. */
+static void wipe_free(void *p)
+{
+  if (p)
+    explicit_bzero(p, malloc_usable_size(p));
+  free(p);
+}
+
 /* jansson allocates through us too, so its out-of-memory is ours: logged, then exit. */
 __attribute__((constructor)) static void route_jansson(void)
 {
-  json_set_alloc_funcs(kvvm_xmalloc, free);
+  json_set_alloc_funcs(kvvm_xmalloc, wipe_free);
 }

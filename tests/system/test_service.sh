@@ -25,7 +25,8 @@ mkdir -p "$tmp/units" "$tmp/fakebin"
 cat >"$pkg/config/0.settings" <<'EOF'
 {"runtimeSettings":[{"handlerSettings":{"publicSettings":{"secretsManagementSettings":{
  "pollingIntervalInS":"3600","observedCertificates":[{"url":"https://myvault.vault.azure.net/secrets/web",
- "certificateStoreName":"MY","certificateStoreLocation":"LocalMachine"}]}}}}]}
+ "certificateStoreName":"MY","certificateStoreLocation":"LocalMachine"}]},
+ "authenticationSettings":{"msiEndpoint":"http://127.0.0.1:9/metadata/identity"}}}}]}
 EOF
 
 # The fake records "verb unit" per call; start/restart run ExecStart detached, like systemd.
@@ -49,6 +50,8 @@ exit 0
 EOF
 chmod +x "$tmp/fakebin/systemctl"
 
+# Nothing leaves the machine: identity and vault point at a closed loopback port.
+export KVVM_CONNECT_TO=myvault.vault.azure.net:443:127.0.0.1:9
 export KVVM_SERVICE_MODE=systemd KVVM_UNIT_DIR=$tmp/units KVVM_STATE_DIR=$tmp/state
 export KVVM_STORE_ROOT=$tmp/store FAKE_SYSTEMCTL_LOG=$tmp/calls PATH="$tmp/fakebin:$PATH"
 export ConfigSequenceNumber=0 AZURE_GUEST_AGENT_EXTENSION_PATH=$pkg

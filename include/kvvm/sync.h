@@ -1,0 +1,42 @@
+/* One sync pass: for the certificates that are due, a token per cloud (identity), the secrets
+ * (kv, many in flight), the bundles (certmat), the install (store), and one outcome per
+ * certificate in words. It knows nothing of status files or schedules: kvvmd turns the
+ * outcomes into both. */
+#ifndef KVVM_SYNC_H
+#define KVVM_SYNC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+#include "kvvm/err.h"
+#include "kvvm/settings.h"
+#include "kvvm/store.h"
+
+/* How a certificate stands after a pass. */
+enum kvvm_cert_state {
+  KVVM_CERT_INSTALLED,  /* the latest (or pinned) version is in place */
+  KVVM_CERT_PENDING,    /* not installed, and waiting can fix it: access, network, throttling,
+                           a secret not there (yet) or not enabled (yet) */
+  KVVM_CERT_FAILED,     /* the content cannot be installed (corrupt, unsupported, key and
+                           certificate do not match) or the store cannot be used: waiting
+                           cannot fix it */
+};
+
+struct kvvm_cert_outcome {
+  enum kvvm_cert_state state;
+  enum kvvm_err err;        /* KVVM_OK, or why the last attempt failed */
+  bool changed;             /* a new version was installed in this pass */
+  bool in_place;            /* some version of it is installed (this pass or before) */
+  char version[80];         /* what is installed ("" if nothing) */
+  char thumbprint[41];
+  time_t not_after;
+  char why[600];            /* the failure in words, "" when none */
+};
+
+/* Run one pass over cfg's certificates for which due[i] is true (NULL: all). out[i] is
+ * written for every certificate: the ones not due keep what out[i] held. store must be open.
+ * Returns the number of certificates that changed. */
+KVVM_API size_t kvvm_sync_pass(struct kvvm_store *store, const struct kvvm_config *cfg,
+                               const bool *due, struct kvvm_cert_outcome *out);
+
+#endif

@@ -1,0 +1,179 @@
+/* One pass: tokens, secrets, bundles, installs, outcomes. Each step hands plain values to the
+ * next (design.md, Data flow): kv gets its token from here, store never writes status. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kvvm/certmat.h"
+#include "kvvm/identity.h"
+#include "kvvm/installed.h"
+#include "kvvm/kv.h"
+#include "kvvm/log.h"
+#include "kvvm/mem.h"
+#include "kvvm/sync.h"
+
+struct pass {
+  struct kvvm_store *store;
+  const struct kvvm_config *cfg;
+  const bool *due;
+  struct kvvm_cert_outcome *out;
+  char **tokens;            /* per certificate: borrowed from the per-resource list below */
+  char **res_tokens;        /* one token per distinct resource (NULL when it failed) */
+  const char **resources;
+  size_t n_res;
+  char identity[256];
+};
+
+static bool is_due(const struct pass *p, size_t i) { return !p->due || p->due[i]; }
+
+/* Errors waiting can fix (access granted later, network back, throttling over, secret
+ * created or enabled later) versus content or settings that will stay wrong. */
+static bool transient(enum kvvm_err e)
+{
+  return e == KVVM_E_NET || e == KVVM_E_AUTH || e == KVVM_E_NOTFOUND || e == KVVM_E_INACTIVE ||
+         e == KVVM_E_IO;
+}
+
+static void fail(struct pass *p, size_t i, enum kvvm_err e, const char *why)
+{
+  struct kvvm_cert_outcome *o = &p->out[i];
+  const struct kvvm_cert_cfg *cc = &p->cfg->certs[i];
+  o->err = e;
+  o->changed = false;
+  snprintf(o->why, sizeof(o->why), "%s", why && *why ? why : kvvm_err_str(e));
+  o->state = o->in_place ? KVVM_CERT_INSTALLED : transient(e) ? KVVM_CERT_PENDING
+                                                              : KVVM_CERT_FAILED;
+  kvvm_installed_set_error(kvvm_store_installed(p->store), cc->url, cc->store_dir, o->why);
+}
+
+/* What an earlier pass left in place, so a failing fetch does not hide an installed file. */
+static void recall(struct pass *p, size_t i)
+{
+  struct kvvm_installed_cert rec;
+  struct kvvm_cert_outcome *o = &p->out[i];
+  const struct kvvm_cert_cfg *cc = &p->cfg->certs[i];
+  o->in_place = kvvm_installed_get(kvvm_store_installed(p->store), cc->url, cc->store_dir, &rec) &&
+                rec.version;
+  if (!o->in_place)
+    return;
+  snprintf(o->version, sizeof(o->version), "%s", rec.version);
+  snprintf(o->thumbprint, sizeof(o->thumbprint), "%s", rec.thumbprint ? rec.thumbprint : "");
+  o->not_after = rec.not_after;
+}
+
+/* One token per cloud: a VM usually has one, a few vaults share it. */
+static void get_tokens(struct pass *p)
+{
+  size_t n = p->cfg->n_certs;
+  p->tokens = kvvm_xcalloc(n, sizeof(*p->tokens));
+  p->res_tokens = kvvm_xcalloc(n, sizeof(*p->res_tokens));
+  p->resources = kvvm_xcalloc(n, sizeof(*p->resources));
+  kvvm_identity_describe(p->cfg, p->identity, sizeof(p->identity));
+  for (size_t i = 0; i < n; i++) {
+    if (!is_due(p, i))
+      continue;
+    const char *res = p->cfg->certs[i].resource;
+    size_t r = 0;
+    while (r < p->n_res && strcmp(p->resources[r], res) != 0)
+      r++;
+    if (r == p->n_res) {
+      char why[512] = "";
+      p->resources[p->n_res++] = res;
+      enum kvvm_err e = kvvm_identity_token(p->cfg, res, &p->res_tokens[r], why, sizeof(why));
+      if (e != KVVM_OK)
+        for (size_t j = i; j < n; j++)
+          if (is_due(p, j) && strcmp(p->cfg->certs[j].resource, res) == 0)
+            fail(p, j, e, why);
+    }
+    p->tokens[i] = p->res_tokens[r];
+  }
+}
+
+static void install_one(struct pass *p, size_t i, const struct kvvm_secret *sec)
+{
+  const struct kvvm_cert_cfg *cc = &p->cfg->certs[i];
+  struct kvvm_cert_outcome *o = &p->out[i];
+  struct kvvm_bundle *b = NULL;
+  struct kvvm_install_result res;
+  char why[512] = "";
+  memset(&res, 0, sizeof(res));
+  enum kvvm_err e = kvvm_certmat_from_secret(sec->content_type, sec->value, sec->value_len, &b,
+                                             why, sizeof(why));
+  if (e != KVVM_OK) {
+    char msg[600];
+    snprintf(msg, sizeof(msg), "version %s cannot be installed: %s", sec->version, why);
+    fail(p, i, e, msg);
+    goto out;
+  }
+  e = kvvm_store_install(p->store, cc, b, sec->version, &res);
+  if (e != KVVM_OK && e != KVVM_E_GRANT) {
+    fail(p, i, e, res.why);
+    goto out;
+  }
+  const struct kvvm_cert_facts *f = kvvm_bundle_facts(b);
+  o->state = KVVM_CERT_INSTALLED;
+  o->in_place = true;
+  o->changed = res.changed;
+  o->err = e;
+  snprintf(o->why, sizeof(o->why), "%s", e == KVVM_OK ? "" : res.why);
+  snprintf(o->version, sizeof(o->version), "%s", sec->version);
+  snprintf(o->thumbprint, sizeof(o->thumbprint), "%s", f->thumbprint);
+  o->not_after = f->not_after;
+  if (res.changed)
+    KVVM_INFO("%s: installed version %s (thumbprint %s) as %s", cc->url, sec->version,
+              f->thumbprint, res.link);
+out:
+  kvvm_install_result_clear(&res);
+  kvvm_bundle_free(b);
+}
+
+static void fetch_and_install(struct pass *p)
+{
+  size_t n = p->cfg->n_certs, m = 0;
+  struct kvvm_kv_request *reqs = kvvm_xcalloc(n, sizeof(*reqs));
+  struct kvvm_kv_result *res = kvvm_xcalloc(n, sizeof(*res));
+  size_t *idx = kvvm_xcalloc(n, sizeof(*idx));
+  for (size_t i = 0; i < n; i++) {
+    if (!is_due(p, i) || !p->tokens[i])
+      continue;
+    reqs[m] = (struct kvvm_kv_request){p->cfg->certs[i].url, p->tokens[i], p->identity, 0};
+    idx[m++] = i;
+  }
+  if (m)
+    kvvm_kv_fetch_many(reqs, m, res);
+  for (size_t k = 0; k < m; k++) {
+    if (res[k].err == KVVM_OK)
+      install_one(p, idx[k], &res[k].secret);
+    else
+      fail(p, idx[k], res[k].err, res[k].why);
+    kvvm_kv_result_clear(&res[k]);
+  }
+  free(idx);
+  free(res);
+  free(reqs);
+}
+
+size_t kvvm_sync_pass(struct kvvm_store *store, const struct kvvm_config *cfg, const bool *due,
+                      struct kvvm_cert_outcome *out)
+{
+  struct pass p = {.store = store, .cfg = cfg, .due = due, .out = out};
+  for (size_t i = 0; i < cfg->n_certs; i++)
+    if (is_due(&p, i))
+      recall(&p, i);
+  get_tokens(&p);
+  fetch_and_install(&p);
+  size_t changed = 0;
+  for (size_t i = 0; i < cfg->n_certs; i++) {
+    if (is_due(&p, i) && out[i].err == KVVM_OK)
+      kvvm_installed_set_error(kvvm_store_installed(store), cfg->certs[i].url,
+                               cfg->certs[i].store_dir, NULL);
+    changed += is_due(&p, i) && out[i].changed;
+  }
+  for (size_t r = 0; r < p.n_res; r++)
+    if (p.res_tokens[r])
+      kvvm_free_secret(p.res_tokens[r], strlen(p.res_tokens[r]));
+  free(p.res_tokens);
+  free(p.resources);
+  free(p.tokens);
+  return changed;
+}
