@@ -7,11 +7,10 @@
 
 #define NOW 1800000000
 
-static struct kvvm_cert_cfg certs[3] = {
-    {.url = "https://v1.vault.azure.net/secrets/a"},
-    {.url = "https://v1.vault.azure.net/secrets/b"},
-    {.url = "https://v1.vault.azure.net/secrets/c"},
-};
+static char url_a[] = "https://v1.vault.azure.net/secrets/a";
+static char url_b[] = "https://v1.vault.azure.net/secrets/b";
+static char url_c[] = "https://v1.vault.azure.net/secrets/c";
+static struct kvvm_cert_cfg certs[3] = {{.url = url_a}, {.url = url_b}, {.url = url_c}};
 
 static struct kvvm_config config(bool require)
 {
