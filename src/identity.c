@@ -384,7 +384,7 @@ static enum kvvm_err fetch_token(const struct kvvm_config *cfg, struct source *s
     if (v != V_RETRY)
       return rc;
     int64_t elapsed = kvvm_clock_mono_ms() - start, delay = backoff_ms(tries, ra);
-    if (gone ? elapsed >= GONE_MIN_MS : tries >= MAX_TRIES) {
+    if (kvvm_clock_stopping() || (gone ? elapsed >= GONE_MIN_MS : tries >= MAX_TRIES)) {
       size_t used = strlen(why);
       snprintf(why + used, whylen - used, " (gave up after %d tries in %lld s)", tries,
                (long long)(elapsed / 1000));

@@ -395,9 +395,25 @@ static int64_t launch_ready(struct fetch *f, int64_t now)
   return next;
 }
 
+/* kvvmd is stopping: what has not started does not start (requests in flight finish). */
+static void abandon_waiting(struct fetch *f)
+{
+  for (size_t i = 0; i < f->n; i++) {
+    struct job *j = &f->jobs[i];
+    if (j->state != J_WAIT)
+      continue;
+    say(j, KVVM_E_NET, "not fetched: kvvmd is stopping");
+    finish(j);
+  }
+}
+
 static void run(struct fetch *f)
 {
   while (f->done < f->n) {
+    if (kvvm_clock_stopping())
+      abandon_waiting(f);
+    if (f->done == f->n)
+      break;
     int64_t now = kvvm_clock_mono_ms(), next = launch_ready(f, now);
     if (f->running == 0 && next != INT64_MAX) {
       kvvm_clock_sleep_ms(next - now);  /* nothing in flight: a backoff, nothing else */

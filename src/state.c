@@ -105,8 +105,9 @@ int kvvm_state_format(const struct kvvm_state *st) { return st->loaded_format; }
 
 enum kvvm_err kvvm_state_remove_all(const char *dir)
 {
-  static const char *const files[] = {"state.json", "state.json.corrupt", "kvvmd.env",
-                                      "kvvmd.pid", "kvvmd.lock", NULL};
+  static const char *const files[] = {"state.json", "state.json.corrupt", "installed.json",
+                                      "installed.json.corrupt", "kvvmd.env", "kvvmd.pid",
+                                      "kvvmd.lock", NULL};
   enum kvvm_err rc = KVVM_OK;
   for (const char *const *f = files; *f; f++) {
     char *path = kvvm_path_join(dir, *f);
