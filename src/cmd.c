@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "kvvm/cmd.h"
 #include "kvvm/fileio.h"
@@ -54,21 +55,48 @@ static enum kvvm_err load_config(const struct ctx *c, long seq, struct kvvm_conf
   return rc;
 }
 
-/* The folders kvvmd writes: each store folder is created now (0700), so the unit's
- * read-write list names folders that exist. */
-static const char **store_dirs(const struct kvvm_config *cfg)
+static void add_unique(char ***v, size_t *n, const char *path)
 {
-  const char **dirs = kvvm_xcalloc(cfg->n_certs + 1, sizeof(*dirs));
+  for (size_t i = 0; i < *n; i++)
+    if (strcmp((*v)[i], path) == 0)
+      return;
+  *v = kvvm_xrealloc(*v, (*n + 2) * sizeof(**v));
+  (*v)[(*n)++] = kvvm_xstrdup(path);
+  (*v)[*n] = NULL;
+}
+
+/* Folders above a store that others cannot traverse get kvvm's traverse-only ACL entries
+ * when a certificate grants read to an account: kvvmd must be able to write their ACLs
+ * inside its sandbox too. */
+static void add_closed_ancestors(char ***v, size_t *n, const char *dir)
+{
+  char *p = kvvm_path_dirname(dir);
+  while (strcmp(p, "/") != 0 && strcmp(p, ".") != 0) {
+    struct stat st;
+    if (stat(p, &st) == 0 && !(st.st_mode & S_IXOTH))
+      add_unique(v, n, p);
+    char *up = kvvm_path_dirname(p);
+    free(p);
+    p = up;
+  }
+  free(p);
+}
+
+/* The folders kvvmd writes: each store folder is created now (0700), so the unit's
+ * read-write list names folders that exist. A NULL-terminated list; kvvm_strv_free. */
+static char **store_dirs(const struct kvvm_config *cfg)
+{
+  char **v = kvvm_xcalloc(1, sizeof(*v));
   size_t n = 0;
   for (size_t i = 0; i < cfg->n_certs; i++) {
-    const char *dir = cfg->certs[i].store_dir;
-    bool seen = false;
-    for (size_t j = 0; j < n && !seen; j++)
-      seen = strcmp(dirs[j], dir) == 0;
-    if (!seen && kvvm_dir_ensure(dir, 0700) == KVVM_OK)
-      dirs[n++] = dir;
+    const struct kvvm_cert_cfg *cc = &cfg->certs[i];
+    if (kvvm_dir_ensure(cc->store_dir, 0700) != KVVM_OK)
+      continue;
+    add_unique(&v, &n, cc->store_dir);
+    if (cc->n_acls || (cc->accounts && cc->accounts[0]))
+      add_closed_ancestors(&v, &n, cc->store_dir);
   }
-  return dirs;
+  return v;
 }
 
 /* Did anything change since the last enable that kvvmd must pick up? */
@@ -114,7 +142,7 @@ static enum kvvm_err do_enable(struct ctx *c)
   struct kvvm_config *cfg = NULL;
   struct kvvm_state *st = NULL;
   char *canon = NULL;
-  const char **dirs = NULL;
+  char **dirs = NULL;
   enum kvvm_err rc = kvvm_seqno_current(c->henv->config_dir, &seq);
   if (rc != KVVM_OK || (rc = load_config(c, seq, &cfg)) != KVVM_OK)
     goto out;
@@ -135,12 +163,12 @@ static enum kvvm_err do_enable(struct ctx *c)
   if ((rc = record_applied(c, st, seq, canon)) != KVVM_OK)
     goto out;
   dirs = store_dirs(cfg);
-  rc = kvvm_service_ensure(c->henv->root, dirs, changed && running);
+  rc = kvvm_service_ensure(c->henv->root, (const char *const *)dirs, changed && running);
   if (rc != KVVM_OK)
     write_status(c, seq, KVVM_ST_ERROR, kvvm_err_status_code(rc),
                  "kvvmd could not be started; see kvvm.log in the extension's log folder");
 out:
-  free(dirs);
+  kvvm_strv_free(dirs);
   free(canon);
   kvvm_state_free(st);
   kvvm_config_free(cfg);

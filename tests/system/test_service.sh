@@ -25,7 +25,7 @@ mkdir -p "$tmp/units" "$tmp/fakebin"
 cat >"$pkg/config/0.settings" <<'EOF'
 {"runtimeSettings":[{"handlerSettings":{"publicSettings":{"secretsManagementSettings":{
  "pollingIntervalInS":"3600","observedCertificates":[{"url":"https://myvault.vault.azure.net/secrets/web",
- "certificateStoreName":"MY","certificateStoreLocation":"LocalMachine"}]},
+ "certificateStoreName":"MY","certificateStoreLocation":"LocalMachine","accounts":["nobody"]}]},
  "authenticationSettings":{"msiEndpoint":"http://127.0.0.1:9/metadata/identity"}}}}]}
 EOF
 
@@ -62,6 +62,9 @@ check "enable exits 0 in systemd mode" "[ $? = 0 ]"
 check "unit written" "[ -f '$unit' ]"
 check "unit runs this package's kvvmd" "grep -qx 'ExecStart=$pkg/bin/kvvmd' '$unit'"
 check "store folder is writable in the sandbox" "grep -q 'ReadWritePaths=.*-$tmp/store' '$unit'"
+# $tmp is 0700: kvvmd gives "nobody" a traverse entry there, so it must be writable too.
+check "a closed folder above a granted store is writable in the sandbox" \
+  "grep -qE 'ReadWritePaths=.*-$tmp( |\$)' '$unit'"
 check "environment file holds the testing aids" "grep -q '^KVVM_STATE_DIR=\"$tmp/state\"' '$tmp/state/kvvmd.env'"
 cp "$tmp/calls" "$tmp/first-calls"
 check "daemon-reload, enable, start in that order" \
