@@ -324,11 +324,13 @@ static enum verdict judge(const struct source *src, const struct kvvm_config *cf
     return r->fail == KVVM_HTTP_TRANSIENT ? V_RETRY : V_FAIL;
   }
   if (s == 200) {
-    char reason[200];
+    char reason[200] = "";
     *rc = kvvm_identity_parse_token(r->body, r->len, kvvm_clock_now(), token, exp, reason,
                                     sizeof reason);
+    if (*rc == KVVM_OK)
+      return V_DONE;
     snprintf(why, whylen, "%s: %s", src->name, reason);
-    return *rc == KVVM_OK ? V_DONE : V_RETRY;
+    return V_RETRY;
   }
   if (s == 404 || s == 410 || s == 429 || s >= 500) {
     char words[2 * QUOTE_MAX + 16];
