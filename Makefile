@@ -119,7 +119,7 @@ valgrind: deps-test
 	  echo "ok $$t"; \
 	done
 
-demo: all
+demo: deps-test all
 	sh scripts/demo.sh $(BUILD)
 
 clean:
@@ -161,3 +161,17 @@ $(BUILD)/bench/%: tests/bench/%.c $(LIBSO)
 
 bench: $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b -n 1000 || exit 1; done
+
+# The compressed 24-hour run (tests/soak): the real engine on a fake clock against the
+# emulator, rotations and faults injected; prints passes, RSS and descriptor figures.
+# Not part of check (about a minute or two).
+SOAK_HOURS ?= 24
+.PHONY: soak
+$(BUILD)/soak/soak: tests/soak/soak.c $(wildcard include/kvvm/*.h) $(LIBSO)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -fPIE -pie -o $@ $< -L$(PKG)/lib -lkvvm \
+	  -Wl,-rpath,'$(abspath $(PKG))/lib' $(LDFLAGS_SAN)
+
+soak: deps-test
+	$(MAKE) all $(BUILD)/soak/soak
+	$(PY) tests/soak/soak.py $(BUILD)/soak/soak $(SOAK_HOURS)

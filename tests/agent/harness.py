@@ -475,6 +475,18 @@ class AgentHarness(object):
             self._saved_env.setdefault(k, os.environ.get(k))
             os.environ[k] = v
 
+    def export_env(self, env, unset=()):
+        """Export more variables to every command the agent runs (and so to kvvmd), e.g. the
+        emulator's KVVM_CA_FILE / KVVM_CONNECT_TO; `unset` names variables to hide. Restored
+        by close(), like the harness's own."""
+        for k in list(env) + list(unset):
+            if k not in self._saved_env:
+                self._saved_env[k] = os.environ.get(k)
+        for k in unset:
+            os.environ.pop(k, None)
+        for k, v in env.items():
+            os.environ[k] = v
+
     # -- packages and goal state --------------------------------------------------------
 
     def add_package(self, zip_path, name=None, version=None):
