@@ -8,30 +8,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "kvvm/cloud.h"
 #include "kvvm/kv.h"
 #include "kvvm/mem.h"
 
-struct cloud {
-  const char *suffix;
-  const char *resource;
-};
-
-/* keyvault.md §3.5 (azure-cli cloud.py). */
-static const struct cloud clouds[] = {
-    {".vault.azure.net", "https://vault.azure.net"},
-    {".vault.azure.cn", "https://vault.azure.cn"},
-    {".vault.usgovcloudapi.net", "https://vault.usgovcloudapi.net"},
-    {".vault.microsoftazure.de", "https://vault.microsoftazure.de"},
-};
-
-static const char *const hsm_suffixes[] = {
-    ".managedhsm.azure.net",
-    ".managedhsm.azure.cn",
-    ".managedhsm.usgovcloudapi.net",
-    ".managedhsm.microsoftazure.de",
-};
-
-#define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 #define NAME_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
 #define HOST_CHARS "abcdefghijklmnopqrstuvwxyz0123456789.-"
 
@@ -43,18 +23,16 @@ static bool ends_with_ci(const char *s, const char *suffix)
 
 const char *kvvm_kv_resource_for_host(const char *host, char *why, size_t whylen)
 {
-  for (size_t i = 0; i < N_ELEMS(hsm_suffixes); i++) {
-    if (ends_with_ci(host, hsm_suffixes[i])) {
-      snprintf(why, whylen, "%.100s is a managed HSM, which holds keys, not secrets or "
-               "certificates", host);
-      return NULL;
-    }
+  if (kvvm_cloud_is_hsm(host)) {
+    snprintf(why, whylen, "%.100s is a managed HSM, which holds keys, not secrets or "
+             "certificates", host);
+    return NULL;
   }
-  for (size_t i = 0; i < N_ELEMS(clouds); i++)
-    if (ends_with_ci(host, clouds[i].suffix) && strspn(host, HOST_CHARS) == strlen(host))
-      return clouds[i].resource;
-  snprintf(why, whylen, "%.100s is not a Key Vault host (*.vault.azure.net, .azure.cn, "
-           ".usgovcloudapi.net or .microsoftazure.de)", host);
+  size_t label = 0;
+  const char *resource = kvvm_cloud_resource(host, &label);
+  if (resource && label > 0 && strspn(host, HOST_CHARS) == strlen(host))
+    return resource;
+  snprintf(why, whylen, "%.100s is not a Key Vault host (*%s)", host, KVVM_CLOUD_SUFFIXES);
   return NULL;
 }
 

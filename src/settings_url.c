@@ -7,31 +7,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "kvvm/cloud.h"
 #include "kvvm/mem.h"
 #include "settings_int.h"
 
-struct cloud {
-  const char *suffix;
-  const char *resource;
-};
-
-static const struct cloud clouds[] = {
-    {".vault.azure.net", "https://vault.azure.net"},
-    {".vault.azure.cn", "https://vault.azure.cn"},
-    {".vault.usgovcloudapi.net", "https://vault.usgovcloudapi.net"},
-    {".vault.microsoftazure.de", "https://vault.microsoftazure.de"},
-};
-
-static const char *const hsm_suffixes[] = {
-    ".managedhsm.azure.net",
-    ".managedhsm.azure.cn",
-    ".managedhsm.usgovcloudapi.net",
-    ".managedhsm.microsoftazure.de",
-};
-
-#define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
-#define SUFFIX_LIST ".vault.azure.net, .vault.azure.cn, .vault.usgovcloudapi.net or " \
-                    ".vault.microsoftazure.de"
 #define ARC_EXAMPLE "http://localhost:40342/metadata/identity"
 #define ARM_SEGS 9
 
@@ -44,12 +23,6 @@ static char *trim_dup(const char *s)
   while (n && isspace((unsigned char)s[n - 1]))
     n--;
   return kvvm_xasprintf("%.*s", (int)n, s);
-}
-
-static bool ends_with(const char *s, const char *suffix)
-{
-  size_t n = strlen(s), m = strlen(suffix);
-  return n > m && strcmp(s + n - m, suffix) == 0;
 }
 
 static void lower(char *s)
@@ -132,25 +105,23 @@ static enum kvvm_err vault_host(struct sctx *c, const char *path, const char *ho
 {
   char qh[SETTINGS_QUOTE_MAX];
   settings_quote(host, qh, sizeof qh);
-  for (size_t i = 0; i < N_ELEMS(hsm_suffixes); i++)
-    if (ends_with(host, hsm_suffixes[i]))
-      return settings_fail(c, path, "host %s is a managed HSM: a managed HSM holds keys, not "
-                           "secrets or certificates; use the secret URL of a Key Vault "
-                           "(<vault>.vault.azure.net)", qh);
-  for (size_t i = 0; i < N_ELEMS(clouds); i++) {
-    if (!ends_with(host, clouds[i].suffix))
-      continue;
-    size_t n = strlen(host) - strlen(clouds[i].suffix);
+  if (kvvm_cloud_is_hsm(host))
+    return settings_fail(c, path, "host %s is a managed HSM: a managed HSM holds keys, not "
+                         "secrets or certificates; use the secret URL of a Key Vault "
+                         "(<vault>.vault.azure.net)", qh);
+  size_t n = 0;
+  const char *resource = kvvm_cloud_resource(host, &n);
+  if (resource) {
     if (!vault_name_ok(host, n))
       return settings_fail(c, path, "host %s does not start with a vault name (one DNS label "
                            "of 3-24 letters, digits and hyphens, starting with a letter)", qh);
     cert->vault_host = kvvm_xstrdup(host);
     cert->vault_name = kvvm_xasprintf("%.*s", (int)n, host);
-    cert->resource = kvvm_xstrdup(clouds[i].resource);
+    cert->resource = kvvm_xstrdup(resource);
     return KVVM_OK;
   }
   return settings_fail(c, path, "host %s is not a Key Vault host; expected a name ending in "
-                       SUFFIX_LIST, qh);
+                       KVVM_CLOUD_SUFFIXES, qh);
 }
 
 static bool secret_name_ok(const char *s)
