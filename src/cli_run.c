@@ -1,0 +1,279 @@
+/* kvvm run: the sync engine in the foreground, without the guest agent (a machine outside
+ * Azure's agent, or trying kvvm out). The same pass as kvvmd (kvvm_sync_pass, commit, hooks)
+ * and the same schedule (kvvm_sched: poll with jitter, capped backoff per failed
+ * certificate), under the same lock, so it never runs beside kvvmd. It reports to the
+ * terminal instead of a status file; it writes kvvmd's pid file so `kvvm status` and
+ * `kvvm sync-now` work with it. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kvvm/cli.h"
+#include "kvvm/clock.h"
+#include "kvvm/fileio.h"
+#include "kvvm/hooks.h"
+#include "kvvm/http.h"
+#include "kvvm/identity.h"
+#include "kvvm/mem.h"
+#include "kvvm/paths.h"
+#include "kvvm/sched.h"
+#include "kvvm/service.h"
+#include "kvvm/store.h"
+#include "kvvm/sync.h"
+
+static const char run_help[] =
+    "usage: kvvm run --config FILE [--once]\n"
+    "Run the sync engine in the foreground without the guest agent. FILE is a settings\n"
+    "document in any form check-settings accepts (\"-\": standard input). Certificates go\n"
+    "where the settings say, state to KVVM_STATE_DIR (default /var/lib/kvvm), renewal hooks\n"
+    "run from KVVM_HOOKS_DIR (default /etc/kvvm/hooks.d), as under kvvmd. One line per\n"
+    "certificate after each pass; while certificates are still pending, a progress line.\n"
+    "Polls at the settings' interval until SIGTERM or Ctrl-C; SIGUSR1 or `kvvm sync-now`\n"
+    "starts a pass at once. Holds kvvmd's lock: it does not start while kvvmd runs.\n"
+    "--once   one pass, then exit.\n"
+    "Exit status: 0 (with --once: every certificate installed); 1 a certificate is not\n"
+    "installed (--once) or the settings are invalid; 2 usage; 3 kvvmd or another run holds\n"
+    "the lock.\n";
+
+struct runner {
+  const struct kvvm_config *cfg;
+  struct kvvm_store *store;
+  struct kvvm_cert_outcome *out;
+  unsigned *failures;   /* consecutive failed attempts per certificate */
+  int64_t *due_ms;      /* when each certificate is next due (monotonic) */
+  int64_t next_poll_ms;
+  int lock_fd;
+  sigset_t sigs;
+};
+
+static enum kvvm_err take_lock(struct runner *r)
+{
+  char *lock = kvvm_service_lock_path(), *pidf = kvvm_service_pid_path();
+  char *exe = kvvm_paths_self_exe();
+  enum kvvm_err rc = kvvm_dir_ensure(kvvm_paths_state_dir(), 0700);
+  if (rc == KVVM_OK)
+    rc = kvvm_lock_open(lock, true, true, &r->lock_fd);
+  if (rc == KVVM_OK) {
+    char *text = kvvm_xasprintf("%ld\n%s\n", (long)getpid(), exe ? exe : "kvvm");
+    rc = kvvm_file_write_atomic(pidf, text, strlen(text), 0600);
+    free(text);
+  }
+  free(exe);
+  free(lock);
+  free(pidf);
+  return rc;
+}
+
+static void release_lock(struct runner *r)
+{
+  if (r->lock_fd < 0)
+    return;
+  char *pidf = kvvm_service_pid_path();
+  unlink(pidf);
+  free(pidf);
+  close(r->lock_fd);
+}
+
+static void print_outcome(const struct kvvm_cert_cfg *cc, const struct kvvm_cert_outcome *o)
+{
+  char exp[32];
+  kvvm_cli_time(o->not_after, exp, sizeof(exp));
+  if (o->state == KVVM_CERT_INSTALLED)
+    printf("installed  %s  version %s  thumbprint %s  expires %s%s\n", cc->url, o->version,
+           o->thumbprint, exp, o->changed ? "  (new)" : "");
+  else
+    printf("%-10s %s  %s\n", o->state == KVVM_CERT_PENDING ? "pending" : "failed", cc->url,
+           o->why[0] ? o->why : kvvm_err_str(o->err));
+  if (o->state == KVVM_CERT_INSTALLED && o->why[0])
+    printf("           %s\n", o->why);
+}
+
+/* Content that cannot be installed waits for the next poll: no hammering (as kvvmd). */
+static void schedule(struct runner *r, const bool *due)
+{
+  int64_t now = kvvm_clock_mono_ms();
+  for (size_t i = 0; i < r->cfg->n_certs; i++) {
+    if (!due[i])
+      continue;
+    const struct kvvm_cert_outcome *o = &r->out[i];
+    bool retry = o->err != KVVM_OK && o->state != KVVM_CERT_FAILED && o->err != KVVM_E_GRANT;
+    r->failures[i] = retry ? r->failures[i] + 1 : 0;
+    r->due_ms[i] = retry ? now + kvvm_sched_retry_ms(r->failures[i], kvvm_sched_random())
+                         : r->next_poll_ms;
+  }
+}
+
+static void run_pass(struct runner *r)
+{
+  size_t n = r->cfg->n_certs;
+  int64_t now = kvvm_clock_mono_ms();
+  bool poll = now >= r->next_poll_ms;
+  bool *due = kvvm_xcalloc(n ? n : 1, sizeof(*due));
+  for (size_t i = 0; i < n; i++)
+    due[i] = poll || r->due_ms[i] <= now;
+  if (poll)
+    r->next_poll_ms = now + kvvm_sched_poll_ms(r->cfg->polling_s, kvvm_sched_random());
+  kvvm_sync_pass(r->store, r->cfg, due, r->out);
+  /* Durable before the terminal says installed; hooks after, so they see the files. */
+  kvvm_store_commit(r->store);
+  struct kvvm_hooks_opts hopts = {NULL, 0};
+  if (kvvm_hooks_run_due(kvvm_store_installed(r->store), &hopts) == KVVM_E_HOOK)
+    printf("a renewal hook failed: see the log lines above\n");
+  schedule(r, due);
+  for (size_t i = 0; i < n; i++)
+    if (due[i])
+      print_outcome(&r->cfg->certs[i], &r->out[i]);
+  fflush(stdout);
+  free(due);
+}
+
+static size_t count_installed(const struct runner *r)
+{
+  size_t k = 0;
+  for (size_t i = 0; i < r->cfg->n_certs; i++)
+    k += r->out[i].state == KVVM_CERT_INSTALLED;
+  return k;
+}
+
+static int64_t next_due(const struct runner *r)
+{
+  int64_t t = r->next_poll_ms;
+  for (size_t i = 0; i < r->cfg->n_certs; i++)
+    t = r->due_ms[i] < t ? r->due_ms[i] : t;
+  return t;
+}
+
+/* While the first sync is incomplete, one progress line, refreshed each second on a
+ * terminal (printed once per wait otherwise, so a log stays short). */
+static void progress(const struct runner *r, int64_t left_ms, bool first)
+{
+  size_t k = count_installed(r), n = r->cfg->n_certs;
+  bool tty = isatty(STDOUT_FILENO);
+  if (k == n || (!tty && !first))
+    return;
+  printf("%sfirst sync: %zu of %zu installed; next attempt in %lld s%s", tty ? "\r" : "", k,
+         n, (long long)((left_ms + 999) / 1000), tty ? "   " : "\n");
+  fflush(stdout);
+}
+
+/* Sleep until the next pass is due or a signal asks for something; 0 when the time is up. */
+static int wait_next(struct runner *r)
+{
+  bool first = true;
+  for (;;) {
+    int64_t left = next_due(r) - kvvm_clock_mono_ms();
+    if (left <= 0)
+      return 0;
+    progress(r, left, first);
+    first = false;
+    int64_t slice = count_installed(r) < r->cfg->n_certs && left > 1000 ? 1000 : left;
+    struct timespec ts = {(time_t)(slice / 1000), (long)(slice % 1000) * 1000000L};
+    int sig = sigtimedwait(&r->sigs, NULL, &ts);
+    if (sig > 0)
+      return sig;
+    if (errno != EAGAIN && errno != EINTR)
+      return SIGTERM;
+  }
+}
+
+static int serve(struct runner *r, bool once)
+{
+  printf("first sync: fetching %zu certificate(s)\n", r->cfg->n_certs);
+  fflush(stdout);
+  for (;;) {
+    run_pass(r);
+    if (once || kvvm_clock_stopping())
+      break;
+    int sig = wait_next(r);
+    if (isatty(STDOUT_FILENO) && count_installed(r) < r->cfg->n_certs)
+      printf("\n");
+    if (sig == SIGTERM || sig == SIGINT)
+      break;
+    if (sig == SIGUSR1)
+      r->next_poll_ms = kvvm_clock_mono_ms();
+  }
+  return count_installed(r) == r->cfg->n_certs ? KVVM_CLI_OK : KVVM_CLI_FAIL;
+}
+
+static int start(struct runner *r, bool once)
+{
+  size_t n = r->cfg->n_certs ? r->cfg->n_certs : 1;
+  enum kvvm_err rc = take_lock(r);
+  if (rc == KVVM_E_LOCKED) {
+    fprintf(stderr, "kvvm: kvvmd or another `kvvm run` is running (it holds the lock)\n");
+    return KVVM_CLI_NOT_RUNNING;
+  }
+  if (rc == KVVM_OK)
+    rc = kvvm_store_open(NULL, &r->store);
+  if (rc != KVVM_OK) {
+    fprintf(stderr, "kvvm: cannot use the state folder %s: %s\n", kvvm_paths_state_dir(),
+            kvvm_err_str(rc));
+    return KVVM_CLI_FAIL;
+  }
+  r->out = kvvm_xcalloc(n, sizeof(*r->out));
+  r->failures = kvvm_xcalloc(n, sizeof(*r->failures));
+  r->due_ms = kvvm_xcalloc(n, sizeof(*r->due_ms));
+  r->next_poll_ms = kvvm_clock_mono_ms();
+  kvvm_store_sweep(r->store, r->cfg);
+  kvvm_store_reconcile_grants(r->store, r->cfg);
+  return serve(r, once);
+}
+
+static bool parse_args(int argc, char **argv, const char **config, bool *once)
+{
+  *config = NULL;
+  *once = false;
+  for (int i = 2; i < argc; i++) {
+    if (strcmp(argv[i], "--once") == 0)
+      *once = true;
+    else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+      *config = argv[++i];
+    else
+      return false;
+  }
+  return *config != NULL;
+}
+
+int kvvm_cli_run(int argc, char **argv)
+{
+  const char *config, *form;
+  bool once;
+  char why[1024] = "";
+  struct kvvm_config *cfg = NULL;
+  if (kvvm_cli_wants_help(argc, argv, run_help))
+    return KVVM_CLI_OK;
+  if (!parse_args(argc, argv, &config, &once)) {
+    fputs(run_help, stderr);
+    return KVVM_CLI_USAGE;
+  }
+  struct runner r = {.lock_fd = -1};
+  /* Blocked before anything else, taken synchronously: SIGTERM ends a pass's retries
+   * cleanly (kvvm_clock), SIGUSR1 asks for a pass. */
+  sigemptyset(&r.sigs);
+  sigaddset(&r.sigs, SIGTERM);
+  sigaddset(&r.sigs, SIGINT);
+  sigaddset(&r.sigs, SIGUSR1);
+  sigprocmask(SIG_BLOCK, &r.sigs, NULL);
+  int rc = KVVM_CLI_FAIL;
+  if (kvvm_cli_load_doc(config, &cfg, &form, why, sizeof(why)) != KVVM_OK) {
+    fprintf(stderr, "kvvm: invalid settings (%s): %s\n", form, why);
+    goto out;
+  }
+  for (char **w = cfg->warnings; w && *w; w++)
+    printf("warning: %s\n", *w);
+  r.cfg = cfg;
+  rc = start(&r, once);
+out:
+  release_lock(&r);
+  kvvm_store_close(r.store);
+  kvvm_identity_forget();
+  kvvm_http_shutdown();
+  free(r.out);
+  free(r.failures);
+  free(r.due_ms);
+  kvvm_config_free(cfg);
+  return rc;
+}
