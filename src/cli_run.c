@@ -1,6 +1,6 @@
 /* kvvm run: the sync engine in the foreground, without the guest agent (a machine outside
  * Azure's agent, or trying kvvm out). The same pass as kvvmd (kvvm_sync_pass, commit, hooks)
- * and the same schedule (kvvm_sched: poll with jitter, capped backoff per failed
+ * and the same schedule (kvvm_plan: poll with jitter, capped backoff per failed
  * certificate), under the same lock, so it never runs beside kvvmd. It reports to the
  * terminal instead of a status file; it writes kvvmd's pid file so `kvvm status` and
  * `kvvm sync-now` work with it. */
@@ -19,7 +19,7 @@
 #include "kvvm/identity.h"
 #include "kvvm/mem.h"
 #include "kvvm/paths.h"
-#include "kvvm/sched.h"
+#include "kvvm/plan.h"
 #include "kvvm/service.h"
 #include "kvvm/store.h"
 #include "kvvm/sync.h"
@@ -41,10 +41,7 @@ static const char run_help[] =
 struct runner {
   const struct kvvm_config *cfg;
   struct kvvm_store *store;
-  struct kvvm_cert_outcome *out;
-  unsigned *failures;   /* consecutive failed attempts per certificate */
-  int64_t *due_ms;      /* when each certificate is next due (monotonic) */
-  int64_t next_poll_ms;
+  struct kvvm_plan plan;  /* outcomes and when each certificate is next due */
   int lock_fd;
   sigset_t sigs;
 };
@@ -91,41 +88,20 @@ static void print_outcome(const struct kvvm_cert_cfg *cc, const struct kvvm_cert
     printf("           %s\n", o->why);
 }
 
-/* Content that cannot be installed waits for the next poll: no hammering (as kvvmd). */
-static void schedule(struct runner *r, const bool *due)
-{
-  int64_t now = kvvm_clock_mono_ms();
-  for (size_t i = 0; i < r->cfg->n_certs; i++) {
-    if (!due[i])
-      continue;
-    const struct kvvm_cert_outcome *o = &r->out[i];
-    bool retry = o->err != KVVM_OK && o->state != KVVM_CERT_FAILED && o->err != KVVM_E_GRANT;
-    r->failures[i] = retry ? r->failures[i] + 1 : 0;
-    r->due_ms[i] = retry ? now + kvvm_sched_retry_ms(r->failures[i], kvvm_sched_random())
-                         : r->next_poll_ms;
-  }
-}
-
 static void run_pass(struct runner *r)
 {
   size_t n = r->cfg->n_certs;
-  int64_t now = kvvm_clock_mono_ms();
-  bool poll = now >= r->next_poll_ms;
-  bool *due = kvvm_xcalloc(n ? n : 1, sizeof(*due));
-  for (size_t i = 0; i < n; i++)
-    due[i] = poll || r->due_ms[i] <= now;
-  if (poll)
-    r->next_poll_ms = now + kvvm_sched_poll_ms(r->cfg->polling_s, kvvm_sched_random());
-  kvvm_sync_pass(r->store, r->cfg, due, r->out);
+  bool *due = kvvm_plan_due(&r->plan);
+  kvvm_sync_pass(r->store, r->cfg, due, r->plan.out);
   /* Durable before the terminal says installed; hooks after, so they see the files. */
   kvvm_store_commit(r->store);
   struct kvvm_hooks_opts hopts = {NULL, 0};
   if (kvvm_hooks_run_due(kvvm_store_installed(r->store), &hopts) == KVVM_E_HOOK)
     printf("a renewal hook failed: see the log lines above\n");
-  schedule(r, due);
+  kvvm_plan_done(&r->plan, due);
   for (size_t i = 0; i < n; i++)
     if (due[i])
-      print_outcome(&r->cfg->certs[i], &r->out[i]);
+      print_outcome(&r->cfg->certs[i], &r->plan.out[i]);
   fflush(stdout);
   free(due);
 }
@@ -134,16 +110,8 @@ static size_t count_installed(const struct runner *r)
 {
   size_t k = 0;
   for (size_t i = 0; i < r->cfg->n_certs; i++)
-    k += r->out[i].state == KVVM_CERT_INSTALLED;
+    k += r->plan.out[i].state == KVVM_CERT_INSTALLED;
   return k;
-}
-
-static int64_t next_due(const struct runner *r)
-{
-  int64_t t = r->next_poll_ms;
-  for (size_t i = 0; i < r->cfg->n_certs; i++)
-    t = r->due_ms[i] < t ? r->due_ms[i] : t;
-  return t;
 }
 
 /* While the first sync is incomplete, one progress line, refreshed each second on a
@@ -164,7 +132,7 @@ static int wait_next(struct runner *r)
 {
   bool first = true;
   for (;;) {
-    int64_t left = next_due(r) - kvvm_clock_mono_ms();
+    int64_t left = kvvm_plan_next(&r->plan) - kvvm_clock_mono_ms();
     if (left <= 0)
       return 0;
     progress(r, left, first);
@@ -193,7 +161,7 @@ static int serve(struct runner *r, bool once)
     if (sig == SIGTERM || sig == SIGINT)
       break;
     if (sig == SIGUSR1)
-      r->next_poll_ms = kvvm_clock_mono_ms();
+      kvvm_plan_poll_now(&r->plan);
   }
   return count_installed(r) == r->cfg->n_certs ? KVVM_CLI_OK : KVVM_CLI_FAIL;
 }
@@ -213,10 +181,7 @@ static int start(struct runner *r, bool once)
             kvvm_err_str(rc));
     return KVVM_CLI_FAIL;
   }
-  r->out = kvvm_xcalloc(n, sizeof(*r->out));
-  r->failures = kvvm_xcalloc(n, sizeof(*r->failures));
-  r->due_ms = kvvm_xcalloc(n, sizeof(*r->due_ms));
-  r->next_poll_ms = kvvm_clock_mono_ms();
+  kvvm_plan_init(&r->plan, n, r->cfg->polling_s);
   kvvm_store_sweep(r->store, r->cfg);
   kvvm_store_reconcile_grants(r->store, r->cfg);
   return serve(r, once);
@@ -271,9 +236,7 @@ out:
   kvvm_store_close(r.store);
   kvvm_identity_forget();
   kvvm_http_shutdown();
-  free(r.out);
-  free(r.failures);
-  free(r.due_ms);
+  kvvm_plan_free(&r.plan);
   kvvm_config_free(cfg);
   return rc;
 }

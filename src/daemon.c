@@ -22,8 +22,8 @@
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
 #include "kvvm/paths.h"
+#include "kvvm/plan.h"
 #include "kvvm/report.h"
-#include "kvvm/sched.h"
 #include "kvvm/seqno.h"
 #include "kvvm/service.h"
 #include "kvvm/settings.h"
@@ -40,10 +40,7 @@ struct daemon {
   char why[900];             /* why the settings of seq were refused, if they were */
   int lock_fd;
   struct kvvm_store *store;
-  struct kvvm_cert_outcome *out;  /* per certificate of cfg */
-  unsigned *failures;        /* consecutive failed attempts per certificate */
-  int64_t *due_ms;           /* when each certificate is next due (monotonic) */
-  int64_t next_poll_ms;
+  struct kvvm_plan plan;      /* per certificate of cfg: outcomes and when each is due */
   bool passed;               /* a pass has run with cfg */
 };
 
@@ -71,13 +68,8 @@ static void adopt(struct daemon *d, struct kvvm_config *cfg)
   size_t n = cfg->n_certs;
   kvvm_config_free(d->cfg);
   d->cfg = cfg;
-  free(d->out);
-  free(d->failures);
-  free(d->due_ms);
-  d->out = kvvm_xcalloc(n ? n : 1, sizeof(*d->out));
-  d->failures = kvvm_xcalloc(n ? n : 1, sizeof(*d->failures));
-  d->due_ms = kvvm_xcalloc(n ? n : 1, sizeof(*d->due_ms));
-  d->next_poll_ms = kvvm_clock_mono_ms();
+  kvvm_plan_free(&d->plan);
+  kvvm_plan_init(&d->plan, n, cfg->polling_s);
   d->passed = false;
   kvvm_identity_forget();
   if (d->store)
@@ -114,7 +106,7 @@ static void note_hook_errors(struct daemon *d)
   struct kvvm_installed_cert rec;
   for (size_t i = 0; i < d->cfg->n_certs; i++) {
     const struct kvvm_cert_cfg *cc = &d->cfg->certs[i];
-    struct kvvm_cert_outcome *o = &d->out[i];
+    struct kvvm_cert_outcome *o = &d->plan.out[i];
     if (o->err == KVVM_OK && kvvm_installed_get(kvvm_store_installed(d->store), cc->url,
                                                 cc->store_dir, &rec) && rec.hook_error) {
       o->err = KVVM_E_HOOK;
@@ -126,31 +118,14 @@ static void note_hook_errors(struct daemon *d)
 /* Run the certificates that are due; schedule the next attempt of each. */
 static void run_pass(struct daemon *d)
 {
-  size_t n = d->cfg->n_certs;
-  int64_t now = kvvm_clock_mono_ms();
-  bool poll = now >= d->next_poll_ms;
-  bool *due = kvvm_xcalloc(n ? n : 1, sizeof(*due));
-  for (size_t i = 0; i < n; i++)
-    due[i] = poll || d->due_ms[i] <= now;
-  if (poll)
-    d->next_poll_ms = now + kvvm_sched_poll_ms(d->cfg->polling_s, kvvm_sched_random());
-  size_t changed = kvvm_sync_pass(d->store, d->cfg, due, d->out);
+  bool *due = kvvm_plan_due(&d->plan);
+  size_t changed = kvvm_sync_pass(d->store, d->cfg, due, d->plan.out);
   /* Durable before the status says installed; hooks after, so they see the files. */
   kvvm_store_commit(d->store);
   struct kvvm_hooks_opts hopts = {NULL, 0};
   kvvm_hooks_run_due(kvvm_store_installed(d->store), &hopts);
   note_hook_errors(d);
-  now = kvvm_clock_mono_ms();
-  for (size_t i = 0; i < n; i++) {
-    if (!due[i])
-      continue;
-    /* Content that cannot be installed waits for the next poll: no hammering. */
-    bool retry = d->out[i].err != KVVM_OK && d->out[i].state != KVVM_CERT_FAILED &&
-                 d->out[i].err != KVVM_E_GRANT;
-    d->failures[i] = retry ? d->failures[i] + 1 : 0;
-    d->due_ms[i] = retry ? now + kvvm_sched_retry_ms(d->failures[i], kvvm_sched_random())
-                         : d->next_poll_ms;
-  }
+  kvvm_plan_done(&d->plan, due);
   d->passed = true;
   KVVM_INFO("pass done: %zu certificate(s) changed", changed);
   free(due);
@@ -193,7 +168,7 @@ static void report(const struct daemon *d)
              d->cfg ? " (kvvmd keeps the last valid settings)" : "");
     r.status.message = r.top;
   } else {
-    kvvm_report_build(d->cfg, d->out, kvvm_clock_now(), &r);
+    kvvm_report_build(d->cfg, d->plan.out, kvvm_clock_now(), &r);
     append_warnings(r.top, sizeof(r.top), d->cfg);
     /* Nobody should mistake a machine that trusts a test CA for a production one. */
     if (kvvm_http_test_overrides() || getenv("KVVM_ARC_TOKENS_DIR")) {
@@ -257,10 +232,7 @@ static int64_t next_due(const struct daemon *d)
 {
   if (!d->cfg)
     return INT64_MAX / 2;
-  int64_t t = d->next_poll_ms;
-  for (size_t i = 0; i < d->cfg->n_certs; i++)
-    t = d->due_ms[i] < t ? d->due_ms[i] : t;
-  return t;
+  return kvvm_plan_next(&d->plan);
 }
 
 static void serve(struct daemon *d, const sigset_t *set)
@@ -284,7 +256,7 @@ static void serve(struct daemon *d, const sigset_t *set)
     if (sig == SIGHUP)
       load_settings(d);
     else if (sig == SIGUSR1 && d->cfg)
-      d->next_poll_ms = kvvm_clock_mono_ms();
+      kvvm_plan_poll_now(&d->plan);
   }
 }
 
@@ -319,9 +291,7 @@ out:
   kvvm_store_close(d.store);
   kvvm_identity_forget();
   kvvm_http_shutdown();
-  free(d.out);
-  free(d.failures);
-  free(d.due_ms);
+  kvvm_plan_free(&d.plan);
   kvvm_config_free(d.cfg);
   kvvm_henv_free(d.henv);
   free(exe);
