@@ -97,7 +97,7 @@ enum kvvm_err kvvm_file_read(const char *path, size_t max, char **out, size_t *l
   return rc;
 }
 
-static int write_all(int fd, const void *data, size_t len)
+int kvvm_fd_write_all(int fd, const void *data, size_t len)
 {
   const char *p = data;
   while (len) {
@@ -154,7 +154,7 @@ enum kvvm_err kvvm_file_write_atomic(const char *path, const void *data, size_t 
     KVVM_ERR("%s: cannot create a temp file: %s", dir, strerror(errno));
     goto out;
   }
-  if (write_all(fd, data, len) != 0 || fchmod(fd, mode) != 0 || fsync(fd) != 0) {
+  if (kvvm_fd_write_all(fd, data, len) != 0 || fchmod(fd, mode) != 0 || fsync(fd) != 0) {
     KVVM_ERR("%s: write: %s", tmp, strerror(errno));
     goto out;
   }

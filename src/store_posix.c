@@ -31,21 +31,6 @@ struct op {
   struct kvvm_install_result *res;
 };
 
-static int write_all(int fd, const void *data, size_t len)
-{
-  const char *p = data;
-  while (len) {
-    ssize_t w = write(fd, p, len);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w < 0)
-      return -1;
-    p += w;
-    len -= (size_t)w;
-  }
-  return 0;
-}
-
 /* What sits at name may be replaced only if it is absent or root's regular file: a planted
  * symlink or someone else's file is reported, never followed or overwritten. */
 static enum kvvm_err check_target(struct op *op, const char *name)
@@ -77,7 +62,7 @@ static enum kvvm_err fill(struct op *op, int fd, const void *data, size_t len)
   struct stat st;
   char *why = op->res->why;
   size_t wl = sizeof op->res->why;
-  if (write_all(fd, data, len) != 0 || fstat(fd, &st) != 0 ||
+  if (kvvm_fd_write_all(fd, data, len) != 0 || fstat(fd, &st) != 0 ||
       ((st.st_uid != 0 || st.st_gid != 0) && fchown(fd, 0, 0) != 0) || fchmod(fd, 0600) != 0) {
     snprintf(why, wl, "%s: write: %s", op->cc->store_dir, strerror(errno));
     return KVVM_E_IO;

@@ -22,6 +22,8 @@ KVVM_API enum kvvm_err kvvm_file_write_atomic(const char *path, const void *data
 /* Create dir and missing parents; folders created get `mode`, existing ones are left alone. */
 KVVM_API enum kvvm_err kvvm_dir_ensure(const char *path, mode_t mode);
 KVVM_API bool kvvm_path_exists(const char *path);
+/* Write all of data to fd, through short writes and EINTR; 0, or -1 with errno set. */
+KVVM_API int kvvm_fd_write_all(int fd, const void *data, size_t len);
 /* A new string "a/b" (one slash between). */
 KVVM_API char *kvvm_path_join(const char *a, const char *b);
 /* The folder part of path, as a new string ("." if none). */
