@@ -7,11 +7,7 @@ set -u
 build=${KVVM_BUILD:-build}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d /tmp/kvvm-cli.XXXXXX)
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok: $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL: $1"; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+. "$top/tests/system/lib.sh"
 
 pkg=$tmp/Kvvm.Azure.KeyVaultCerts-0.1.0
 kvvm=$pkg/bin/kvvm
@@ -21,26 +17,11 @@ cleanup() {
   [ -f "$tmp/emu/emu.json" ] && kill "$(emu pid)" 2>/dev/null
   rm -rf "$tmp"
 }
-emu() { /usr/bin/python3 -c "import json,sys; print(json.load(open('$tmp/emu/emu.json'))['$1'])"; }
 trap cleanup EXIT
 . "$top/scripts/stage-package.sh"
 stage_package "$top/$build/pkg" "$pkg" "$tmp/log"
 
-/usr/bin/python3 "$top/tests/emulator/kvemu.py" --dir "$tmp/emu" --lifetime 300 \
-  --parent-pid $$ >"$tmp/emu.log" 2>&1 &
-i=0
-while [ ! -f "$tmp/emu/emu.json" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-control() {  # path, JSON body
-  curl -s -X POST --data-binary "$2" "http://127.0.0.1:$(emu control_port)$1"
-}
-add_pfx() {  # name, CN: posts a new version of secret name, prints the version
-  openssl req -x509 -newkey rsa:2048 -nodes -subj "/CN=$2" -days 30 -keyout "$tmp/k.pem" \
-    -out "$tmp/c.pem" 2>/dev/null
-  openssl pkcs12 -export -inkey "$tmp/k.pem" -in "$tmp/c.pem" -passout pass: -out "$tmp/w.pfx"
-  printf '{"vault":"myvault.vault.azure.net","name":"%s","contentType":"application/x-pkcs12","value":"%s"}' \
-    "$1" "$(base64 -w0 "$tmp/w.pfx")" >"$tmp/body"
-  control /secrets @"$tmp/body" | sed -n 's/.*"version": *"\([0-9a-f]*\)".*/\1/p'
-}
+start_emulator
 v1=$(add_pfx web web.example.com)
 add_pfx locked locked.example.com >/dev/null
 control /faults '{"target":"kv","secret":"locked","mode":"403"}' >/dev/null

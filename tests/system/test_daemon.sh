@@ -6,11 +6,7 @@ set -u
 build=${KVVM_BUILD:-build}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d /tmp/kvvm-daemon.XXXXXX)
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok: $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL: $1"; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+. "$top/tests/system/lib.sh"
 
 pkg=$tmp/Kvvm.Azure.KeyVaultCerts-0.1.0
 pidf=$tmp/state/kvvmd.pid
@@ -19,25 +15,12 @@ cleanup() {
   [ -f "$tmp/emu/emu.json" ] && kill "$(emu pid)" 2>/dev/null
   rm -rf "$tmp"
 }
-emu() { /usr/bin/python3 -c "import json,sys; print(json.load(open('$tmp/emu/emu.json'))['$1'])"; }
 trap cleanup EXIT
 . "$top/scripts/stage-package.sh"
 stage_package "$top/$build/pkg" "$pkg" "$tmp/log"
 
 # The emulator, and a certificate in it (a PFX, as Key Vault hands it back).
-/usr/bin/python3 "$top/tests/emulator/kvemu.py" --dir "$tmp/emu" --lifetime 300 \
-  --parent-pid $$ >"$tmp/emu.log" 2>&1 &
-i=0
-while [ ! -f "$tmp/emu/emu.json" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-add_pfx() {  # name, CN: posts a new version of secret name, prints the version
-  openssl req -x509 -newkey rsa:2048 -nodes -subj "/CN=$2" -days 30 -keyout "$tmp/k.pem" \
-    -out "$tmp/c.pem" 2>/dev/null
-  openssl pkcs12 -export -inkey "$tmp/k.pem" -in "$tmp/c.pem" -passout pass: -out "$tmp/w.pfx"
-  printf '{"vault":"myvault.vault.azure.net","name":"%s","contentType":"application/x-pkcs12","value":"%s"}' \
-    "$1" "$(base64 -w0 "$tmp/w.pfx")" >"$tmp/body"
-  curl -s -X POST --data-binary @"$tmp/body" "http://127.0.0.1:$(emu control_port)/secrets" |
-    sed -n 's/.*"version": *"\([0-9a-f]*\)".*/\1/p'
-}
+start_emulator
 v1=$(add_pfx web web.example.com)
 export KVVM_CA_FILE=$tmp/emu/ca.pem KVVM_CONNECT_TO=myvault.vault.azure.net:443:127.0.0.1:$(emu kv_port)
 msi="http://127.0.0.1:$(emu imds_port)/metadata/identity"

@@ -7,11 +7,7 @@ set -u
 build=${KVVM_BUILD:-build}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d /tmp/kvvm-svc.XXXXXX)
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok: $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL: $1"; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+. "$top/tests/system/lib.sh"
 
 pkg=$tmp/Kvvm.Azure.KeyVaultCerts-0.1.0
 cleanup() {
