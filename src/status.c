@@ -225,7 +225,11 @@ enum kvvm_err kvvm_status_write(const char *status_dir, long seq, const struct k
   if (!text)
     return KVVM_E_NOMEM;
   char *path = status_path(status_dir, seq);
-  enum kvvm_err rc = kvvm_file_write_atomic(path, text, strlen(text), STATUS_MODE);
+  /* The agent creates the folder; if it went missing, a status nobody can read helps no one:
+   * put it back with the agent's own mode. */
+  enum kvvm_err rc = kvvm_dir_ensure(status_dir, 0700);
+  if (rc == KVVM_OK)
+    rc = kvvm_file_write_atomic(path, text, strlen(text), STATUS_MODE);
   if (rc == KVVM_OK)
     KVVM_DEBUG("%s: %s", path, value_word(st->value));
   free(path);

@@ -80,6 +80,15 @@ wait_for "SIGUSR1 starts a pass that installs the new version" \
   "[ \"\$(readlink '$link')\" = myvault.web.$v2 ]"
 check "the previous version is kept" "[ -f '$tmp/store/myvault.web.$v1' ]"
 
+# It survives the store folder removed (the next pass puts the certificate back) and the
+# status folder missing (the next pass writes it again).
+rm -rf "$tmp/store" "$pkg/status"
+kill -USR1 "$pid"
+wait_for "a removed store folder is rebuilt by the next pass" \
+  "[ -f '$link' ] && [ \"\$(readlink '$link')\" = myvault.web.$v2 ]"
+wait_for "a missing status folder is written again" "[ \"\$(status_of 1)\" = success ]"
+check "kvvmd survived both" "alive $pid"
+
 # A new sequence number: enable says transitioning, kvvmd reloads (SIGHUP) and reports it.
 settings 2 600
 ConfigSequenceNumber=2 "$pkg/bin/enable"
