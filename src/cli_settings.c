@@ -115,6 +115,23 @@ static char *rewrite_path(const char *msg, const char *prefix)
   return kvvm_xasprintf("%s.%s", prefix, msg);
 }
 
+/* One problem per line (the parser reports each certificate's): each gets its own path. */
+static void rewrite_lines(char *why, size_t whylen, const char *prefix)
+{
+  char *copy = kvvm_xstrdup(why), *save = NULL;
+  size_t used = 0;
+  why[0] = '\0';
+  for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    char *fixed = rewrite_path(line, prefix);
+    used += (size_t)snprintf(why + used, used < whylen ? whylen - used : 0, "%s%s",
+                             used ? "\n" : "", fixed);
+    free(fixed);
+    if (used >= whylen)
+      break;
+  }
+  free(copy);
+}
+
 static void rewrite_warnings(struct kvvm_config *cfg, const char *prefix)
 {
   for (char **w = cfg->warnings; w && *w; w++) {
@@ -145,9 +162,7 @@ static enum kvvm_err parse_doc(const char *text, size_t len, struct kvvm_config 
     *form = "not readable as JSON";
   enum kvvm_err rc = kvvm_settings_parse(wrapped ? wrapped : text,
                                          wrapped ? strlen(wrapped) : len, &opts, out, why, whylen);
-  char *fixed = rewrite_path(why, prefix);
-  snprintf(why, whylen, "%s", fixed);
-  free(fixed);
+  rewrite_lines(why, whylen, prefix);
   if (rc == KVVM_OK)
     rewrite_warnings(*out, prefix);
   free(wrapped);
@@ -208,7 +223,9 @@ int kvvm_cli_check(int argc, char **argv)
   }
   printf("form: %s\n", form);
   if (rc != KVVM_OK) {
-    printf("invalid: %s\n", why);
+    char *save = NULL;
+    for (char *line = strtok_r(why, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+      printf("invalid: %s\n", line);
     return KVVM_CLI_FAIL;
   }
   char *canon = kvvm_config_to_json(cfg);

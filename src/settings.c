@@ -29,8 +29,12 @@ enum kvvm_err settings_fail(struct sctx *c, const char *path, const char *fmt, .
   vsnprintf(msg + n, sizeof msg - n, fmt, ap);
   va_end(ap);
   KVVM_ERR("settings: %s", msg);
-  if (c->why && c->whylen)
-    snprintf(c->why, c->whylen, "%s", msg);
+  /* Every problem is reported, not only the first: a user fixes them all in one go. */
+  if (c->why && c->whylen) {
+    size_t used = c->n_errors ? strlen(c->why) : 0;
+    snprintf(c->why + used, c->whylen - used, "%s%s", c->n_errors ? "\n" : "", msg);
+  }
+  c->n_errors++;
   return KVVM_E_SETTINGS;
 }
 
@@ -393,6 +397,16 @@ static struct kvvm_config *config_new(void)
   return cfg;
 }
 
+/* Several problems: say how many, then one per line. */
+static void count_problems(struct sctx *c)
+{
+  if (c->n_errors < 2 || !c->why || !c->whylen)
+    return;
+  char *list = kvvm_xstrdup(c->why);
+  snprintf(c->why, c->whylen, "%zu problems:\n%s", c->n_errors, list);
+  free(list);
+}
+
 enum kvvm_err kvvm_settings_parse(const char *text, size_t len,
                                   const struct kvvm_settings_opts *opts,
                                   struct kvvm_config **out, char *why, size_t whylen)
@@ -407,8 +421,10 @@ enum kvvm_err kvvm_settings_parse(const char *text, size_t len,
     goto out;
   if ((rc = envelope(&c, root, &pub)) != KVVM_OK)
     goto out;
-  if ((rc = settings_public(&c, pub)) != KVVM_OK)
+  if ((rc = settings_public(&c, pub)) != KVVM_OK) {
+    count_problems(&c);
     goto out;
+  }
   *out = c.cfg;
   c.cfg = NULL;
 out:

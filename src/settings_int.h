@@ -35,6 +35,7 @@ struct sctx {
   struct store_spec global;  /* store keys beside observedCertificates */
   bool linux_keys;           /* a Linux-only key was seen (for the shape that is logged) */
   bool warned_name_ignored;
+  size_t n_errors;           /* problems found; each certificate is checked even after one */
 };
 
 /* settings.c: messages, types, key paths. */

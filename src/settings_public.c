@@ -209,11 +209,13 @@ static enum kvvm_err certificates(struct sctx *c, const json_t *sms)
     return rc;
   cfg->n_certs = json_array_size(oc);
   cfg->certs = kvvm_xcalloc(cfg->n_certs, sizeof *cfg->certs);
-  for (size_t i = 0; i < cfg->n_certs && rc == KVVM_OK; i++) {
+  for (size_t i = 0; i < cfg->n_certs; i++) {
     json_t *e = json_array_get(oc, i);
     settings_index(p, OBS_PATH, i);
-    rc = json_is_string(e) ? settings_cert_string(c, p, e, &cfg->certs[i]) :
-                             settings_cert_object(c, p, e, &cfg->certs[i]);
+    enum kvvm_err r = json_is_string(e) ? settings_cert_string(c, p, e, &cfg->certs[i]) :
+                                          settings_cert_object(c, p, e, &cfg->certs[i]);
+    if (rc == KVVM_OK)
+      rc = r;
   }
   return rc;
 }

@@ -51,6 +51,13 @@ cs "$tmp/resource-bad.json"
 check "check-settings: invalid resource exits 1" "[ $? = 1 ] && grep -q '^form: extension resource (ARM template)' '$tmp/out'"
 check "the problem names its key path in the resource" \
   "grep -q '^invalid: properties.settings.secretsManagementSettings.observedCertificates\[0\]' '$tmp/out'"
+printf '{"secretsManagementSettings":{"observedCertificates":["http://a1.vault.azure.net/secrets/x",%s]}}' \
+  '"https://b2b.managedhsm.azure.net/secrets/y","https://good.vault.azure.net/secrets/z"' >"$tmp/two.json"
+cs "$tmp/two.json"
+check "check-settings reports every problem, each with its key path" \
+  "[ $? = 1 ] && grep -q '^invalid: 2 problems' '$tmp/out' && \
+   grep -q '^invalid: secretsManagementSettings.observedCertificates\[0\]: .*http://' '$tmp/out' && \
+   grep -q '^invalid: secretsManagementSettings.observedCertificates\[1\]: .*managed HSM' '$tmp/out'"
 cs "$tmp/az.json"
 check "check-settings: az vm extension show output is valid" "[ $? = 0 ] && grep -q 'az vm extension show' '$tmp/out'"
 cs "$tmp/1.settings"
