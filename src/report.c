@@ -7,7 +7,7 @@
 #include "kvvm/mem.h"
 #include "kvvm/report.h"
 
-static char *describe_installed(const struct kvvm_cert_outcome *o, time_t now)
+static char *describe_installed(const struct kvvm_cert_outcome *o, time_t now, unsigned warn_days)
 {
   char date[32] = "unknown";
   struct tm tm;
@@ -18,7 +18,7 @@ static char *describe_installed(const struct kvvm_cert_outcome *o, time_t now)
   char buf[128] = "";
   if (o->not_after && o->not_after <= now) {
     flag = "; EXPIRED and Key Vault has no newer version";
-  } else if (o->not_after && days < KVVM_REPORT_EXPIRY_DAYS) {
+  } else if (o->not_after && days < (long)warn_days) {
     snprintf(buf, sizeof(buf), "; expires in %ld day(s) and Key Vault has no newer version", days);
     flag = buf;
   }
@@ -99,7 +99,7 @@ void kvvm_report_build(const struct kvvm_config *cfg, const struct kvvm_cert_out
   for (size_t i = 0; i < n; i++) {
     const struct kvvm_cert_outcome *o = &out[i];
     bool ok = o->state == KVVM_CERT_INSTALLED && o->err == KVVM_OK;
-    r->messages[i] = o->state == KVVM_CERT_INSTALLED ? describe_installed(o, now)
+    r->messages[i] = o->state == KVVM_CERT_INSTALLED ? describe_installed(o, now, cfg->expiry_warning_days)
                                                      : describe_failed(o);
     r->subs[i] = (struct kvvm_substatus){cfg->certs[i].url, ok ? KVVM_ST_SUCCESS : KVVM_ST_ERROR,
                                          ok ? 0 : 3, r->messages[i]};

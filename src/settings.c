@@ -393,6 +393,7 @@ static struct kvvm_config *config_new(void)
 {
   struct kvvm_config *cfg = kvvm_xcalloc(1, sizeof *cfg);
   cfg->polling_s = 3600;
+  cfg->expiry_warning_days = 30;
   cfg->warnings = kvvm_xcalloc(1, sizeof *cfg->warnings);
   return cfg;
 }
@@ -556,6 +557,7 @@ char *kvvm_config_to_json(const struct kvvm_config *cfg)
     json_array_append_new(certs, cert_json(&cfg->certs[i]));
   json_object_set_new(o, "schema", json_string(cfg->schema == KVVM_SCHEMA_V1 ? "v1" : "v3"));
   json_object_set_new(o, "pollingIntervalInS", json_integer(cfg->polling_s));
+  json_object_set_new(o, "expiryWarningInDays", json_integer(cfg->expiry_warning_days));
   json_object_set_new(o, "requireInitialSync", json_boolean(cfg->require_initial_sync));
   json_object_set_new(o, "linkOnRenewal", json_boolean(cfg->link_on_renewal));
   json_object_set_new(o, "aclEnabled", json_boolean(cfg->acl_enabled));

@@ -15,6 +15,7 @@
 
 #define SMS "secretsManagementSettings"
 #define POLL_PATH SMS ".pollingIntervalInS"
+#define EXPIRY_PATH SMS ".expiryWarningInDays"
 #define OBS_PATH SMS ".observedCertificates"
 #define POLL_MIN 60
 #define POLL_MAX 31536000 /* a year: beyond that a certificate expires between two polls */
@@ -23,6 +24,7 @@
 static const char *const public_keys[] = {SMS, "authenticationSettings", "loggingSettings", NULL};
 static const char *const sms_keys[] = {
     "pollingIntervalInS", "linkOnRenewal", "requireInitialSync", "aclEnabled",
+    "expiryWarningInDays",
     "certificateStoreName", "certificateStoreLocation", "observedCertificates",
     "authenticationSettings", NULL};
 static const char *const auth_keys[] = {"msiEndpoint", "msiClientId", NULL};
@@ -128,6 +130,29 @@ static enum kvvm_err polling(struct sctx *c, const json_t *v)
     return settings_fail(c, POLL_PATH, "got %s, expected a number of seconds such as 3600 or "
                          "\"3600\"", settings_type(v));
   return rc == KVVM_OK ? polling_value(c, s) : rc;
+}
+
+/* kvvm's own key: how many days before expiry a certificate whose vault has no newer
+ * version is flagged in its substatus (Microsoft's extension has no such warning). */
+static enum kvvm_err expiry_days(struct sctx *c, const json_t *v)
+{
+  long long d = -1;
+  const char *t = json_string_value(v);
+  if (!v)
+    return KVVM_OK;
+  if (json_is_integer(v))
+    d = json_integer_value(v);
+  else if (t && *t && strlen(t) <= 3 && strspn(t, "0123456789") == strlen(t))
+    d = atoll(t);
+  else
+    return settings_fail(c, EXPIRY_PATH, "got %s, expected a whole number of days from 0 to "
+                         "365 such as 30", t ? "a string that is not a number" :
+                         settings_type(v));
+  if (d < 0 || d > 365)
+    return settings_fail(c, EXPIRY_PATH, "%lld is outside 0-365 days (0 turns the warning "
+                         "off)", d);
+  c->cfg->expiry_warning_days = (unsigned)d;
+  return KVVM_OK;
 }
 
 static enum kvvm_err flags(struct sctx *c, const json_t *sms)
@@ -317,6 +342,8 @@ enum kvvm_err settings_public(struct sctx *c, json_t *pub)
   rc = authentication(c, pub, sms);
   if (rc == KVVM_OK)
     rc = polling(c, settings_get(sms, "pollingIntervalInS"));
+  if (rc == KVVM_OK)
+    rc = expiry_days(c, settings_get(sms, "expiryWarningInDays"));
   if (rc == KVVM_OK)
     rc = flags(c, sms);
   if (rc == KVVM_OK)

@@ -1,7 +1,8 @@
 /* From pass outcomes to the status the agent reads (design.md, Status and dependency
  * ordering): one substatus per certificate, failing ones first; top level `transitioning`
  * only while requireInitialSync waits for certificates waiting can fix, `error` at once for
- * content that cannot be installed, else `success`. */
+ * content that cannot be installed, else `success`. A certificate within the settings'
+ * expiryWarningInDays of its expiry, with no newer version in the vault, is flagged. */
 #ifndef KVVM_REPORT_H
 #define KVVM_REPORT_H
 
@@ -9,9 +10,6 @@
 #include "kvvm/settings.h"
 #include "kvvm/status.h"
 #include "kvvm/sync.h"
-
-/* A certificate expiring within this many days with no newer version is flagged. */
-#define KVVM_REPORT_EXPIRY_DAYS 30
 
 struct kvvm_report {
   struct kvvm_status status;     /* points into the fields below */

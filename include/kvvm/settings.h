@@ -44,6 +44,8 @@ struct kvvm_config {
   char *msi_endpoint;          /* NULL: IDENTITY_ENDPOINT or IMDS */
   char *msi_client_id;         /* NULL or as given */
   enum kvvm_client_id_kind client_id_kind;
+  unsigned expiry_warning_days; /* kvvm's expiryWarningInDays: flag a certificate this close
+                                  to expiry with no newer version; 0 = off; default 30 */
   bool has_protected;          /* protectedSettings were present (decrypted in a later module) */
   char *protected_thumbprint;  /* as given, or NULL */
   struct kvvm_cert_cfg *certs;

@@ -14,7 +14,8 @@ static struct kvvm_cert_cfg certs[3] = {{.url = url_a}, {.url = url_b}, {.url = 
 
 static struct kvvm_config config(bool require)
 {
-  return (struct kvvm_config){.require_initial_sync = require, .certs = certs, .n_certs = 3};
+  return (struct kvvm_config){.require_initial_sync = require, .certs = certs, .n_certs = 3,
+                              .expiry_warning_days = 30};
 }
 
 static struct kvvm_cert_outcome installed(const char *v, time_t not_after)
@@ -97,6 +98,16 @@ static void expiry_flagged(void)
   KT_CONTAINS(r.subs[0].message, "expires in 10 day(s) and Key Vault has no newer version");
   KT_CONTAINS(r.subs[1].message, "EXPIRED");
   KT_CHECK(strstr(r.subs[2].message, "no newer version") == NULL);
+  kvvm_report_clear(&r);
+  /* expiryWarningInDays moves the threshold; 0 turns the early warning off. */
+  cfg.expiry_warning_days = 45;
+  kvvm_report_build(&cfg, out, NOW, &r);
+  KT_CONTAINS(r.subs[2].message, "expires in 31 day(s)");
+  kvvm_report_clear(&r);
+  cfg.expiry_warning_days = 0;
+  kvvm_report_build(&cfg, out, NOW, &r);
+  KT_CHECK(strstr(r.subs[0].message, "no newer version") == NULL);
+  KT_CONTAINS(r.subs[1].message, "EXPIRED");
   kvvm_report_clear(&r);
 }
 

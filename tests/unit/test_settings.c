@@ -1187,7 +1187,7 @@ static void test_to_json_canonical(void)
               "\"resource\":\"https://vault.azure.net\",\"secretName\":\"c1\",\"storeDir\":\""
               ROOT "\",\"storeName\":null,\"url\":\"" URL1 "\",\"vaultHost\":"
               "\"myvault.vault.azure.net\",\"vaultName\":\"myvault\",\"version\":null}],"
-              "\"hasProtectedSettings\":false,\"linkOnRenewal\":false,\"msiClientId\":null,"
+              "\"expiryWarningInDays\":30,\"hasProtectedSettings\":false,\"linkOnRenewal\":false,\"msiClientId\":null,"
               "\"msiClientIdKind\":\"none\",\"msiEndpoint\":null,\"pollingIntervalInS\":120,"
               "\"protectedSettingsCertThumbprint\":null,\"requireInitialSync\":false,"
               "\"schema\":\"v1\"}");

@@ -1,0 +1,62 @@
+/* Settings keys of kvvm's own (beyond Microsoft's schema), and reporting every problem. */
+#include <stdlib.h>
+
+#include "kt.h"
+#include "kvvm/settings.h"
+
+static enum kvvm_err parse(const char *sms_extra, struct kvvm_config **cfg, char *why, size_t n)
+{
+  char text[1024];
+  snprintf(text, sizeof(text),
+           "{\"runtimeSettings\":[{\"handlerSettings\":{\"publicSettings\":{"
+           "\"secretsManagementSettings\":{%s\"observedCertificates\":"
+           "[\"https://vault1.vault.azure.net/secrets/c\"]}}}}]}",
+           sms_extra);
+  struct kvvm_settings_opts opts = {"/store", NULL};
+  return kvvm_settings_parse(text, strlen(text), &opts, cfg, why, n);
+}
+
+static void expiry_warning_days(void)
+{
+  struct kvvm_config *cfg = NULL;
+  char why[512] = "";
+  KT_CHECK(parse("", &cfg, why, sizeof(why)) == KVVM_OK && cfg->expiry_warning_days == 30);
+  kvvm_config_free(cfg);
+  KT_CHECK(parse("\"expiryWarningInDays\":\"14\",", &cfg, why, sizeof(why)) == KVVM_OK &&
+           cfg->expiry_warning_days == 14);
+  kvvm_config_free(cfg);
+  KT_CHECK(parse("\"expiryWarningInDays\":0,", &cfg, why, sizeof(why)) == KVVM_OK &&
+           cfg->expiry_warning_days == 0);
+  kvvm_config_free(cfg);
+  cfg = NULL;
+  KT_CHECK(parse("\"expiryWarningInDays\":400,", &cfg, why, sizeof(why)) == KVVM_E_SETTINGS);
+  KT_CONTAINS(why, "secretsManagementSettings.expiryWarningInDays: 400 is outside 0-365 days");
+  KT_CHECK(parse("\"expiryWarningInDays\":\"soon\",", &cfg, why, sizeof(why)) == KVVM_E_SETTINGS);
+  KT_CONTAINS(why, "expected a whole number of days from 0 to 365");
+  KT_CHECK(cfg == NULL);
+}
+
+/* Two bad certificates: both reported, one per line, counted. */
+static void every_problem(void)
+{
+  const char *text =
+      "{\"runtimeSettings\":[{\"handlerSettings\":{\"publicSettings\":{"
+      "\"secretsManagementSettings\":{\"observedCertificates\":["
+      "\"http://vault1.vault.azure.net/secrets/a\",\"https://vault2.vault.azure.net/certificates/b\","
+      "\"https://vault3.vault.azure.net/secrets/c\"]}}}}]}";
+  struct kvvm_settings_opts opts = {"/store", NULL};
+  struct kvvm_config *cfg = NULL;
+  char why[1024] = "";
+  KT_CHECK(kvvm_settings_parse(text, strlen(text), &opts, &cfg, why, sizeof(why)) ==
+           KVVM_E_SETTINGS);
+  KT_CONTAINS(why, "2 problems:\n");
+  KT_CONTAINS(why, "observedCertificates[0]");
+  KT_CONTAINS(why, "\nsecretsManagementSettings.observedCertificates[1]");
+  KT_CHECK(strstr(why, "observedCertificates[2]") == NULL);
+}
+
+int main(void)
+{
+  static const struct kt_case cases[] = {KT_CASE(expiry_warning_days), KT_CASE(every_problem)};
+  return KT_RUN("settings_kvvm", cases);
+}
