@@ -1,0 +1,130 @@
+#!/bin/sh
+# Keeps scripts/examples/ and the publishing manifest honest: every JSON example parses, every
+# settings document in them (the ARM templates' extension settings with ARM expressions replaced
+# by placeholders, the CLI and Arc settings files) passes `kvvm check-settings` without warnings,
+# each deployment example names our publisher and type and none Microsoft's Key Vault publisher,
+# and the rendered manifest.xml is well-formed and names what manifest/extension.mk says.
+set -u
+build=${KVVM_BUILD:-build}
+top=$(cd "$(dirname "$0")/../.." && pwd)
+tmp=$(mktemp -d /tmp/kvvm-examples.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+. "$top/tests/system/lib.sh"
+
+ex=$top/scripts/examples
+kvvm=$top/$build/pkg/bin/kvvm
+py=/usr/bin/python3
+mkval() { sed -n "s/^$1[[:space:]]*:=[[:space:]]*\([^[:space:]]*\).*/\1/p" "$top/manifest/extension.mk"; }
+publisher=$(mkval KVVM_PUBLISHER)
+type=$(mkval KVVM_TYPE)
+version=$(mkval KVVM_VERSION)
+check "extension.mk names publisher, type and version" "[ -n '$publisher' ] && [ -n '$type' ] && [ -n '$version' ]"
+check "the kvvm CLI is built ($build/pkg/bin/kvvm)" "[ -x '$kvvm' ]"
+
+# Every JSON example parses.
+for f in "$ex"/*.json; do
+  check "$(basename "$f") parses" "$py -c 'import json,sys; json.load(open(sys.argv[1]))' '$f'"
+done
+
+# check-settings: valid, and no warnings (a warning line starts with "warning").
+cs() {  # label, file
+  "$kvvm" check-settings "$2" >"$tmp/out" 2>"$tmp/err"
+  rc=$?
+  check "$1: check-settings accepts it" "[ $rc = 0 ] && grep -q '^valid: ' '$tmp/out'"
+  check "$1: no warnings" "! grep -qi '^warn' '$tmp/out' '$tmp/err'"
+}
+for f in settings.json arc-settings.json; do
+  cs "$f" "$ex/$f"
+done
+
+# The ARM templates: every extension resource (VM child resources and scale set
+# extensionProfile entries) of our publisher; its properties.settings, ARM expressions
+# replaced by placeholders by key, written out one file each.
+for t in arm-vm.json arm-vmss.json; do
+  $py - "$ex/$t" "$tmp/${t%.json}" "$publisher" "$type" >"$tmp/extract.out" 2>&1 <<'PY'
+import json, sys
+tpl, out, pub, typ = sys.argv[1:5]
+PLACE = {"msiClientId": "11111111-2222-3333-4444-555555555555",
+         "url": "https://placeholder.vault.azure.net/secrets/placeholder"}
+
+def subst(v, key=None):
+    if isinstance(v, dict):
+        return {k: subst(x, k) for k, x in v.items()}
+    if isinstance(v, list):
+        return [subst(x, key) for x in v]
+    if isinstance(v, str) and v.startswith("[") and not v.startswith("[["):
+        if key not in PLACE:
+            sys.exit("ARM expression under %r: no placeholder for it" % key)
+        return PLACE[key]
+    return v
+
+found = []
+def walk(v):
+    if isinstance(v, dict):
+        p = v.get("properties")
+        if isinstance(p, dict) and "typeHandlerVersion" in p:
+            found.append(p)
+        for x in v.values():
+            walk(x)
+    elif isinstance(v, list):
+        for x in v:
+            walk(x)
+walk(json.load(open(tpl)))
+ours = [p for p in found if p.get("publisher") == pub and p.get("type") == typ]
+if not ours:
+    sys.exit("no extension with publisher %s and type %s" % (pub, typ))
+for i, p in enumerate(ours):
+    json.dump(subst(p["settings"]), open("%s.%d.json" % (out, i), "w"))
+others = [p for p in found if p not in ours]
+print("ours=%d sequenced=%d" % (len(ours),
+      sum(1 for p in others if "KeyVaultCerts" in p.get("provisionAfterExtensions", []))))
+PY
+  rc=$?
+  check "$t: extension resource(s) of $publisher/$type found and extracted" "[ $rc = 0 ]"
+  [ $rc = 0 ] || cat "$tmp/extract.out"
+  check "$t: a second extension is sequenced after ours (provisionAfterExtensions)" \
+    "grep -q 'sequenced=[1-9]' '$tmp/extract.out'"
+  for s in "$tmp/${t%.json}".*.json; do
+    [ -f "$s" ] && cs "$t settings #$(basename "$s" .json | sed 's/.*\.//')" "$s"
+  done
+done
+
+# Every deployment example names our publisher and type; none Microsoft's Key Vault publisher.
+for f in arm-vm.json arm-vmss.json powershell.ps1 azure-cli.sh arc.sh; do
+  check "$f names $publisher and $type" "grep -q '$publisher' '$ex/$f' && grep -q '$type' '$ex/$f'"
+done
+check "no example names Microsoft.Azure.KeyVault" "! grep -rqi 'Microsoft\.Azure\.KeyVault' '$ex'"
+check "powershell.ps1 builds settings as a hashtable" "grep -q '^\$Settings = @{' '$ex/powershell.ps1'"
+# The escaped-string mistake powershell.ps1 warns about: settings.json as one JSON string.
+$py -c 'import json,sys; print(json.dumps(json.dumps(json.load(open(sys.argv[1])))))' "$ex/settings.json" >"$tmp/ps.json"
+"$kvvm" check-settings "$tmp/ps.json" >"$tmp/out" 2>&1
+check "the PowerShell escaped-string form is read and recognised with a warning" \
+  "[ $? = 0 ] && grep -q '^warning: .*PowerShell quoting mistake' '$tmp/out'"
+
+# The publishing manifest, rendered from extension.mk.
+sh "$top/scripts/render-manifest.sh" "$tmp/manifest.xml" 2>"$tmp/render.err"
+check "render-manifest.sh renders manifest.xml" "[ $? = 0 ] && [ -s '$tmp/manifest.xml' ]"
+$py - "$tmp/manifest.xml" >"$tmp/manifest.out" 2>&1 <<'PY'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+ns = "{http://schemas.microsoft.com/windowsazure}"
+if root.tag != ns + "ExtensionImage":
+    sys.exit("root is %s" % root.tag)
+for k in ("ProviderNameSpace", "Type", "Version", "IsJsonExtension", "SupportedOS", "HostingResources"):
+    e = root.find(ns + k)
+    print("%s=%s" % (k, "" if e is None or e.text is None else e.text.strip()))
+PY
+check "manifest.xml is well-formed XML with an ExtensionImage root" "[ $? = 0 ]"
+check "manifest.xml names $publisher, $type, $version" \
+  "grep -qx 'ProviderNameSpace=$publisher' '$tmp/manifest.out' && grep -qx 'Type=$type' '$tmp/manifest.out' && \
+   grep -qx 'Version=$version' '$tmp/manifest.out'"
+check "manifest.xml: JSON extension, Linux, VmRole" \
+  "grep -qx 'IsJsonExtension=true' '$tmp/manifest.out' && grep -qx 'SupportedOS=Linux' '$tmp/manifest.out' && \
+   grep -qx 'HostingResources=VmRole' '$tmp/manifest.out'"
+check "manifest.xml has no unrendered placeholder and no Microsoft namespace" \
+  "! grep -q '@[A-Z]*@' '$tmp/manifest.xml' && ! grep -q '<ProviderNameSpace>Microsoft' '$tmp/manifest.xml'"
+VERSION=9.8.7 sh "$top/scripts/render-manifest.sh" "$tmp/m2.xml"
+check "VERSION= overrides the rendered version" "grep -q '<Version>9.8.7</Version>' '$tmp/m2.xml'"
+
+echo "examples: $passed passed, $failed failed"
+[ "$failed" = 0 ]
