@@ -136,7 +136,7 @@ build-fuzz/libjansson_kvvm.a:
 	@mkdir -p $(@D)
 	objcopy --redefine-sym stdin=kvvm_jansson_stdin $$(gcc -print-file-name=libjansson.a) $@
 
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(wildcard include/kvvm/*.h src/*.h) build-fuzz/libjansson_kvvm.a
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(wildcard include/kvvm/*.h src/*.h tests/fuzz/*.h) build-fuzz/libjansson_kvvm.a
 	sh scripts/deps.sh fuzz
 	clang -std=c11 $(CPPFLAGS) -DKVVM_VERSION_STRING='"fuzz"' -Isrc $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) \
 	  build-fuzz/libjansson_kvvm.a -lmbedtls -lmbedx509 -lmbedcrypto -lcurl -lz

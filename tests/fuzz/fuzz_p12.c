@@ -5,17 +5,13 @@
 #include <stdint.h>
 
 #include "../../src/certmat_int.h"
-#include "kvvm/log.h"
+#include "fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-  static int quiet;
-  if (!quiet) {
-    kvvm_log_set_stderr_level(KVVM_LOG_ERR + 1);
-    quiet = 1;
-  }
+  fuzz_quiet();
   struct certmat_parts parts;
   char why[256];
   certmat_parts_init(&parts);

@@ -4,18 +4,14 @@
 #include <stdint.h>
 
 #include "kvvm/certmat.h"
-#include "kvvm/log.h"
 #include "kvvm/mem.h"
+#include "fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-  static int quiet;
-  if (!quiet) {
-    kvvm_log_set_stderr_level(KVVM_LOG_ERR + 1);
-    quiet = 1;
-  }
+  fuzz_quiet();
   struct kvvm_bundle *b = NULL;
   char why[256];
   if (kvvm_certmat_from_pem((const char *)data, size, &b, why, sizeof(why)) == KVVM_OK) {

@@ -3,18 +3,14 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "kvvm/log.h"
 #include "kvvm/settings.h"
+#include "fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-  static int quiet;
-  if (!quiet) {
-    kvvm_log_set_stderr_level(KVVM_LOG_ERR + 1);
-    quiet = 1;
-  }
+  fuzz_quiet();
   struct kvvm_settings_opts opts = {"/var/lib/waagent/Microsoft.Azure.KeyVault.Store"};
   struct kvvm_config *cfg = NULL;
   char why[512];

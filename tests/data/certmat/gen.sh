@@ -12,33 +12,14 @@
 #   cms-data.der is plain CMS data, not enveloped).
 set -eu
 out=$1
+here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$out"
 cd "$out"
 # ext.cnf names each leaf's SANs after $LEAF, and openssl wants it set for every command.
 LEAF=none
 export LEAF
 
-cat >ext.cnf <<'CNF'
-[req]
-distinguished_name=dn
-[dn]
-[root]
-basicConstraints=critical,CA:TRUE
-keyUsage=critical,keyCertSign,cRLSign
-subjectKeyIdentifier=hash
-[int]
-basicConstraints=critical,CA:TRUE,pathlen:0
-keyUsage=critical,keyCertSign,cRLSign
-subjectKeyIdentifier=hash
-authorityKeyIdentifier=keyid
-[leaf]
-basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature,keyEncipherment
-extendedKeyUsage=serverAuth,clientAuth
-subjectAltName=DNS:$ENV::LEAF.example.com,DNS:www.$ENV::LEAF.example.com,IP:10.1.2.3,IP:2001:db8::1,URI:https://$ENV::LEAF.example.com/id
-subjectKeyIdentifier=hash
-authorityKeyIdentifier=keyid
-CNF
+cp "$here/../chain.cnf" ext.cnf
 
 key() { # out, genpkey args...
   o=$1

@@ -13,6 +13,7 @@
 # Exit 3 names the Debian package of a missing tool.
 set -eu
 out=$1
+here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$out"
 cd "$out"
 
@@ -46,26 +47,10 @@ emit() { # file password certs key mac macpw schemes name expect
     "$8" "$9" >>manifest
 }
 
-cat >ext.cnf <<'CNF'
-[req]
-distinguished_name=dn
-[dn]
-[root]
-basicConstraints=critical,CA:TRUE
-keyUsage=critical,keyCertSign,cRLSign
-subjectKeyIdentifier=hash
-[int]
-basicConstraints=critical,CA:TRUE,pathlen:0
-keyUsage=critical,keyCertSign,cRLSign
-subjectKeyIdentifier=hash
-authorityKeyIdentifier=keyid
-[leaf]
-basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature,keyEncipherment
-subjectAltName=DNS:test.example.com
-subjectKeyIdentifier=hash
-authorityKeyIdentifier=keyid
-CNF
+# The shared test PKI; leaves are named test.example.com.
+LEAF=test
+export LEAF
+cp "$here/../chain.cnf" ext.cnf
 
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out root.key 2>/dev/null
 openssl req -x509 -new -key root.key -subj "/CN=Test Root CA" -days 3650 -sha256 \
