@@ -20,12 +20,22 @@ ifeq ($(CI),true)
 WARN += -Werror
 endif
 SAN_FLAGS :=
-ALL_CFLAGS := -std=c11 $(WARN) $(CFLAGS) $(SAN_FLAGS) -fPIC -fvisibility=hidden
+# -ffile-prefix-map: no build folder path in the objects, so two clones build the same bytes.
+ALL_CFLAGS := -std=c11 $(WARN) $(CFLAGS) $(SAN_FLAGS) -fPIC -fvisibility=hidden \
+  -ffile-prefix-map=$(CURDIR)=.
 CPPFLAGS += -Iinclude -D_GNU_SOURCE $(shell pkg-config --cflags libcurl 2>/dev/null)
 # mbedTLS and jansson go into the core library statically, so a VM needs neither installed;
 # libc, libcurl and zlib come from the system.
+# MBEDTLS_DIR: an mbedTLS 2.28 built elsewhere (the release chroot's /opt/mbedtls).
 JANSSON_A := $(BUILD)/libjansson_kvvm.a
-LIB_LIBS := $(JANSSON_A) -Wl,-Bstatic -lmbedtls -lmbedx509 -lmbedcrypto -Wl,-Bdynamic -lcurl -lz
+ifneq ($(MBEDTLS_DIR),)
+CPPFLAGS += -I$(MBEDTLS_DIR)/include
+MBEDTLS_L := -L$(MBEDTLS_DIR)/lib
+endif
+# -pthread: Debian's mbedTLS is built with MBEDTLS_THREADING_PTHREAD; before glibc 2.34 the
+# mutex functions live in libpthread.
+LIB_LIBS := $(JANSSON_A) $(MBEDTLS_L) -Wl,-Bstatic -lmbedtls -lmbedx509 -lmbedcrypto \
+  -Wl,-Bdynamic -L$(BUILD)/curlstub -lcurl -lz -pthread
 LDFLAGS_SAN := $(SAN_FLAGS)
 
 # Platform files carry an OS suffix; the Windows ones join when that build exists.
@@ -41,12 +51,12 @@ DIST := $(if $(filter build,$(BUILD)),dist,$(BUILD)/dist)
 ZIP := $(DIST)/$(PUBLISHER).$(TYPE)__$(VERSION).zip
 DEPS_OK := $(BUILD)/.deps-build
 
-.PHONY: valgrind bench all package check check-unit check-agent check-sanitize demo clean deps-test
+.PHONY: valgrind bench all package release check check-unit check-agent check-sanitize demo clean deps-test
 all: $(BINS) $(PKG)/HandlerManifest.json $(PKG)/share/kvvmd.service.in $(PKG)/README.txt
 
 $(DEPS_OK): scripts/deps.sh
 	@mkdir -p $(BUILD)
-	sh scripts/deps.sh build
+	MBEDTLS_DIR=$(MBEDTLS_DIR) sh scripts/deps.sh build
 	@touch $@
 
 deps-test:
@@ -69,8 +79,19 @@ $(JANSSON_A): | $(DEPS_OK)
 	objcopy --redefine-sym stdin=kvvm_jansson_stdin \
 	  $$(gcc -print-file-name=libjansson.a) $@
 
+# libkvvm.so links against a libcurl.so.4 stub without symbol versions. Debian's libcurl tags
+# every symbol CURL_OPENSSL_4 and a library linked against it asks for that tag; RHEL's, SUSE's
+# and Amazon Linux's libcurl have no symbol versions, and glibc would print "no version
+# information available" on every start there. Plain references bind to any libcurl.so.4.
+CURL_STUB := $(BUILD)/curlstub/libcurl.so
+$(CURL_STUB): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	nm -u $(LIB_OBJ) | awk '$$1 == "U" && $$2 ~ /^curl_/ { print $$2 }' | sort -u | \
+	  awk '{ print "void " $$1 "(void);\nvoid " $$1 "(void) {}" }' >$(@D)/stub.c
+	$(CC) -shared -nostdlib -fPIC -Wl,-soname,libcurl.so.4 -o $@ $(@D)/stub.c
+
 # Only kvvm_* symbols leave the library; everything linked into it stays private.
-$(LIBSO): $(LIB_OBJ) src/libkvvm.map $(JANSSON_A)
+$(LIBSO): $(LIB_OBJ) src/libkvvm.map $(JANSSON_A) $(CURL_STUB)
 	@mkdir -p $(@D)
 	$(CC) -shared -o $@ $(LIB_OBJ) -Wl,--version-script=src/libkvvm.map -Wl,-z,defs \
 	  -Wl,-z,relro,-z,now $(LDFLAGS_SAN) $(LIB_LIBS)
@@ -92,19 +113,29 @@ $(PKG)/README.txt: scripts/package-readme.txt
 	@mkdir -p $(@D)
 	cp $< $@
 
+# The zip holds the package tree without debug information (symbols stay, for backtraces).
+ZIPSTAGE := $(BUILD)/zipstage
 package: $(ZIP)
 $(ZIP): all scripts/mkzip.py
 	@mkdir -p $(DIST)
-	$(PY) scripts/mkzip.py $(PKG) $@
+	rm -rf $(ZIPSTAGE) && cp -r $(PKG) $(ZIPSTAGE)
+	strip --strip-debug $(ZIPSTAGE)/bin/* $(ZIPSTAGE)/lib/*.so
+	$(PY) scripts/mkzip.py $(ZIPSTAGE) $@
+
+# The release zip, built in the oldest Debian release the mirror serves (scripts/release.sh).
+release:
+	sh scripts/deps.sh release
+	sh scripts/release.sh dist/release $(VERSION)
 
 $(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h include/kvvm/*.h) $(LIBSO)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Itests/unit $(ALL_CFLAGS) -fPIE -pie -o $@ $< -L$(PKG)/lib -lkvvm \
 	  -Wl,-rpath,'$(abspath $(PKG))/lib' $(LDFLAGS_SAN) -ljansson -lz
 
+RELEASE_ZIP := dist/release/$(notdir $(ZIP))
 check: deps-test
-	$(MAKE) all package $(UNIT_BIN)
-	sh tests/run.sh $(BUILD) $(ZIP)
+	$(MAKE) all package $(UNIT_BIN) release
+	KVVM_RELEASE_ZIP=$(RELEASE_ZIP) sh tests/run.sh $(BUILD) $(ZIP)
 
 check-sanitize:
 	$(MAKE) BUILD=build-san SAN_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer \

@@ -3,16 +3,26 @@
 #   scripts/deps.sh build   compiler and the four libraries
 #   scripts/deps.sh test    build + what the test suites run (the real guest agent, openssl, ...)
 #   scripts/deps.sh fuzz    build + clang (libFuzzer, sanitizers)
+#   scripts/deps.sh release what make release needs on the host (debootstrap)
 # As root it runs apt-get; otherwise it prints the exact command and fails, so nothing is
 # ever half-installed by hand.
 set -eu
 
 build_pkgs="gcc binutils make pkg-config libc6-dev libcurl4-openssl-dev libjansson-dev libmbedtls-dev zlib1g-dev"
+# MBEDTLS_DIR set: the build uses an mbedTLS built there (the release chroot), not Debian's.
+if [ -n "${MBEDTLS_DIR:-}" ]; then
+  build_pkgs=$(echo "$build_pkgs" | sed 's/ libmbedtls-dev//')
+fi
+
 # waagent: the real Linux guest agent, driven by tests/agent; python3 is Debian's /usr/bin/python3,
 # which is the interpreter that sees waagent's modules. systemd provides systemd-analyze.
 # python3-cryptography, default-jre-headless (keytool) and libnss3-tools (pk12util) make the
 # PKCS#12 files other producers write, generated at test time.
 test_pkgs="$build_pkgs waagent python3 openssl systemd unzip python3-cryptography default-jre-headless libnss3-tools valgrind iproute2 acl"
+
+# debootstrap makes the release chroot (scripts/release.sh); binutils' objdump reads the floor.
+release_pkgs="debootstrap binutils git unzip"
+test_pkgs="$test_pkgs debootstrap git"
 
 # clang and its runtime for libFuzzer and the sanitizers.
 fuzz_pkgs="$build_pkgs clang"
@@ -21,7 +31,8 @@ case "${1:-build}" in
   build) want=$build_pkgs ;;
   test) want=$test_pkgs ;;
   fuzz) want=$fuzz_pkgs ;;
-  *) echo "usage: $0 build|test|fuzz" >&2; exit 2 ;;
+  release) want=$release_pkgs ;;
+  *) echo "usage: $0 build|test|fuzz|release" >&2; exit 2 ;;
 esac
 
 missing=""

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -112,6 +113,19 @@ static int open_checked(int dfd, const char *dir, const char *name, int *fd, str
 }
 
 /* In the child, before fexecve: only async-signal-safe calls (kvvmd may have threads). */
+/* Every descriptor from lo up is closed. close_range(2) through syscall(): glibc wraps it only
+ * from 2.34 (the release build targets 2.31) and kernels before 5.9 answer ENOSYS, in which
+ * case the loop does the work. */
+static void close_from(int lo)
+{
+#ifdef SYS_close_range
+  if (syscall(SYS_close_range, (unsigned)lo, ~0U, 0U) == 0)
+    return;
+#endif
+  for (int i = lo; i < 65536; i++)
+    close(i);
+}
+
 static void child(int fd, bool script, int devnull, int out, char *const *argv,
                   char *const *envp)
 {
@@ -131,9 +145,7 @@ static void child(int fd, bool script, int devnull, int out, char *const *argv,
   if (hfd < 0 || hnull < 0 || hout < 0 || dup2(hnull, 0) < 0 || dup2(hout, 1) < 0 ||
       dup2(hout, 2) < 0 || dup2(hfd, EXEC_FD) < 0)
     _exit(127);
-  if (close_range(EXEC_FD + 1, ~0U, 0) != 0)
-    for (int i = EXEC_FD + 1; i < 65536; i++)
-      close(i);
+  close_from(EXEC_FD + 1);
   /* A script's interpreter reads it through /dev/fd/3, so only then does it stay open. */
   if (!script)
     fcntl(EXEC_FD, F_SETFD, FD_CLOEXEC);
