@@ -89,8 +89,23 @@ PY
   done
 done
 
+# The Bicep file and the PowerShell hashtable literal, read as their languages read them
+# (tests/system/example_settings.py), expressions replaced by placeholders by key.
+$py "$top/tests/system/example_settings.py" bicep "$ex/vm.bicep" "$publisher" "$type" \
+  "$tmp/bicep" >"$tmp/extract.out" 2>&1
+check "vm.bicep: the extension resource's settings extracted" "[ $? = 0 ]" || cat "$tmp/extract.out"
+check "vm.bicep: a second extension is sequenced after ours (provisionAfterExtensions)" \
+  "grep -A3 'provisionAfterExtensions' '$ex/vm.bicep' | grep -q \"'$type'\""
+[ -f "$tmp/bicep.0.json" ] && cs "vm.bicep settings" "$tmp/bicep.0.json"
+$py "$top/tests/system/example_settings.py" ps1 "$ex/powershell.ps1" Settings "$tmp/ps1" \
+  >"$tmp/extract.out" 2>&1
+check "powershell.ps1: the \$Settings hashtable literal extracted" "[ $? = 0 ]" || cat "$tmp/extract.out"
+[ -f "$tmp/ps1.0.json" ] && cs "powershell.ps1 \$Settings" "$tmp/ps1.0.json"
+check "powershell.ps1: interpolated vault URLs come out whole" \
+  "grep -q 'https://myvault.vault.azure.net/secrets/web-tls' '$tmp/ps1.0.json'"
+
 # Every deployment example names our publisher and type; none Microsoft's Key Vault publisher.
-for f in arm-vm.json arm-vmss.json powershell.ps1 azure-cli.sh arc.sh; do
+for f in arm-vm.json arm-vmss.json vm.bicep powershell.ps1 azure-cli.sh arc.sh; do
   check "$f names $publisher and $type" "grep -q '$publisher' '$ex/$f' && grep -q '$type' '$ex/$f'"
 done
 check "no example names Microsoft.Azure.KeyVault" "! grep -rqi 'Microsoft\.Azure\.KeyVault' '$ex'"
