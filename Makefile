@@ -130,7 +130,7 @@ release:
 $(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h include/kvvm/*.h) $(LIBSO)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Itests/unit $(ALL_CFLAGS) -fPIE -pie -o $@ $< -L$(PKG)/lib -lkvvm \
-	  -Wl,-rpath,'$(abspath $(PKG))/lib' $(LDFLAGS_SAN) -ljansson -lz
+	  -Wl,-rpath,'$(abspath $(PKG))/lib' $(LDFLAGS_SAN) -ljansson -lz $(MBEDTLS_L) -lmbedcrypto
 
 RELEASE_ZIP := dist/release/$(notdir $(ZIP))
 check: deps-test

@@ -235,6 +235,17 @@ static int64_t next_due(const struct daemon *d)
   return kvvm_plan_next(&d->plan);
 }
 
+/* Before a sleep this long, kvvmd lets go of what only a pass needs: connections (their TLS
+ * state; a vault drops idle ones within minutes anyway) and freed heap. Short sleeps (retries
+ * within the backoff) keep the connections for reuse. */
+#define IDLE_RELEASE_MS (60 * 1000)
+
+static void go_idle(void)
+{
+  kvvm_http_shutdown();
+  kvvm_mem_release();
+}
+
 static void serve(struct daemon *d, const sigset_t *set)
 {
   for (;;) {
@@ -248,7 +259,10 @@ static void serve(struct daemon *d, const sigset_t *set)
       return;
     }
     report(d);
-    int sig = wait_next(set, next_due(d) - kvvm_clock_mono_ms());
+    int64_t sleep_ms = next_due(d) - kvvm_clock_mono_ms();
+    if (sleep_ms > IDLE_RELEASE_MS)
+      go_idle();
+    int sig = wait_next(set, sleep_ms);
     if (sig == SIGTERM || sig == SIGINT) {
       KVVM_INFO("signal %d: stopping", sig);
       return;

@@ -51,9 +51,14 @@ struct job {
 
 struct fetch {
   struct job *jobs;
-  size_t n, running, done, peak, requests;
+  size_t n, running, done, peak, requests, ok;
   struct gate *gates;
   size_t ngates;
+  enum kvvm_err first_err;
+  /* Finished jobs not yet handed to the caller's callback, oldest first. */
+  size_t *ready, nready, handed;
+  kvvm_kv_done_fn cb;
+  void *user;
 };
 
 /* The service's error words, safe to quote, and the inner code (e.g. SecretDisabled). */
@@ -288,6 +293,7 @@ static void refused(struct job *j, const struct kvvm_http_resp *r)
 static void finish(struct job *j)
 {
   j->state = J_DONE;
+  j->f->ready[j->f->nready++] = (size_t)(j - j->f->jobs);
   j->f->done++;
   if (j->auth)
     kvvm_free_secret(j->auth, strlen(j->auth));
@@ -407,8 +413,24 @@ static void abandon_waiting(struct fetch *f)
   }
 }
 
+/* Finished results go to the caller after the next requests have been started, so its work
+ * (decoding, installing) overlaps the network instead of following it. */
+static void hand_over(struct fetch *f)
+{
+  while (f->handed < f->nready) {
+    size_t i = f->ready[f->handed++];
+    struct kvvm_kv_result *res = f->jobs[i].res;
+    f->ok += res->err == KVVM_OK;
+    if (f->first_err == KVVM_OK)
+      f->first_err = res->err;
+    if (f->cb)
+      f->cb(f->user, i, res);
+  }
+}
+
 static void run(struct fetch *f)
 {
+  hand_over(f);   /* those refused before any request */
   while (f->done < f->n) {
     if (kvvm_clock_stopping())
       abandon_waiting(f);
@@ -422,7 +444,10 @@ static void run(struct fetch *f)
     int64_t wait = f->running < KVVM_KV_MAX_IN_FLIGHT && next != INT64_MAX ? next - now
                                                                           : STEP_MS;
     kvvm_http_step((int)(wait < 1 ? 1 : wait > STEP_MS ? STEP_MS : wait));
+    launch_ready(f, kvvm_clock_mono_ms());
+    hand_over(f);
   }
+  hand_over(f);
 }
 
 static void release(struct fetch *f)
@@ -440,27 +465,29 @@ static void release(struct fetch *f)
     free(f->gates[i].host);
   free(f->gates);
   free(f->jobs);
+  free(f->ready);
+}
+
+enum kvvm_err kvvm_kv_fetch_each(const struct kvvm_kv_request *reqs, size_t n,
+                                 struct kvvm_kv_result *results, kvvm_kv_done_fn cb, void *user)
+{
+  struct fetch f = {.jobs = kvvm_xcalloc(n, sizeof(struct job)), .n = n,
+                    .ready = kvvm_xcalloc(n ? n : 1, sizeof(size_t)), .cb = cb, .user = user};
+  int64_t start = kvvm_clock_mono_ms();
+  for (size_t i = 0; i < n; i++)
+    prepare(&f, i, &reqs[i], &results[i]);
+  run(&f);
+  KVVM_INFO("key vault: %zu of %zu secret(s) fetched in %lld ms (%zu requests, at most %zu in "
+            "flight)", f.ok, n, (long long)(kvvm_clock_mono_ms() - start), f.requests, f.peak);
+  enum kvvm_err rc = f.first_err;
+  release(&f);
+  return rc;
 }
 
 enum kvvm_err kvvm_kv_fetch_many(const struct kvvm_kv_request *reqs, size_t n,
                                  struct kvvm_kv_result *results)
 {
-  struct fetch f = {.jobs = kvvm_xcalloc(n, sizeof(struct job)), .n = n};
-  int64_t start = kvvm_clock_mono_ms();
-  size_t ok = 0;
-  enum kvvm_err rc = KVVM_OK;
-  for (size_t i = 0; i < n; i++)
-    prepare(&f, i, &reqs[i], &results[i]);
-  run(&f);
-  for (size_t i = 0; i < n; i++) {
-    ok += results[i].err == KVVM_OK;
-    if (rc == KVVM_OK)
-      rc = results[i].err;
-  }
-  KVVM_INFO("key vault: %zu of %zu secret(s) fetched in %lld ms (%zu requests, at most %zu in "
-            "flight)", ok, n, (long long)(kvvm_clock_mono_ms() - start), f.requests, f.peak);
-  release(&f);
-  return rc;
+  return kvvm_kv_fetch_each(reqs, n, results, NULL, NULL);
 }
 
 void kvvm_kv_result_clear(struct kvvm_kv_result *r)

@@ -93,3 +93,10 @@ __attribute__((constructor)) static void route_jansson(void)
 {
   json_set_alloc_funcs(kvvm_xmalloc, wipe_free);
 }
+
+void kvvm_mem_release(void)
+{
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}

@@ -9,10 +9,12 @@
 #include <string.h>
 
 #include <mbedtls/platform_util.h>
+#include <mbedtls/sha256.h>
 
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
 #include "kvvm/p12.h"
+#include "kvvm/sha256.h"
 #include "p12_int.h"
 
 #define MD_MAX_BLOCK 128
@@ -112,7 +114,8 @@ static size_t round_up(size_t n, size_t v)
   return (n + v - 1) / v * v;
 }
 
-/* A = H^iter(D || I) (B.2 step 6A). */
+/* A = H^iter(D || I) (B.2 step 6A). With SHA-256 each repeat is one block: one compression
+ * (kvvm/sha256.h) instead of mbedTLS's three calls. */
 static int kdf_hash(mbedtls_md_context_t *ctx, const unsigned char *d, size_t v,
                     const unsigned char *ii, size_t ii_len, unsigned long iter,
                     unsigned char *a, size_t u)
@@ -120,6 +123,21 @@ static int kdf_hash(mbedtls_md_context_t *ctx, const unsigned char *d, size_t v,
   /* || both sequences the calls and stops at the first failure. */
   int ret = mbedtls_md_starts(ctx) || mbedtls_md_update(ctx, d, v) ||
             mbedtls_md_update(ctx, ii, ii_len) || mbedtls_md_finish(ctx, a);
+  if (ret == 0 && mbedtls_md_get_type(ctx->md_info) == MBEDTLS_MD_SHA256) {
+    uint32_t st[8];
+    unsigned char block[KVVM_SHA256_BLOCK];
+    memcpy(block, a, KVVM_SHA256_SIZE);
+    kvvm_sha256_pad32(block, KVVM_SHA256_SIZE);
+    for (unsigned long r = 1; r < iter; r++) {
+      kvvm_sha256_init(st);
+      kvvm_sha256_compress(st, block);
+      kvvm_sha256_digest(st, block);
+    }
+    memcpy(a, block, KVVM_SHA256_SIZE);
+    mbedtls_platform_zeroize(st, sizeof(st));
+    mbedtls_platform_zeroize(block, sizeof(block));
+    return 0;
+  }
   for (unsigned long r = 1; ret == 0 && r < iter; r++)
     ret = mbedtls_md_starts(ctx) || mbedtls_md_update(ctx, a, u) || mbedtls_md_finish(ctx, a);
   return ret;
@@ -204,10 +222,59 @@ static int hmac_once(mbedtls_md_context_t *work, const mbedtls_md_context_t *inn
          mbedtls_md_update(work, u, n) || mbedtls_md_finish(work, u);
 }
 
-/* T_i = U_1 ^ ... ^ U_iter, U_1 = PRF(salt || INT(i)), U_j = PRF(U_{j-1}) (RFC 8018 5.2). */
-static int pbkdf2_block(mbedtls_md_context_t *ctx, const unsigned char *salt,
-                        size_t salt_len, uint32_t i, unsigned long iter, unsigned char *t,
-                        size_t n)
+/* HMAC-SHA256's keyed states as raw SHA-256 states, for the one-block iterations below. */
+struct sha256_pads {
+  uint32_t inner[8], outer[8];
+};
+
+static void sha256_pads(struct sha256_pads *k, const unsigned char *pw, size_t pw_len)
+{
+  unsigned char key[KVVM_SHA256_BLOCK], pad[KVVM_SHA256_BLOCK];
+  memset(key, 0, sizeof(key));
+  if (pw_len > sizeof(key))
+    mbedtls_sha256_ret(pw, pw_len, key, 0);   /* RFC 2104: long keys are hashed first */
+  else if (pw_len)
+    memcpy(key, pw, pw_len);
+  for (size_t i = 0; i < sizeof(pad); i++)
+    pad[i] = key[i] ^ 0x36;
+  kvvm_sha256_init(k->inner);
+  kvvm_sha256_compress(k->inner, pad);
+  for (size_t i = 0; i < sizeof(pad); i++)
+    pad[i] = key[i] ^ 0x5c;
+  kvvm_sha256_init(k->outer);
+  kvvm_sha256_compress(k->outer, pad);
+  mbedtls_platform_zeroize(key, sizeof(key));
+  mbedtls_platform_zeroize(pad, sizeof(pad));
+}
+
+/* U_2 .. U_iter folded into t: each U_j = HMAC(U_{j-1}) is one 32-byte message after a
+ * keyed block, so two compressions. */
+static void sha256_iterate(const struct sha256_pads *k, const unsigned char u[KVVM_SHA256_SIZE],
+                           unsigned long iter, unsigned char *t)
+{
+  uint32_t st[8];
+  unsigned char block[KVVM_SHA256_BLOCK];   /* U, then padding: both halves hash 96 bytes */
+  memcpy(block, u, KVVM_SHA256_SIZE);
+  kvvm_sha256_pad32(block, KVVM_SHA256_BLOCK + KVVM_SHA256_SIZE);
+  for (unsigned long j = 1; j < iter; j++) {
+    memcpy(st, k->inner, sizeof(st));
+    kvvm_sha256_compress(st, block);
+    kvvm_sha256_digest(st, block);
+    memcpy(st, k->outer, sizeof(st));
+    kvvm_sha256_compress(st, block);
+    kvvm_sha256_digest(st, block);
+    for (size_t b = 0; b < KVVM_SHA256_SIZE; b++)
+      t[b] ^= block[b];
+  }
+  mbedtls_platform_zeroize(st, sizeof(st));
+  mbedtls_platform_zeroize(block, sizeof(block));
+}
+
+/* T_i = U_1 ^ ... ^ U_iter, U_1 = PRF(salt || INT(i)), U_j = PRF(U_{j-1}) (RFC 8018 5.2).
+ * fast: SHA-256's keyed states, when the PRF is HMAC-SHA256. */
+static int pbkdf2_block(mbedtls_md_context_t *ctx, const struct sha256_pads *fast,
+                        const unsigned char *salt, size_t salt_len, uint32_t i,
+                        unsigned long iter, unsigned char *t, size_t n)
 {
   mbedtls_md_context_t *inner = &ctx[0], *outer = &ctx[1], *work = &ctx[2];
   unsigned char u[MBEDTLS_MD_MAX_SIZE], be[4] = {(unsigned char)(i >> 24),
@@ -218,7 +285,9 @@ static int pbkdf2_block(mbedtls_md_context_t *ctx, const unsigned char *salt,
             mbedtls_md_clone(work, outer) || mbedtls_md_update(work, u, n) ||
             mbedtls_md_finish(work, u);
   memcpy(t, u, n);
-  for (unsigned long j = 1; ret == 0 && j < iter; j++) {
+  if (ret == 0 && fast)
+    sha256_iterate(fast, u, iter, t);
+  for (unsigned long j = 1; ret == 0 && !fast && j < iter; j++) {
     ret = hmac_once(work, inner, outer, u, n, u, n);
     for (size_t k = 0; k < n; k++)
       t[k] ^= u[k];
@@ -243,13 +312,18 @@ enum kvvm_err p12_pbkdf2(mbedtls_md_type_t md, const unsigned char *pw, size_t p
     ret = ret || mbedtls_md_setup(&ctx[i], info, 0);
   if (ret == 0)
     ret = hmac_pads(&ctx[0], &ctx[1], md, pw, pw_len);
+  struct sha256_pads pads;
+  if (md == MBEDTLS_MD_SHA256)
+    sha256_pads(&pads, pw, pw_len);
   for (uint32_t i = 1; ret == 0 && (size_t)(i - 1) * n < out_len; i++) {
     size_t off = (size_t)(i - 1) * n;
-    ret = pbkdf2_block(ctx, salt, salt_len, i, iter, t, n);
+    ret = pbkdf2_block(ctx, md == MBEDTLS_MD_SHA256 ? &pads : NULL, salt, salt_len, i, iter,
+                       t, n);
     memcpy(out + off, t, out_len - off < n ? out_len - off : n);
   }
   for (int i = 0; i < 3; i++)
     mbedtls_md_free(&ctx[i]);   /* zeroises the keyed states */
+  mbedtls_platform_zeroize(&pads, sizeof(pads));
   mbedtls_platform_zeroize(t, sizeof(t));
   if (ret != 0) {
     KVVM_ERR("PBKDF2 failed inside mbedTLS");

@@ -208,8 +208,10 @@ static bool eq(const char *a, const char *b) { return a && b && strcmp(a, b) == 
 static bool current(struct op *op, const char *version)
 {
   const json_t *r = op->rec;
+  /* Without the bundle (kvvm_store_keep) the version stands for the content: a Key Vault
+   * secret version never changes. */
   if (!r || !eq(installed_str(r, "version"), version) ||
-      !eq(installed_str(r, "thumbprint"), op->facts->thumbprint) ||
+      (op->facts && !eq(installed_str(r, "thumbprint"), op->facts->thumbprint)) ||
       !eq(installed_str(r, "link"), op->res->link) ||
       !eq(installed_str(r, "file"), op->res->file) ||
       (op->cc->key_exportable ? !eq(installed_str(r, "pfx"), op->res->pfx) :
@@ -408,14 +410,18 @@ static enum kvvm_err grant(struct op *op, enum kvvm_err resolved, const char *un
   return rc;
 }
 
-enum kvvm_err kvvm_store_install(struct kvvm_store *s, const struct kvvm_cert_cfg *cc,
-                                 const struct kvvm_bundle *b, const char *version,
-                                 struct kvvm_install_result *res)
+/* kvvm_store_install, or with b NULL only when the version is already in place (*kept says
+ * which; nothing is written or recorded when it is not). */
+static enum kvvm_err install_op(struct kvvm_store *s, const struct kvvm_cert_cfg *cc,
+                                const struct kvvm_bundle *b, const char *version,
+                                struct kvvm_install_result *res, bool *kept)
 {
   char unresolved[sizeof res->why];
-  struct op op = {.s = s, .cc = cc, .facts = kvvm_bundle_facts(b), .dfd = -1, .res = res};
+  struct op op = {.s = s, .cc = cc, .facts = b ? kvvm_bundle_facts(b) : NULL, .dfd = -1,
+                  .res = res};
   enum kvvm_err rc, resolved;
   memset(res, 0, sizeof *res);
+  *kept = true;
   op.rec = installed_cert(s->inst, cc->url, cc->store_dir, false);
   if (!version || !store_name_ok(version)) {
     snprintf(res->why, sizeof res->why, "version \"%s\" is not a plain file name",
@@ -428,6 +434,9 @@ enum kvvm_err kvvm_store_install(struct kvvm_store *s, const struct kvvm_cert_cf
   op.g.key = kvvm_principals_str(op.g.p, op.g.n);
   rc = store_dir_open(cc->store_dir, true, NULL, NULL, &op.dfd, res->why, sizeof res->why);
   if (rc == KVVM_OK && !current(&op, version)) {
+    *kept = b != NULL;
+    if (!b)
+      goto done;
     rc = put(&op, b, version);
     res->changed = rc == KVVM_OK;
   }
@@ -437,6 +446,7 @@ out:
   if (rc != KVVM_OK)
     KVVM_ERR("%s: %s", cc->url, res->why);
   kvvm_installed_set_error(s->inst, cc->url, cc->store_dir, rc == KVVM_OK ? NULL : res->why);
+done:
   if (op.dfd >= 0)
     close(op.dfd);
   free(op.file);
@@ -445,6 +455,24 @@ out:
   kvvm_principals_free(op.g.p, op.g.n);
   free(op.g.key);
   return rc;
+}
+
+enum kvvm_err kvvm_store_install(struct kvvm_store *s, const struct kvvm_cert_cfg *cc,
+                                 const struct kvvm_bundle *b, const char *version,
+                                 struct kvvm_install_result *res)
+{
+  bool kept;
+  return install_op(s, cc, b, version, res, &kept);
+}
+
+bool kvvm_store_keep(struct kvvm_store *s, const struct kvvm_cert_cfg *cc, const char *version,
+                     struct kvvm_install_result *res, enum kvvm_err *rc)
+{
+  bool kept;
+  *rc = install_op(s, cc, NULL, version, res, &kept);
+  if (!kept)
+    kvvm_install_result_clear(res);
+  return kept;
 }
 
 void kvvm_install_result_clear(struct kvvm_install_result *res)

@@ -1,5 +1,6 @@
 /* One pass: tokens, secrets, bundles, installs, outcomes. Each step hands plain values to the
  * next (design.md, Data flow): kv gets its token from here, store never writes status. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "kvvm/kv.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
+#include "kvvm/store.h"
 #include "kvvm/sync.h"
 
 struct pass {
@@ -89,6 +91,26 @@ static void get_tokens(struct pass *p)
   }
 }
 
+/* The version recorded is still in place (its files and link checked, grants applied): no
+ * decoding, no writes. The outcome keeps what recall() read from the record. */
+static bool keep_one(struct pass *p, size_t i, const struct kvvm_secret *sec)
+{
+  struct kvvm_cert_outcome *o = &p->out[i];
+  struct kvvm_install_result res;
+  enum kvvm_err e;
+  if (!o->in_place || strcmp(o->version, sec->version) != 0 ||
+      !kvvm_store_keep(p->store, &p->cfg->certs[i], sec->version, &res, &e))
+    return false;
+  o->state = KVVM_CERT_INSTALLED;
+  o->changed = false;
+  o->err = e;
+  snprintf(o->why, sizeof(o->why), "%s", e == KVVM_OK ? "" : res.why);
+  if (e != KVVM_OK && e != KVVM_E_GRANT)
+    fail(p, i, e, res.why);
+  kvvm_install_result_clear(&res);
+  return true;
+}
+
 static void install_one(struct pass *p, size_t i, const struct kvvm_secret *sec)
 {
   const struct kvvm_cert_cfg *cc = &p->cfg->certs[i];
@@ -97,6 +119,8 @@ static void install_one(struct pass *p, size_t i, const struct kvvm_secret *sec)
   struct kvvm_install_result res;
   char why[512] = "";
   memset(&res, 0, sizeof(res));
+  if (keep_one(p, i, sec))
+    return;
   enum kvvm_err e = kvvm_certmat_from_secret(sec->content_type, sec->value, sec->value_len, &b,
                                              why, sizeof(why));
   if (e != KVVM_OK) {
@@ -127,6 +151,22 @@ out:
   kvvm_bundle_free(b);
 }
 
+struct fetched {
+  struct pass *p;
+  const size_t *idx;   /* request k is certificate idx[k] */
+};
+
+/* Each secret is installed, and its value wiped, as soon as it arrives. */
+static void on_fetched(void *user, size_t k, struct kvvm_kv_result *r)
+{
+  struct fetched *f = user;
+  if (r->err == KVVM_OK)
+    install_one(f->p, f->idx[k], &r->secret);
+  else
+    fail(f->p, f->idx[k], r->err, r->why);
+  kvvm_kv_result_clear(r);
+}
+
 static void fetch_and_install(struct pass *p)
 {
   size_t n = p->cfg->n_certs, m = 0;
@@ -139,15 +179,9 @@ static void fetch_and_install(struct pass *p)
     reqs[m] = (struct kvvm_kv_request){p->cfg->certs[i].url, p->tokens[i], p->identity, 0};
     idx[m++] = i;
   }
+  struct fetched f = {p, idx};
   if (m)
-    kvvm_kv_fetch_many(reqs, m, res);
-  for (size_t k = 0; k < m; k++) {
-    if (res[k].err == KVVM_OK)
-      install_one(p, idx[k], &res[k].secret);
-    else
-      fail(p, idx[k], res[k].err, res[k].why);
-    kvvm_kv_result_clear(&res[k]);
-  }
+    kvvm_kv_fetch_each(reqs, m, res, on_fetched, &f);
   free(idx);
   free(res);
   free(reqs);

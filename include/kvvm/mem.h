@@ -15,5 +15,8 @@ KVVM_API char *kvvm_xasprintf(const char *fmt, ...) __attribute__((format(printf
 KVVM_API void kvvm_free_secret(void *p, size_t n);
 /* Free a NULL-terminated array of strings and the array. NULL-safe. */
 KVVM_API void kvvm_strv_free(char **v);
+/* Hand memory freed by a pass back to the system before a long sleep (glibc keeps it in the
+ * heap otherwise: kvvmd would idle at its pass-time size). */
+KVVM_API void kvvm_mem_release(void);
 
 #endif

@@ -67,6 +67,13 @@ KVVM_API int kvvm_store_sweep(struct kvvm_store *s, const struct kvvm_config *cf
 KVVM_API enum kvvm_err kvvm_store_install(struct kvvm_store *s, const struct kvvm_cert_cfg *cc,
                                           const struct kvvm_bundle *b, const char *version,
                                           struct kvvm_install_result *res);
+/* A pass over unchanged certificates needs no decoding: when version is in place as
+ * installed.json records it (stable name, files, sizes), this applies the grants as
+ * kvvm_store_install does, sets *rc and res (changed false) and returns true. False: it is
+ * not in place; nothing was written or recorded, and the caller decodes and installs. */
+KVVM_API bool kvvm_store_keep(struct kvvm_store *s, const struct kvvm_cert_cfg *cc,
+                              const char *version, struct kvvm_install_result *res,
+                              enum kvvm_err *rc);
 KVVM_API void kvvm_install_result_clear(struct kvvm_install_result *res);
 
 /* After a settings change: give every installed certificate of cfg exactly the grants its
