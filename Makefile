@@ -190,8 +190,12 @@ $(BUILD)/bench/%: tests/bench/%.c $(LIBSO)
 	$(CC) $(CPPFLAGS) -Itests/unit $(ALL_CFLAGS) -fPIE -pie -o $@ $< -L$(PKG)/lib -lkvvm \
 	  -Wl,-rpath,'$(abspath $(PKG))/lib' -ljansson -lz
 
-bench: $(BENCH_BIN)
-	@for b in $(BENCH_BIN); do echo "== $$b"; $$b -n 1000 || exit 1; done
+# make bench: kvvm beside the Azure SDK for JavaScript and a curl loop (tests/bench/bench.py);
+# writes docs/benchmarks.md and docs/benchmarks.json. BENCH_ARGS="--runs 1 --sizes 1,100" etc.
+bench: deps-test
+	sh scripts/deps.sh bench
+	$(MAKE) all $(BENCH_BIN)
+	$(PY) tests/bench/bench.py --build $(BUILD) $(BENCH_ARGS)
 
 # The compressed 24-hour run (tests/soak): the real engine on a fake clock against the
 # emulator, rotations and faults injected; prints passes, RSS and descriptor figures.

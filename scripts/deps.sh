@@ -4,6 +4,7 @@
 #   scripts/deps.sh test    build + what the test suites run (the real guest agent, openssl, ...)
 #   scripts/deps.sh fuzz    build + clang (libFuzzer, sanitizers)
 #   scripts/deps.sh release what make release needs on the host (debootstrap)
+#   scripts/deps.sh bench   test + the benchmark peers' tools (jq, curl)
 # As root it runs apt-get; otherwise it prints the exact command and fails, so nothing is
 # ever half-installed by hand.
 set -eu
@@ -24,6 +25,9 @@ test_pkgs="$build_pkgs waagent python3 openssl systemd unzip python3-cryptograph
 release_pkgs="debootstrap binutils git unzip"
 test_pkgs="$test_pkgs debootstrap git"
 
+# make bench: the peers' tools (tests/bench/peers: curl + jq loop; node runs the SDK).
+bench_pkgs="$test_pkgs jq curl"
+
 # clang and its runtime for libFuzzer and the sanitizers.
 fuzz_pkgs="$build_pkgs clang"
 
@@ -32,7 +36,8 @@ case "${1:-build}" in
   test) want=$test_pkgs ;;
   fuzz) want=$fuzz_pkgs ;;
   release) want=$release_pkgs ;;
-  *) echo "usage: $0 build|test|fuzz|release" >&2; exit 2 ;;
+  bench) want=$bench_pkgs ;;
+  *) echo "usage: $0 build|test|fuzz|release|bench" >&2; exit 2 ;;
 esac
 
 missing=""

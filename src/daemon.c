@@ -62,6 +62,14 @@ static enum kvvm_err current_seq(const struct kvvm_henv *h, long *seq)
   return kvvm_seqno_current(h->config_dir, seq);
 }
 
+/* The store (installed.json in memory) is open from a pass to the sleep after it; an idle
+ * kvvmd does not hold it (go_idle). Opening fails only when the state folder is unusable,
+ * which kvvm_store_open logs. */
+static bool store_ready(struct daemon *d)
+{
+  return d->store || kvvm_store_open(NULL, &d->store) == KVVM_OK;
+}
+
 /* New settings: every certificate is due now, and grants follow the settings at once. */
 static void adopt(struct daemon *d, struct kvvm_config *cfg)
 {
@@ -72,7 +80,7 @@ static void adopt(struct daemon *d, struct kvvm_config *cfg)
   kvvm_plan_init(&d->plan, n, cfg->polling_s);
   d->passed = false;
   kvvm_identity_forget();
-  if (d->store)
+  if (store_ready(d))
     kvvm_store_reconcile_grants(d->store, cfg);
 }
 
@@ -119,6 +127,20 @@ static void note_hook_errors(struct daemon *d)
 static void run_pass(struct daemon *d)
 {
   bool *due = kvvm_plan_due(&d->plan);
+  if (!store_ready(d)) {
+    /* Retried with backoff like any pass that failed; what is installed stays installed. */
+    for (size_t i = 0; i < d->cfg->n_certs; i++)
+      if (due[i]) {
+        d->plan.out[i].err = KVVM_E_STATE;
+        snprintf(d->plan.out[i].why, sizeof(d->plan.out[i].why),
+                 "kvvm's state folder %s cannot be used (details in kvvm.log)",
+                 kvvm_paths_state_dir());
+      }
+    kvvm_plan_done(&d->plan, due);
+    d->passed = true;
+    free(due);
+    return;
+  }
   size_t changed = kvvm_sync_pass(d->store, d->cfg, due, d->plan.out);
   /* Durable before the status says installed; hooks after, so they see the files. */
   kvvm_store_commit(d->store);
@@ -235,13 +257,15 @@ static int64_t next_due(const struct daemon *d)
   return kvvm_plan_next(&d->plan);
 }
 
-/* Before a sleep this long, kvvmd lets go of what only a pass needs: connections (their TLS
- * state; a vault drops idle ones within minutes anyway) and freed heap. Short sleeps (retries
+/* Before a sleep this long, kvvmd lets go of what only a pass needs: the installed state,
+ * connections (their TLS state; a vault drops idle ones within minutes anyway) and freed heap. Short sleeps (retries
  * within the backoff) keep the connections for reuse. */
 #define IDLE_RELEASE_MS (60 * 1000)
 
-static void go_idle(void)
+static void go_idle(struct daemon *d)
 {
+  kvvm_store_close(d->store);   /* committed by the pass; reread from disk by the next */
+  d->store = NULL;
   kvvm_http_shutdown();
   kvvm_mem_release();
 }
@@ -261,7 +285,7 @@ static void serve(struct daemon *d, const sigset_t *set)
     report(d);
     int64_t sleep_ms = next_due(d) - kvvm_clock_mono_ms();
     if (sleep_ms > IDLE_RELEASE_MS)
-      go_idle();
+      go_idle(d);
     int sig = wait_next(set, sleep_ms);
     if (sig == SIGTERM || sig == SIGINT) {
       KVVM_INFO("signal %d: stopping", sig);

@@ -67,9 +67,13 @@ enum kvvm_err kvvm_installed_save(struct kvvm_installed *st)
     json_object_set_new(st->doc, "format", json_integer(KVVM_INSTALLED_FORMAT));
   if (kvvm_dir_ensure(st->dir, 0700) != KVVM_OK)
     return KVVM_E_STATE;
-  char *text = json_dumps(st->doc, JSON_INDENT(1));
+  /* Sized first, then written into one buffer of that size: json_dumps would grow a buffer
+   * by doubling and copy it, three times the file's size at the peak of a pass. */
+  size_t len = json_dumpb(st->doc, NULL, 0, JSON_INDENT(1));
+  char *text = kvvm_xmalloc(len ? len : 1);
+  len = json_dumpb(st->doc, text, len, JSON_INDENT(1));
   char *path = kvvm_path_join(st->dir, INSTALLED_NAME);
-  enum kvvm_err rc = kvvm_file_write_atomic(path, text, strlen(text), 0600);
+  enum kvvm_err rc = len ? kvvm_file_write_atomic(path, text, len, 0600) : KVVM_E_STATE;
   free(path);
   free(text);
   if (rc != KVVM_OK)
