@@ -15,6 +15,9 @@
 #include "kvvm/mem.h"
 #include "settings_int.h"
 
+/* Room kept in why for the count line and the "more not shown" line. */
+#define WHY_RESERVE 96
+
 #define HANDLER_PATH "runtimeSettings[0].handlerSettings"
 #define EMPTY_HINT "secretsManagementSettings.observedCertificates is required"
 
@@ -30,9 +33,15 @@ enum kvvm_err settings_fail(struct sctx *c, const char *path, const char *fmt, .
   va_end(ap);
   KVVM_ERR("settings: %s", msg);
   /* Every problem is reported, not only the first: a user fixes them all in one go. */
+  /* After the first, whole lines only, with room left for the count and a "more" line
+   * (count_problems): a reader must never get half a problem, nor miss that some were left
+   * out. The first goes in however small why is. */
   if (c->why && c->whylen) {
     size_t used = c->n_errors ? strlen(c->why) : 0;
-    snprintf(c->why + used, c->whylen - used, "%s%s", c->n_errors ? "\n" : "", msg);
+    if (!c->n_errors || used + strlen(msg) + 1 + WHY_RESERVE < c->whylen) {
+      snprintf(c->why + used, c->whylen - used, "%s%s", c->n_errors ? "\n" : "", msg);
+      c->n_shown++;
+    }
   }
   c->n_errors++;
   return KVVM_E_SETTINGS;
@@ -398,13 +407,17 @@ static struct kvvm_config *config_new(void)
   return cfg;
 }
 
-/* Several problems: say how many, then one per line. */
+/* Several problems: say how many, then one per line, then how many did not fit. */
 static void count_problems(struct sctx *c)
 {
   if (c->n_errors < 2 || !c->why || !c->whylen)
     return;
   char *list = kvvm_xstrdup(c->why);
-  snprintf(c->why, c->whylen, "%zu problems:\n%s", c->n_errors, list);
+  if (c->n_shown < c->n_errors)
+    snprintf(c->why, c->whylen, "%zu problems:\n%s\n(and %zu more not shown here; kvvm.log "
+             "lists every one)", c->n_errors, list, c->n_errors - c->n_shown);
+  else
+    snprintf(c->why, c->whylen, "%zu problems:\n%s", c->n_errors, list);
   free(list);
 }
 

@@ -36,6 +36,7 @@ struct sctx {
   bool linux_keys;           /* a Linux-only key was seen (for the shape that is logged) */
   bool warned_name_ignored;
   size_t n_errors;           /* problems found; each certificate is checked even after one */
+  size_t n_shown;            /* of those, the ones that fit in why (whole lines only) */
 };
 
 /* settings.c: messages, types, key paths. */

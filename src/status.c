@@ -199,7 +199,10 @@ char *kvvm_status_render(const struct kvvm_status *st, time_t now)
     const struct kvvm_substatus **v = failing_first(st);
     add_subs(subs, v, st->n_subs, json_dumpb(doc, NULL, 0, JSON_COMPACT));
     free(v);
-    text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    /* Sized, then written once: json_dumps would double a buffer and copy it. */
+    size_t len = json_dumpb(doc, NULL, 0, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    text = kvvm_xmalloc(len + 1);
+    text[json_dumpb(doc, text, len, JSON_COMPACT | JSON_PRESERVE_ORDER)] = '\0';
   }
   /* Only jansson running out of memory gets here. */
   if (!text)

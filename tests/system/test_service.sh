@@ -87,6 +87,15 @@ systemd-analyze security --offline=true "$unit" >"$tmp/sec" 2>&1
 score=$(sed -n 's/.*Overall exposure level for kvvmd.service: \([0-9.]*\).*/\1/p' "$tmp/sec")
 echo "systemd-analyze security exposure: ${score:-?} (0 = most locked down, 10 = unprotected)"
 check "exposure score at most 2.5" "awk 'BEGIN{exit !(\"${score:-99}\" + 0 <= 2.5)}'"
+# The store gives a new file back to root:root with fchown (a setgid folder); @privileged,
+# which the unit denies, holds the chown family. The last SystemCallFilter line that names
+# fchown's group must allow it, and a call outside the filter must fail, not kill kvvmd.
+check "@privileged includes the chown group (the premise of the next check)" \
+  "systemd-analyze syscall-filter @privileged 2>/dev/null | grep -qw '@chown'"
+check "the unit allows the chown family after denying @privileged" \
+  "awk '/^SystemCallFilter=~@privileged/{d=NR} /^SystemCallFilter=@chown\$/{a=NR} END{exit !(d && a > d)}' '$unit'"
+check "a filtered call fails with EPERM instead of killing kvvmd" \
+  "grep -qx 'SystemCallErrorNumber=EPERM' '$unit'"
 
 "$pkg/bin/uninstall"
 check "uninstall removes the unit it owns" "[ ! -f '$unit' ]"

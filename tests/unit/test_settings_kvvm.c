@@ -1,5 +1,7 @@
 /* Settings keys of kvvm's own (beyond Microsoft's schema), and reporting every problem. */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "kt.h"
 #include "kvvm/settings.h"
@@ -55,8 +57,36 @@ static void every_problem(void)
   KT_CHECK(strstr(why, "observedCertificates[2]") == NULL);
 }
 
+/* Forty bad certificates do not fit in 1024 bytes: whole lines only, and a last line saying
+ * how many more there are, so the count adds up and no problem is cut in half. */
+static void problems_beyond_the_buffer(void)
+{
+  char text[8192], why[1024] = "";
+  size_t n = (size_t)snprintf(text, sizeof(text),
+                              "{\"runtimeSettings\":[{\"handlerSettings\":{\"publicSettings\":{"
+                              "\"secretsManagementSettings\":{\"observedCertificates\":[");
+  for (int i = 0; i < 40; i++)
+    n += (size_t)snprintf(text + n, sizeof(text) - n, "%s\"http://v.vault.azure.net/secrets/c%d\"",
+                          i ? "," : "", i);
+  snprintf(text + n, sizeof(text) - n, "]}}}}]}");
+  struct kvvm_settings_opts opts = {"/store", NULL};
+  struct kvvm_config *cfg = NULL;
+  KT_CHECK(kvvm_settings_parse(text, strlen(text), &opts, &cfg, why, sizeof(why)) ==
+           KVVM_E_SETTINGS);
+  KT_CONTAINS(why, "40 problems:\n");
+  const char *more = strstr(why, "\n(and ");
+  KT_CHECK(more != NULL);
+  int shown = 0, rest = 0;
+  for (const char *l = strchr(why, '\n'); l && l < more; l = strchr(l + 1, '\n'))
+    shown += strncmp(l + 1, "secretsManagementSettings.observedCertificates[", 47) == 0 &&
+             strstr(l + 1, "https://") != NULL;
+  KT_CHECK(more && sscanf(more, "\n(and %d more not shown here", &rest) == 1);
+  KT_CHECK(shown > 0 && shown + rest == 40);
+}
+
 int main(void)
 {
-  static const struct kt_case cases[] = {KT_CASE(expiry_warning_days), KT_CASE(every_problem)};
+  static const struct kt_case cases[] = {KT_CASE(expiry_warning_days), KT_CASE(every_problem),
+                                         KT_CASE(problems_beyond_the_buffer)};
   return KT_RUN("settings_kvvm", cases);
 }
