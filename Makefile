@@ -51,7 +51,7 @@ DIST := $(if $(filter build,$(BUILD)),dist,$(BUILD)/dist)
 ZIP := $(DIST)/$(PUBLISHER).$(TYPE)__$(VERSION).zip
 DEPS_OK := $(BUILD)/.deps-build
 
-.PHONY: valgrind bench all package release check check-unit check-agent check-sanitize demo clean deps-test
+.PHONY: valgrind bench all package release stress check check-unit check-agent check-sanitize demo clean deps-test
 all: $(BINS) $(PKG)/HandlerManifest.json $(PKG)/share/kvvmd.service.in $(PKG)/README.txt
 
 $(DEPS_OK): scripts/deps.sh
@@ -196,6 +196,18 @@ bench: deps-test
 	sh scripts/deps.sh bench
 	$(MAKE) all $(BENCH_BIN)
 	$(PY) tests/bench/bench.py --build $(BUILD) $(BENCH_ARGS)
+
+# make stress: the long reliability runs (tests/stress/stress.py): SIGKILL at random moments,
+# the compressed day of faults (soak), the scale-set simulation; writes docs/reliability.md.
+.PHONY: stress
+$(BUILD)/stress/scaleset: tests/stress/scaleset.c $(wildcard include/kvvm/*.h) $(LIBSO)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -fPIE -pie -o $@ $< -L$(PKG)/lib -lkvvm \
+	  -Wl,-rpath,'$(abspath $(PKG))/lib' $(LDFLAGS_SAN)
+
+stress: deps-test
+	$(MAKE) all $(BUILD)/stress/scaleset $(BUILD)/soak/soak
+	$(PY) tests/stress/stress.py --build $(BUILD) $(STRESS_ARGS)
 
 # The compressed 24-hour run (tests/soak): the real engine on a fake clock against the
 # emulator, rotations and faults injected; prints passes, RSS and descriptor figures.

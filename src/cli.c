@@ -13,6 +13,7 @@
 #include "kvvm/installed.h"
 #include "kvvm/log.h"
 #include "kvvm/paths.h"
+#include "kvvm/proc.h"
 #include "kvvm/seqno.h"
 #include "kvvm/service.h"
 #include "kvvm/settings.h"
@@ -171,6 +172,7 @@ static int cmd_sync_now(int argc, char **argv)
 int kvvm_cli_main(int argc, char **argv)
 {
   kvvm_cli_quiet(false);
+  kvvm_proc_protect();
   const char *cmd = argc >= 2 ? argv[1] : "";
   if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
     printf("kvvm %s\n", kvvm_version());

@@ -34,9 +34,9 @@ static const char run_help[] =
     "Polls at the settings' interval until SIGTERM or Ctrl-C; SIGUSR1 or `kvvm sync-now`\n"
     "starts a pass at once. Holds kvvmd's lock: it does not start while kvvmd runs.\n"
     "--once   one pass, then exit.\n"
-    "Exit status: 0 (with --once: every certificate installed); 1 a certificate is not\n"
-    "installed (--once) or the settings are invalid; 2 usage; 3 kvvmd or another run holds\n"
-    "the lock.\n";
+    "Exit status: 0 (with --once: every certificate installed, none with an error); 1 a\n"
+    "certificate is not installed or has an error (--once) or the settings are invalid;\n"
+    "2 usage; 3 kvvmd or another run holds the lock.\n";
 
 struct runner {
   const struct kvvm_config *cfg;
@@ -114,6 +114,17 @@ static size_t count_installed(const struct runner *r)
   return k;
 }
 
+/* Every certificate installed and none with an error in the last pass: a script running
+ * --once must hear about a new version that could not be installed (disk full, say) even
+ * though the previous one still serves. */
+static bool all_good(const struct runner *r)
+{
+  for (size_t i = 0; i < r->cfg->n_certs; i++)
+    if (r->plan.out[i].state != KVVM_CERT_INSTALLED || r->plan.out[i].err != KVVM_OK)
+      return false;
+  return true;
+}
+
 /* While the first sync is incomplete, one progress line, refreshed each second on a
  * terminal (printed once per wait otherwise, so a log stays short). */
 static void progress(const struct runner *r, int64_t left_ms, bool first)
@@ -163,7 +174,7 @@ static int serve(struct runner *r, bool once)
     if (sig == SIGUSR1)
       kvvm_plan_poll_now(&r->plan);
   }
-  return count_installed(r) == r->cfg->n_certs ? KVVM_CLI_OK : KVVM_CLI_FAIL;
+  return all_good(r) ? KVVM_CLI_OK : KVVM_CLI_FAIL;
 }
 
 static int start(struct runner *r, bool once)

@@ -11,6 +11,7 @@
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
 #include "kvvm/paths.h"
+#include "kvvm/proc.h"
 #include "kvvm/seqno.h"
 #include "kvvm/service.h"
 #include "kvvm/settings.h"
@@ -256,6 +257,7 @@ int kvvm_cmd_main(enum kvvm_cmd_op op, int argc, char **argv)
   (void)argc;
   (void)argv;
   struct ctx c = {.name = cmds[op].name};
+  kvvm_proc_protect();
   char *exe = kvvm_paths_self_exe();
   enum kvvm_err rc = kvvm_henv_load(exe, &c.henv);
   if (rc == KVVM_OK) {

@@ -22,6 +22,7 @@
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
 #include "kvvm/paths.h"
+#include "kvvm/proc.h"
 #include "kvvm/plan.h"
 #include "kvvm/report.h"
 #include "kvvm/seqno.h"
@@ -301,6 +302,7 @@ static void serve(struct daemon *d, const sigset_t *set)
 int kvvm_daemon_main(int argc, char **argv)
 {
   sigset_t set;
+  kvvm_proc_protect();
   block_signals(&set);
   (void)argc;
   (void)argv;

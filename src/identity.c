@@ -42,7 +42,10 @@ struct cached {
   struct cached *next;
   char *key;                /* endpoint|client id|resource */
   char *token;
-  time_t expires_on;
+  /* When the token stops being handed out, on the monotonic clock: its lifetime is measured
+   * once, when it arrives, so a wall clock stepped later (NTP after boot, a VM resumed)
+   * neither keeps an expired token nor drops a fresh one. */
+  int64_t use_until_ms;
 };
 
 static struct cached *cache;
@@ -189,10 +192,12 @@ enum kvvm_err kvvm_identity_parse_token(const char *body, size_t len, time_t now
     reason = "is not a JSON object";
   else if (!token_text_ok(json_string_value(at), json_string_length(at)))
     reason = "has no usable access_token";
-  else if (json_seconds(json_object_get(j, "expires_on"), &on) && on > 0)
-    *expires_on = (time_t)on;
+  /* expires_in first: it does not depend on this machine's wall clock agreeing with the
+   * identity service's (a VM's clock can be off until NTP has run). */
   else if (json_seconds(json_object_get(j, "expires_in"), &in) && in > 0)
     *expires_on = now + (time_t)in;
+  else if (json_seconds(json_object_get(j, "expires_on"), &on) && on > 0)
+    *expires_on = (time_t)on;
   else
     reason = "has neither a usable expires_on nor expires_in";
   if (!reason)
@@ -417,7 +422,8 @@ static void store(const char *key, char *token, time_t exp)
     kvvm_free_secret(c->token, strlen(c->token));
   }
   c->token = token;
-  c->expires_on = exp;
+  int64_t left_s = (int64_t)(exp - kvvm_clock_now()) - KVVM_IDENTITY_REFRESH_S;
+  c->use_until_ms = kvvm_clock_mono_ms() + (left_s > 0 ? left_s * 1000 : 0);
 }
 
 enum kvvm_err kvvm_identity_token(const struct kvvm_config *cfg, const char *resource,
@@ -433,7 +439,7 @@ enum kvvm_err kvvm_identity_token(const struct kvvm_config *cfg, const char *res
   key = kvvm_xasprintf("%s|%s|%s", src.endpoint, cfg->msi_client_id ? cfg->msi_client_id : "",
                        resource);
   struct cached *c = lookup(key);
-  if (c && kvvm_clock_now() < c->expires_on - KVVM_IDENTITY_REFRESH_S) {
+  if (c && kvvm_clock_mono_ms() < c->use_until_ms) {
     *token = kvvm_xstrdup(c->token);
     goto out;
   }

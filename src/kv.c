@@ -105,12 +105,31 @@ static uint64_t rng_next(void)
   return s;
 }
 
-static int64_t jitter_ms(int tries)
+static int64_t jitter_with(int tries, uint64_t rnd)
 {
   int64_t window = (int64_t)BACKOFF_BASE_MS << (tries < 6 ? tries - 1 : 5);
   if (window > BACKOFF_CAP_MS)
     window = BACKOFF_CAP_MS;
-  return BACKOFF_FLOOR_MS + (int64_t)(rng_next() % (uint64_t)(window - BACKOFF_FLOOR_MS + 1));
+  return BACKOFF_FLOOR_MS + (int64_t)(rnd % (uint64_t)(window - BACKOFF_FLOOR_MS + 1));
+}
+
+static int64_t jitter_ms(int tries)
+{
+  return jitter_with(tries, rng_next());
+}
+
+int64_t kvvm_kv_throttle_ms(int throttled, long retry_after_s, uint64_t rnd)
+{
+  int64_t delay = jitter_with(throttled, rnd);
+  if (retry_after_s >= 0) {
+    /* Never earlier than asked (within the cap), and up to a quarter later: every client a
+     * vault throttles hears the same Retry-After, and coming back all at once would only
+     * throttle them again (tests/stress/scaleset.c measured the herd). */
+    int64_t asked = retry_after_s < KVVM_KV_RETRY_AFTER_CAP_S ? retry_after_s * 1000
+                                                              : KVVM_KV_RETRY_AFTER_CAP_S * 1000;
+    delay = asked + (int64_t)(rnd % (uint64_t)(asked / 4 + 1));
+  }
+  return delay < BACKOFF_FLOOR_MS ? BACKOFF_FLOOR_MS : delay;
 }
 
 static void copy_quoted(const char *s, const char *token, char *out, size_t n)
@@ -242,11 +261,7 @@ static int64_t throttled(struct job *j, const struct kvvm_http_resp *r)
         "too many clients, or polling is too frequent", j->host, j->throttled);
     return -1;
   }
-  int64_t delay = jitter_ms(j->throttled);
-  if (ra >= 0)  /* as asked, within the cap, and never at once */
-    delay = ra < KVVM_KV_RETRY_AFTER_CAP_S ? ra * 1000 : KVVM_KV_RETRY_AFTER_CAP_S * 1000;
-  if (delay < BACKOFF_FLOOR_MS)
-    delay = BACKOFF_FLOOR_MS;
+  int64_t delay = kvvm_kv_throttle_ms(j->throttled, ra, rng_next());
   /* Throttling is per vault: hold every request to it, not just this one. */
   int64_t until = kvvm_clock_mono_ms() + delay;
   if (g->not_before < until)

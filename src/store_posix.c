@@ -318,15 +318,19 @@ static void hooks_due(struct op *op, json_t *rec, const char *version)
   installed_set(st, rec, "hook_due", due);
   json_t *pass = installed_obj(st, installed_root(st), "pass_hook");
   json_t *links = json_object_get(pass, "links");
-  json_t *all = json_is_array(links) ? json_deep_copy(links) : json_array();
+  if (!json_is_array(links)) {
+    links = json_array();
+    json_object_set_new(pass, "links", links);
+  }
+  /* Appended in place: a copy per install made a first sync of N certificates O(N^2). */
   size_t i;
   json_t *e;
   bool seen = false;
-  json_array_foreach(all, i, e)
+  json_array_foreach(links, i, e)
     seen = seen || eq(json_string_value(e), op->res->link);
   if (!seen)
-    json_array_append_new(all, json_string(op->res->link));
-  installed_set(st, pass, "links", all);
+    json_array_append_new(links, json_string(op->res->link));
+  installed_changed(st);
   installed_set(st, pass, "due", json_true());
 }
 

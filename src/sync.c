@@ -164,6 +164,10 @@ static void on_fetched(void *user, size_t k, struct kvvm_kv_result *r)
     install_one(f->p, f->idx[k], &r->secret);
   else
     fail(f->p, f->idx[k], r->err, r->why);
+  /* A vault that refuses the token (revoked, or expired early) gets a new one on the retry,
+   * not the cached one again. */
+  if (r->status == 401)
+    kvvm_identity_forget();
   kvvm_kv_result_clear(r);
 }
 

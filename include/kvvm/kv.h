@@ -80,6 +80,12 @@ KVVM_API void kvvm_kv_secret_clear(struct kvvm_secret *s);
 
 /* The parts below are pure and exported for tests. */
 
+/* How long a vault is left alone after the `throttled`-th 429 in a row for one request:
+ * Retry-After (retry_after_s >= 0) as asked up to KVVM_KV_RETRY_AFTER_CAP_S, else capped
+ * exponential backoff with jitter from rnd; never less than 100 ms. kvvm's fetches use it,
+ * and so does the scale-set simulation (tests/stress/scaleset.c). */
+KVVM_API int64_t kvvm_kv_throttle_ms(int throttled, long retry_after_s, uint64_t rnd);
+
 /* The token audience of a Key Vault host (e.g. "https://vault.azure.net"), or NULL with the
  * reason (managed HSM hosts and other names are refused). */
 KVVM_API const char *kvvm_kv_resource_for_host(const char *host, char *why, size_t whylen);

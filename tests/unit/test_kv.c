@@ -2,6 +2,7 @@
  * challenge (resource= or scope=, domain check), the SecretBundle, and requests refused
  * before anything is sent. Fetches against the emulator are in test_kv_emu. */
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,9 +203,33 @@ static void refused_before_sending(void)
   KT_CHECK(kvvm_kv_fetch_many(NULL, 0, NULL) == KVVM_OK);
 }
 
+/* After a 429: Retry-After is never cut short, spread by up to a quarter (so a throttled
+ * fleet does not come back in step), capped; without it, growing jittered backoff. */
+static void throttle_delays(void)
+{
+  int64_t lo = INT64_MAX, hi = 0;
+  for (uint64_t r = 0; r < 20000; r += 7) {
+    int64_t d = kvvm_kv_throttle_ms(1, 4, r * 2654435761u);
+    lo = d < lo ? d : lo;
+    hi = d > hi ? d : hi;
+  }
+  KT_CHECK(lo >= 4000 && hi <= 5000 && hi - lo > 800);   /* spread over most of the quarter */
+  KT_CHECK(kvvm_kv_throttle_ms(1, 3600, 0) == KVVM_KV_RETRY_AFTER_CAP_S * 1000);
+  KT_CHECK(kvvm_kv_throttle_ms(1, 0, 0) == 100);          /* "0": never at once */
+  int64_t first = 0, fifth = 0;
+  for (uint64_t r = 0; r < 1000; r++) {
+    int64_t a = kvvm_kv_throttle_ms(1, -1, r * 2654435761u);
+    int64_t b = kvvm_kv_throttle_ms(5, -1, r * 2654435761u);
+    first = a > first ? a : first;
+    fifth = b > fifth ? b : fifth;
+  }
+  KT_CHECK(first <= 1000 && fifth > 8000 && fifth <= 16000);
+}
+
 int main(void)
 {
   static const struct kt_case cases[] = {
+    KT_CASE(throttle_delays),
     KT_CASE(hosts_and_clouds),
     KT_CASE(secret_urls),
     KT_CASE(secret_urls_refused),

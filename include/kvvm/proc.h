@@ -1,0 +1,14 @@
+/* What a process holding private keys asks of the OS before it reads any (design.md,
+ * Security): no core dump, and on Linux not dumpable, so neither a crash nor a same-user
+ * debugger (ptrace, /proc/<pid>/mem) can copy a key out of memory. Every entry point calls
+ * kvvm_proc_protect first: kvvmd, the five commands and the CLI. Per platform:
+ * proc_linux.c. */
+#ifndef KVVM_PROC_H
+#define KVVM_PROC_H
+
+#include "kvvm/err.h"
+
+/* Failures are logged (a warning: kvvm still works, only less protected). */
+KVVM_API void kvvm_proc_protect(void);
+
+#endif
