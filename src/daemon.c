@@ -119,6 +119,7 @@ static void note_hook_errors(struct daemon *d)
     if (o->err == KVVM_OK && kvvm_installed_get(kvvm_store_installed(d->store), cc->url,
                                                 cc->store_dir, &rec) && rec.hook_error) {
       o->err = KVVM_E_HOOK;
+      o->hook_again = rec.hook_due;
       snprintf(o->why, sizeof(o->why), "renewal hook failed: %s", rec.hook_error);
     }
   }
@@ -193,6 +194,13 @@ static void report(const struct daemon *d)
   } else {
     kvvm_report_build(d->cfg, d->plan.out, kvvm_clock_now(), &r);
     append_warnings(r.top, sizeof(r.top), d->cfg);
+    /* The once-per-pass hooks belong to no certificate: their failure goes up here. */
+    const char *pass_err = d->store ? kvvm_installed_pass_hook_error(
+                                          kvvm_store_installed(d->store)) : NULL;
+    if (pass_err) {
+      size_t used = strlen(r.top);
+      snprintf(r.top + used, sizeof(r.top) - used, " Pass hooks failed: %s.", pass_err);
+    }
     /* Nobody should mistake a machine that trusts a test CA for a production one. */
     if (kvvm_http_test_overrides() || getenv("KVVM_ARC_TOKENS_DIR")) {
       size_t used = strlen(r.top);

@@ -28,6 +28,7 @@ static const struct err_row table[KVVM_E__MAX] = {
   [KVVM_E_STORE] = {"certificate store unsafe or unusable", 7, 4},
   [KVVM_E_GRANT] = {"read grant not possible", 8, 4},
   [KVVM_E_HOOK] = {"renewal hook failed", 9, 4},
+  [KVVM_E_TLS] = {"vault's TLS certificate not trusted", 10, 4},
 };
 
 static const struct err_row *row(enum kvvm_err e)

@@ -423,6 +423,8 @@ static enum kvvm_http_fail classify(CURLcode c, bool too_big)
   case CURLE_PEER_FAILED_VERIFICATION:
 #if !CURL_AT_LEAST_VERSION(7, 62, 0)
   case CURLE_SSL_CACERT:  /* an alias of the one above since 7.62 */
+#else
+  case 51:  /* CURLE_PEER_FAILED_VERIFICATION before 7.62 (RHEL 8's 7.61): 60 is the other */
 #endif
   case CURLE_SSL_CACERT_BADFILE:
   case CURLE_SSL_CERTPROBLEM:

@@ -180,7 +180,8 @@ static int64_t transport(struct job *j, const struct kvvm_http_resp *r)
   if (r->fail == KVVM_HTTP_REFUSED)
     say(j, KVVM_E_SETTINGS, "vault %s not asked: %s", j->host, r->error);
   else if (r->fail == KVVM_HTTP_TLS)
-    say(j, KVVM_E_NET, "vault %s: TLS verification failed: %s", j->host, r->error);
+    say(j, KVVM_E_TLS, "vault %s: TLS verification failed: %s (a TLS-inspecting proxy on "
+        "the way, or a CA bundle without the vault's issuer?)", j->host, r->error);
   else
     say(j, KVVM_E_NET, "vault %s: the answer for %s is larger than any secret", j->host,
         j->name);

@@ -45,8 +45,10 @@ void kvvm_plan_done(struct kvvm_plan *p, const bool *due)
     if (!due[i])
       continue;
     const struct kvvm_cert_outcome *o = &p->out[i];
+    /* A failed hook is retried only while it is due again (a fetch of the same version
+     * costs one request and writes nothing); a grant error waits for the next poll. */
     bool retry = o->err != KVVM_OK && o->state != KVVM_CERT_FAILED && o->err != KVVM_E_GRANT &&
-                 o->err != KVVM_E_HOOK;
+                 (o->err != KVVM_E_HOOK || o->hook_again);
     p->failures[i] = retry ? p->failures[i] + 1 : 0;
     p->due_ms[i] = retry ? now + kvvm_sched_retry_ms(p->failures[i], kvvm_sched_random())
                          : p->next_poll_ms;

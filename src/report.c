@@ -64,6 +64,16 @@ static size_t count(const struct kvvm_config *cfg, const struct kvvm_cert_outcom
   return n;
 }
 
+/* The top-level code of a failed initial sync: the first failed certificate's cause. */
+static enum kvvm_err first_failed_err(const struct kvvm_config *cfg,
+                                      const struct kvvm_cert_outcome *out)
+{
+  for (size_t i = 0; i < cfg->n_certs; i++)
+    if (out[i].state == KVVM_CERT_FAILED && out[i].err != KVVM_OK)
+      return out[i].err;
+  return KVVM_E_CERT;
+}
+
 static void top_level(const struct kvvm_config *cfg, const struct kvvm_cert_outcome *out,
                       struct kvvm_report *r)
 {
@@ -75,7 +85,7 @@ static void top_level(const struct kvvm_config *cfg, const struct kvvm_cert_outc
   if (cfg->require_initial_sync && failed) {
     /* Waiting cannot fix content: dependents should fail now, not in 90 minutes. */
     r->status.value = KVVM_ST_ERROR;
-    r->status.code = 3;
+    r->status.code = kvvm_err_status_code(first_failed_err(cfg, out));
     snprintf(r->top, sizeof(r->top), "%zu certificate(s) cannot be installed:", failed);
     list_items(r->top, sizeof(r->top), cfg, out, KVVM_CERT_FAILED);
   } else if (cfg->require_initial_sync && pending) {
@@ -101,8 +111,11 @@ void kvvm_report_build(const struct kvvm_config *cfg, const struct kvvm_cert_out
     bool ok = o->state == KVVM_CERT_INSTALLED && o->err == KVVM_OK;
     r->messages[i] = o->state == KVVM_CERT_INSTALLED ? describe_installed(o, now, cfg->expiry_warning_days)
                                                      : describe_failed(o);
+    /* The code says the cause (kvvm's error table: 4 access, 5 not found, 10 TLS, ...). */
     r->subs[i] = (struct kvvm_substatus){cfg->certs[i].url, ok ? KVVM_ST_SUCCESS : KVVM_ST_ERROR,
-                                         ok ? 0 : 3, r->messages[i]};
+                                         ok ? 0 : kvvm_err_status_code(o->err ? o->err
+                                                                              : KVVM_E_CERT),
+                                         r->messages[i]};
   }
   top_level(cfg, out, r);
   r->status.operation = "Enable";

@@ -33,6 +33,8 @@ enum kvvm_err {
   KVVM_E_GRANT,     /* a read grant cannot be given: an account or group that does not exist
                        here, an ACL entry that denies, a filesystem without ACLs */
   KVVM_E_HOOK,      /* a renewal hook failed, timed out or was skipped as unsafe */
+  KVVM_E_TLS,       /* the vault's TLS certificate was not trusted (an inspecting proxy, a
+                       wrong CA bundle): waiting does not fix it */
   KVVM_E__MAX
 };
 

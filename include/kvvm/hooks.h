@@ -20,6 +20,10 @@
 
 #define KVVM_HOOK_TIMEOUT_DEFAULT_S 60
 
+/* A certificate's install/renew hooks that fail are run again after later passes, this
+ * many runs in all for one version; the error stays on the certificate after the last. */
+#define KVVM_HOOK_MAX_TRIES 8
+
 struct kvvm_hooks_opts {
   const char *dir;  /* NULL: kvvm_paths_hooks_dir() */
   int timeout_s;    /* per hook; 0: KVVM_HOOK_TIMEOUT_DEFAULT_S */
@@ -36,7 +40,8 @@ KVVM_API enum kvvm_err kvvm_hooks_run(const struct kvvm_hooks_opts *opts,
  * the order they became due, then the pass hooks once. Each due mark is cleared only after
  * its hooks ran, and the state is saved after each stage, so a crash replays (never loses)
  * a hook; call this at kvvmd start for what a crash left, and after kvvm_store_commit.
- * Failures go to the record's hook_error (the pass's to kvvm_installed_pass_hook_error);
+ * Failures go to the record's hook_error (the pass's to kvvm_installed_pass_hook_error), and
+ * a failed certificate's hooks stay due (KVVM_HOOK_MAX_TRIES);
  * returns KVVM_E_HOOK when there were any, KVVM_E_STATE when the state cannot be saved. */
 KVVM_API enum kvvm_err kvvm_hooks_run_due(struct kvvm_installed *st,
                                           const struct kvvm_hooks_opts *opts);

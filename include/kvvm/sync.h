@@ -27,6 +27,7 @@ struct kvvm_cert_outcome {
   enum kvvm_err err;        /* KVVM_OK, or why the last attempt failed */
   bool changed;             /* a new version was installed in this pass */
   bool in_place;            /* some version of it is installed (this pass or before) */
+  bool hook_again;          /* its hooks failed and are due again: retry on the backoff */
   char version[80];         /* what is installed ("" if nothing) */
   char thumbprint[41];
   time_t not_after;

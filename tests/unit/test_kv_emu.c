@@ -378,6 +378,31 @@ static void stall_past_timeout(void)
   kvvm_kv_result_clear(&r);
 }
 
+/* A vault whose TLS certificate is not trusted (a TLS-inspecting proxy on the way): one try,
+ * and an error of its own (KVVM_E_TLS), which the status reports at once instead of waiting. */
+static void untrusted_vault(void)
+{
+  char *other = kvvm_xasprintf("%s/other-ca.pem", E.dir);
+  char *cmd = kvvm_xasprintf("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+                             "-nodes -subj /CN=Inspecting-Proxy-CA -days 2 -keyout %s/other.key "
+                             "-out %s 2>/dev/null", E.dir, other);
+  KT_CHECK(system(cmd) == 0);
+  kvvm_http_shutdown();
+  setenv("KVVM_CA_FILE", other, 1);
+  char *value = random_value("pfx"), *url = url_of(VAULT, "untrusted");
+  free(add_secret(VAULT, "untrusted", value, "application/x-pkcs12"));
+  struct kvvm_kv_result r = fetch1(url, E.token, 0);
+  KT_CHECK(r.err == KVVM_E_TLS && r.tries == 1 && r.secret.value == NULL);
+  KT_CONTAINS(r.why, "TLS verification failed");
+  kvvm_kv_result_clear(&r);
+  kvvm_http_shutdown();
+  setenv("KVVM_CA_FILE", E.ca, 1);
+  free(value);
+  free(url);
+  free(cmd);
+  free(other);
+}
+
 static void answers_not_retried(void)
 {
   struct kvvm_kv_result r =
@@ -756,6 +781,7 @@ int main(void)
     KT_CASE(success_pfx_and_pem),
     KT_CASE(versions_and_rotation),
     KT_CASE(retry_after_honoured),
+    KT_CASE(untrusted_vault),
     KT_CASE(throttling),
     KT_CASE(transient_faults_retried),
     KT_CASE(transient_faults_give_up),

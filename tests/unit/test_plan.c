@@ -1,5 +1,6 @@
 /* The pass schedule: everything due at first, failures on their own backoff, content
- * failures and hook failures only at the next poll, a poll that brings everyone back. */
+ * failures and given-up hook failures only at the next poll, hooks due again on the
+ * backoff, a poll that brings everyone back. */
 #include <stdlib.h>
 
 #include "kt.h"
@@ -42,8 +43,25 @@ static void schedule_by_outcome(void)
   kvvm_plan_free(&p);
 }
 
+/* A failed hook still due again is retried on the backoff; one given up waits for the poll. */
+static void hook_retries(void)
+{
+  struct kvvm_plan p;
+  kvvm_plan_init(&p, 2, 3600);
+  bool *due = kvvm_plan_due(&p);
+  int64_t poll = p.next_poll_ms;
+  p.out[0] = (struct kvvm_cert_outcome){.state = KVVM_CERT_INSTALLED, .err = KVVM_E_HOOK,
+                                        .hook_again = true};
+  p.out[1] = (struct kvvm_cert_outcome){.state = KVVM_CERT_INSTALLED, .err = KVVM_E_HOOK};
+  kvvm_plan_done(&p, due);
+  free(due);
+  KT_CHECK(p.due_ms[0] >= fake_now + 2500 && p.due_ms[0] <= fake_now + 5000);
+  KT_CHECK(p.due_ms[1] == poll);
+  kvvm_plan_free(&p);
+}
+
 int main(void)
 {
-  static const struct kt_case cases[] = {KT_CASE(schedule_by_outcome)};
+  static const struct kt_case cases[] = {KT_CASE(schedule_by_outcome), KT_CASE(hook_retries)};
   return KT_RUN("plan", cases);
 }

@@ -85,6 +85,13 @@ static void content_failure_is_error(void)
   KT_CHECK(r.status.value == KVVM_ST_ERROR);
   KT_CONTAINS(r.status.message, "1 certificate(s) cannot be installed");
   KT_CONTAINS(r.status.message, "secrets/b: the private key does not match");
+  /* Codes name the cause (kvvm's error table), for the agent and for scripts reading them. */
+  KT_CHECK(r.status.code == kvvm_err_status_code(KVVM_E_CERT));
+  KT_CHECK(r.subs[0].code == kvvm_err_status_code(KVVM_E_NET) && r.subs[2].code == 0);
+  kvvm_report_clear(&r);
+  out[1] = failing(KVVM_CERT_FAILED, KVVM_E_TLS, "TLS verification failed");
+  kvvm_report_build(&cfg, out, NOW, &r);
+  KT_CHECK(r.status.code == 10 && r.subs[1].code == 10);
   kvvm_report_clear(&r);
 }
 
