@@ -213,6 +213,8 @@ stress: deps-test
 # emulator, rotations and faults injected; prints passes, RSS and descriptor figures.
 # Not part of check (about a minute or two).
 SOAK_HOURS ?= 24
+# SOAK_MIXED=SEED: random faults, several at once, every hour, instead of the day's plan.
+SOAK_MIXED ?=
 .PHONY: soak
 $(BUILD)/soak/soak: tests/soak/soak.c $(wildcard include/kvvm/*.h) $(LIBSO)
 	@mkdir -p $(@D)
@@ -221,4 +223,4 @@ $(BUILD)/soak/soak: tests/soak/soak.c $(wildcard include/kvvm/*.h) $(LIBSO)
 
 soak: deps-test
 	$(MAKE) all $(BUILD)/soak/soak
-	$(PY) tests/soak/soak.py $(BUILD)/soak/soak $(SOAK_HOURS)
+	$(PY) tests/soak/soak.py $(BUILD)/soak/soak $(SOAK_HOURS) $(SOAK_MIXED)

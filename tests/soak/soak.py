@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """The compressed 24-hour run (issue 6, Proof): drives tests/soak/soak.c against the emulator.
 
-usage: /usr/bin/python3 tests/soak/soak.py BUILD/soak/soak [HOURS]     (or: make soak)
+usage: /usr/bin/python3 tests/soak/soak.py BUILD/soak/soak [HOURS [SEED]]     (or: make soak)
+       with SEED, faults are drawn at random every hour, several at once (mixed_schedule)
 
 soak.c runs the real engine (sync passes, store, hooks, report, status file) on kvvmd's
 schedule with a fake clock; at each simulated hour it stops and this driver changes the vault:
@@ -17,6 +18,7 @@ identity endpoint is the emulator's IMDS on loopback and the vault host is pinne
 import base64
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -93,12 +95,51 @@ def schedule():
     return s
 
 
+# Faults the mixed mode draws from: (target, mode, extra) with the secret chosen at random
+# (None: the whole vault or identity endpoint).
+MIXED = [("kv", "403", {}), ("kv", "404", {}), ("kv", "reset", {}), ("kv", "truncate", {}),
+         ("kv", "429", {"retryAfter": 20}), ("kv", "503", {}), ("kv", "500", {}),
+         ("imds", "500", {}), ("imds", "410", {}), ("imds", "429", {})]
+
+
+def mixed_schedule(seed, hours):
+    """Random faults, several at once, drawn again every hour (seeded): the soak's kinds and
+    more, mixed, with rotations and uninstallable versions among them. The last two hours
+    are clean and end with a good version of anything whose latest was garbage, so the run
+    must converge."""
+    rng = random.Random(seed)
+    s, garbage = {}, set()
+    for h in range(hours):
+        acts = [("clear", None)]
+        if h < hours - 2:
+            for _ in range(rng.randint(0, 3)):
+                target, mode, extra = rng.choice(MIXED)
+                spec = dict(target=target, mode=mode, **extra)
+                if target == "kv" and rng.random() < 0.7:
+                    spec["secret"] = rng.choice(CERTS)
+                acts.append(("fault", spec))
+            for name in CERTS:
+                if rng.random() < 0.25:
+                    acts.append(("rotate", name))
+                    garbage.discard(name)
+            if rng.random() < 0.15:
+                name = rng.choice(CERTS)
+                acts.append(("garbage", name))
+                garbage.add(name)
+        elif h == hours - 2:
+            acts += [("rotate", name) for name in sorted(garbage)]
+        s[h] = acts
+    return s
+
+
 def main():
     if len(sys.argv) < 2:
         sys.stderr.write(__doc__)
         return 2
     binary = os.path.abspath(sys.argv[1])
     hours = int(sys.argv[2]) if len(sys.argv) > 2 else 24
+    # A third argument: a seed for mixed random faults (mixed_schedule) instead of the day's plan.
+    mixed = int(sys.argv[3]) if len(sys.argv) > 3 else None
     work = tempfile.mkdtemp(prefix="kvvm-soak-")
     started = time.time()
     ok = True
@@ -120,7 +161,7 @@ def main():
             env.pop(k, None)
         env["KVVM_HOOKS_DIR"] = os.path.join(work, "hooks")
         os.makedirs(env["KVVM_HOOKS_DIR"], mode=0o700)
-        sched = schedule()
+        sched = schedule() if mixed is None else mixed_schedule(mixed, hours)
         err_path = os.path.join(work, "soak.stderr")
         with open(err_path, "w") as err:
             p = subprocess.Popen([binary, settings_path, work, str(hours)], stdin=subprocess.PIPE,
@@ -131,7 +172,7 @@ def main():
         for line in p.stdout:
             if line.startswith("H "):
                 h = int(line.split()[1])
-                for what, arg in sched.get(h % 24, []):
+                for what, arg in sched.get(h % 24 if mixed is None else h, []):
                     actions += 1
                     if what == "rotate":
                         vault.rotate(arg)
@@ -154,7 +195,10 @@ def main():
 
         samples = result["samples"]
         q = hours / 4.0
-        first = [s for s in samples if s[0] < q]
+        # The planned day takes every path in its first quarter, so that quarter is the
+        # baseline. Random faults may reach a path first later on: there the second quarter is
+        # (the first is warm-up), which leaves growth between the middle and the end to show.
+        first = [s for s in samples if (s[0] < q if mixed is None else q <= s[0] < 2 * q)]
         last = [s for s in samples if s[0] >= 3 * q]
         rss_first, rss_last = [s[1] for s in first], [s[1] for s in last]
         fd_first, fd_last = [s[2] for s in first], [s[2] for s in last]

@@ -9,6 +9,8 @@ Scenarios, each run here and summarised in the document:
   soak      tests/soak (make soak): the real engine on a fake clock for SOAK_HOURS, rotations
             and an hour of each fault kind in turn (403, 503, IMDS outage, 429 with
             Retry-After, resets, 404, uninstallable content, truncated bodies)
+  mixed     the same engine for --mixed-hours with faults drawn at random (seeded), several
+            at once, every hour
   scaleset  tests/stress/scaleset.c: 1,000 and 10,000 instances x 10 certificates booting
             together against one vault limited to 4,000 GETs per 10 s
 The fast reliability tests (disk full, read-only store, hostile answers, bad settings, the
@@ -41,11 +43,15 @@ def kill(build, a):
     return {"rc": rc, "seconds": round(secs), "result": res, "tail": text[-1500:]}
 
 
-def soak(build, a):
-    rc, text, secs = run(["make", "-s", "BUILD=" + build, "soak", "SOAK_HOURS=%d" % a.soak_hours],
-                         cwd=TOP)
-    lines = [ln for ln in text.splitlines() if ln.startswith("soak:")]
-    return {"rc": rc, "seconds": round(secs), "lines": lines[-14:]}
+def soak(build, hours, seed=None):
+    cmd = ["make", "-s", "BUILD=" + build, "soak", "SOAK_HOURS=%d" % hours]
+    if seed is not None:
+        cmd.append("SOAK_MIXED=%d" % seed)
+    rc, text, secs = run(cmd, cwd=TOP)
+    keep = ("simulated hours", "VmRSS", "open fds", "by status", "faults were seen",
+            "FAIL", "PASS")
+    lines = [ln for ln in text.splitlines() if ln.startswith("soak:") and any(k in ln for k in keep)]
+    return {"rc": rc, "seconds": round(secs), "lines": lines}
 
 
 def scaleset(build):
@@ -86,6 +92,16 @@ def md(doc):
              "- %s simulated hours, %s s: " % (doc["soak_hours"], s["seconds"]) +
              ("passed." if s["rc"] == 0 else "**failed** (exit %d)." % s["rc"]), ""]
     lines += ["      " + ln for ln in s["lines"]]
+    m = doc["mixed"]
+    lines += ["", "## Mixed random faults (tests/soak, seeded)", "",
+              "- %s simulated hours, seed %s, %s s: every hour 0-3 faults drawn at random from "
+              "403, 404, resets, truncated bodies, 429 with Retry-After, 500 and 503 from the "
+              "vault and 500, 410, 429 from the identity endpoint (per certificate or for all), "
+              "rotations of a quarter of the certificates and uninstallable versions; the last "
+              "two hours clean. %s" % (doc["mixed_hours"], doc["mixed_seed"], m["seconds"],
+                                       "Passed." if m["rc"] == 0 else "**Failed** (exit %d)." % m["rc"]),
+              ""]
+    lines += ["      " + ln for ln in m["lines"]]
     lines += ["", "## A scale set booting together (tests/stress/scaleset.c)", "",
               "kvvm's own schedule and backoff code, linked, in virtual time: each instance "
               "fetches 10 certificates with requireInitialSync; the vault accepts 4,000 GETs "
@@ -111,20 +127,24 @@ def main():
     ap.add_argument("--kills", type=int, default=300)
     ap.add_argument("--commands", type=int, default=40)
     ap.add_argument("--soak-hours", type=int, default=24)
+    ap.add_argument("--mixed-hours", type=int, default=72)
     ap.add_argument("--out", default=os.path.join(TOP, "docs", "reliability.md"))
     a = ap.parse_args()
     os.makedirs(os.path.join(a.build, "stress"), exist_ok=True)
     doc = {"when": time.strftime("%Y-%m-%d"), "kernel": os.uname().release,
-           "soak_hours": a.soak_hours}
+           "soak_hours": a.soak_hours, "mixed_hours": a.mixed_hours}
     print("stress: scale-set simulation", flush=True)
     doc["scaleset"] = scaleset(a.build)
     print("stress: SIGKILL runs", flush=True)
     doc["kill"] = kill(a.build, a)
     print("stress: soak", flush=True)
-    doc["soak"] = soak(a.build, a)
+    doc["soak"] = soak(a.build, a.soak_hours)
+    print("stress: soak with mixed random faults", flush=True)
+    doc["mixed_seed"] = int(time.time())
+    doc["mixed"] = soak(a.build, a.mixed_hours, doc["mixed_seed"])
     with open(a.out, "w") as f:
         f.write(md(doc))
-    bad = [n for n in ("kill", "soak") if doc[n]["rc"] != 0] + \
+    bad = [n for n in ("kill", "soak", "mixed") if doc[n]["rc"] != 0] + \
           ["scaleset" for r in doc["scaleset"] if r.get("rc") != 0]
     print("stress: wrote %s; %s" % (a.out, "all passed" if not bad else "FAILED: " + ", ".join(bad)))
     sys.exit(1 if bad else 0)

@@ -57,6 +57,9 @@ link=$tmp/store/myvault.web
 wait_for "the certificate is installed under its stable name" "[ -L '$link' ] && [ -f '$link' ]"
 check "the stable name points at the version from Key Vault" "[ \"\$(readlink '$link')\" = myvault.web.$v1 ]"
 check "the file is root-only 0600" "[ \"\$(stat -L -c %a:%U '$link')\" = 600:root ]"
+# Keys pass through its memory: a crash must not write them to a core file.
+check "kvvmd cannot dump core (RLIMIT_CORE 0, soft and hard)" \
+  "grep -Eq '^Max core file size +0 +0 ' /proc/$pid/limits"
 check "the file holds the leaf then the key" \
   "[ \"\$(grep -c 'BEGIN CERTIFICATE' '$link')\" = 1 ] && grep -q 'BEGIN PRIVATE KEY' '$link'"
 wait_for "the substatus names the installed version" "grep -q 'version $v1' '$pkg/status/1.status'"
