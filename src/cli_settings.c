@@ -14,6 +14,8 @@
 #include "kvvm/paths.h"
 #include "kvvm/settings.h"
 
+#define CHECK_WHY_MAX (1024 * 1024)
+
 #define ENVELOPE_PUB "runtimeSettings[0].handlerSettings.publicSettings"
 
 static const char check_help[] =
@@ -215,10 +217,13 @@ int kvvm_cli_check(int argc, char **argv)
   }
   struct kvvm_config *cfg = NULL;
   const char *form = NULL;
-  char why[1024] = "";
-  enum kvvm_err rc = kvvm_cli_load_doc(argv[2], &cfg, &form, why, sizeof(why));
+  /* Room for every problem of a big document (the status file's message is what has to be
+   * short, not this). */
+  char *why = kvvm_xcalloc(1, CHECK_WHY_MAX);
+  enum kvvm_err rc = kvvm_cli_load_doc(argv[2], &cfg, &form, why, CHECK_WHY_MAX);
   if (rc == KVVM_E_IO || rc == KVVM_E_NOENT) {
     fprintf(stderr, "kvvm: %s\n", why);
+    free(why);
     return KVVM_CLI_USAGE;
   }
   printf("form: %s\n", form);
@@ -226,8 +231,10 @@ int kvvm_cli_check(int argc, char **argv)
     char *save = NULL;
     for (char *line = strtok_r(why, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
       printf("invalid: %s\n", line);
+    free(why);
     return KVVM_CLI_FAIL;
   }
+  free(why);
   char *canon = kvvm_config_to_json(cfg);
   printf("valid: %zu certificate(s)\n%s\n", cfg->n_certs, canon);
   print_warnings(cfg);

@@ -414,7 +414,7 @@ static void count_problems(struct sctx *c)
     return;
   char *list = kvvm_xstrdup(c->why);
   if (c->n_shown < c->n_errors)
-    snprintf(c->why, c->whylen, "%zu problems:\n%s\n(and %zu more not shown here; kvvm.log "
+    snprintf(c->why, c->whylen, "%zu problems:\n%s\n(and %zu more not shown here; the log "
              "lists every one)", c->n_errors, list, c->n_errors - c->n_shown);
   else
     snprintf(c->why, c->whylen, "%zu problems:\n%s", c->n_errors, list);

@@ -8,7 +8,8 @@
  * and every backoff sleep inside a pass are skipped, not slept. The wall clock moves with it.
  *
  * Driven by tests/soak/soak.py over a pipe: at the start of each simulated hour this prints
- * "H <hour>" and waits for one line on stdin (the driver rotates versions and injects or clears
+ * "H <hour>" and waits for one line on stdin ("ok", or "jump <seconds>" to step the wall
+ * clock; the driver rotates versions and injects or clears
  * faults in the emulator meanwhile). After each pass it samples VmRSS and the open
  * descriptors. At the end it prints one line "R <json>": passes, samples, final outcomes.
  *
@@ -216,6 +217,9 @@ int main(int argc, char **argv)
       printf("H %d\n", announced);
       if (!fgets(line, sizeof line, stdin))
         return 3;  /* the driver is gone */
+      long jump;
+      if (sscanf(line, "jump %ld", &jump) == 1)
+        wall_base += (time_t)jump;  /* the wall clock steps (NTP, a resumed VM); mono does not */
       continue;
     }
     advance_to(nd);

@@ -8,7 +8,8 @@ soak.c runs the real engine (sync passes, store, hooks, report, status file) on 
 schedule with a fake clock; at each simulated hour it stops and this driver changes the vault:
 new versions (16 in a day) and an hour of faults at a time
 (403, 503, an IMDS outage, throttling with Retry-After, connection resets, 404, a version whose
-content cannot be installed, truncated bodies), the same kinds in each quarter of the day. At the end every certificate must be installed
+content cannot be installed, truncated bodies) and the wall clock stepped a day forward or
+back, the same kinds in each quarter of the day. At the end every certificate must be installed
 at the vault's latest version (the file and the stable link too), the faults must have been
 seen (certificates pending, retry passes), and neither memory (VmRSS) nor open descriptors may
 grow between the first and the last quarter of the run. Nothing leaves the machine: the
@@ -91,7 +92,8 @@ def schedule():
                     ("fault", dict(target="kv", mode="truncate", secret="api")),
                     ("rotate", "mail")]                            # a good version after it
         s[b + 5] = [("clear", None),
-                    ("rotate", CERTS[(q + 2) % 4])]                # the last one at hour 23
+                    ("rotate", CERTS[(q + 2) % 4]),                # the last one at hour 23
+                    ("jump", 86400 if q % 2 == 0 else -86400)]     # the wall clock steps a day
     return s
 
 
@@ -122,6 +124,8 @@ def mixed_schedule(seed, hours):
                 if rng.random() < 0.25:
                     acts.append(("rotate", name))
                     garbage.discard(name)
+            if rng.random() < 0.05:
+                acts.append(("jump", rng.choice([-1, 1]) * rng.randint(3600, 2 * 86400)))
             if rng.random() < 0.15:
                 name = rng.choice(CERTS)
                 acts.append(("garbage", name))
@@ -172,6 +176,7 @@ def main():
         for line in p.stdout:
             if line.startswith("H "):
                 h = int(line.split()[1])
+                jump = 0
                 for what, arg in sched.get(h % 24 if mixed is None else h, []):
                     actions += 1
                     if what == "rotate":
@@ -182,7 +187,9 @@ def main():
                         e.clear_faults()
                     elif what == "garbage":
                         e.add_secret(HOST, arg, emu.fake_pfx_b64())
-                p.stdin.write("ok\n")
+                    elif what == "jump":
+                        jump += arg
+                p.stdin.write("jump %d\n" % jump if jump else "ok\n")
                 p.stdin.flush()
             elif line.startswith("R "):
                 result = json.loads(line[2:])

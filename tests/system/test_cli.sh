@@ -71,6 +71,23 @@ check "check-settings - reads standard input" "[ $? = 1 ] && grep -q 'properties
 "$kvvm" check-settings "$tmp/missing.json" >/dev/null 2>&1
 check "check-settings on a missing file exits 2" "[ $? = 2 ]"
 
+# Big documents: 10,000 certificates are read; 2,000 bad ones are each reported.
+/usr/bin/python3 - "$tmp" <<'PY'
+import json, sys
+def doc(urls):
+    return json.dumps({"secretsManagementSettings": {"observedCertificates": urls}})
+good = ["https://vault%d.vault.azure.net/secrets/c%d" % (i % 50, i) for i in range(10000)]
+bad = ["https://v%d.vault.azure.net/secrets/c%d" % (i % 5, i) for i in range(2000)]
+open(sys.argv[1] + "/big.json", "w").write(doc(good))
+open(sys.argv[1] + "/bigbad.json", "w").write(doc(bad))
+PY
+"$kvvm" check-settings "$tmp/big.json" >"$tmp/out" 2>&1
+check "check-settings reads 10,000 certificates" "[ $? = 0 ] && grep -q '^valid: 10000 certificate' '$tmp/out'"
+"$kvvm" check-settings "$tmp/bigbad.json" >"$tmp/out" 2>&1
+check "check-settings reports each of 2,000 bad certificates, whole" \
+  "[ $? = 1 ] && grep -q '^invalid: 2000 problems:' '$tmp/out' &&
+   [ \$(grep -c '^invalid: secretsManagementSettings.observedCertificates\[[0-9]*\]: host .* starting with a letter)\$' '$tmp/out') = 2000 ]"
+
 # --help for each subcommand, on stdout, exit 0.
 for c in status check-settings wait sync-now run; do
   "$kvvm" $c --help >"$tmp/out" 2>&1
