@@ -299,6 +299,10 @@ static void refused(struct job *j, const struct kvvm_http_resp *r)
     say(j, KVVM_E_NOTFOUND, "%s does not exist in vault %s: check the certificate URL; %s "
         "also needs the \"get\" permission on secrets there (404%s)", what(j, w, sizeof w),
         j->host, who(j), e.words);
+  else if (r->status >= 300 && r->status < 400)
+    say(j, KVVM_E_NET, "vault %s answered %ld for %s, a redirect, which kvvm does not follow: "
+        "secrets come only from the vault the settings name (a proxy or captive portal on the "
+        "way?)", j->host, r->status, what(j, w, sizeof w));
   else
     say(j, KVVM_E_NET, "vault %s answered %ld for %s%s", j->host, r->status,
         what(j, w, sizeof w), e.words);

@@ -84,10 +84,11 @@ ARC_API_VERSIONS = {"2019-08-15", "2019-11-01", "2020-06-01", "2021-02-01"}
 
 TOKEN_PATH = "/metadata/identity/oauth2/token"
 # Faults that mangle whatever response the request would have had (a 200, a 404, a 401...).
-MANGLE_MODES = {"stallbody", "truncate", "badjson", "html"}
+MANGLE_MODES = {"stallbody", "truncate", "badjson", "html", "endlessheaders", "drip"}
 SECRET_RE = re.compile(r"^/secrets/([0-9A-Za-z-]{1,127})(?:/([0-9A-Za-z]{0,64}))?/?$")
 KV_MODES = {"429", "500", "503", "reset", "stall", "stallbody", "truncate", "badjson", "wrongtype",
-            "html", "401loop", "403", "404", "disabled", "secretdisabled", "oversize"}
+            "html", "401loop", "403", "404", "disabled", "secretdisabled", "oversize",
+            "redirect", "endlessheaders", "drip"}
 TOKEN_MODES = {"404", "410", "429", "500", "503", "reset", "stall", "stallbody", "truncate",
                "badjson", "html", "oversize", "403"}
 
@@ -657,9 +658,43 @@ class Handler(http.server.BaseHTTPRequestHandler):
                        ctype="text/html", headers=headers)
         elif mode == "oversize":
             self.oversize(int(fault.get("bytes", 64 * 1024 * 1024)))
+        elif mode == "endlessheaders":
+            self.endless_headers(status)
+        elif mode == "drip":
+            self.drip(self.head_bytes(status, body, ctype, headers) + body,
+                      float(fault.get("interval", 0.05)))
         else:
             return False
         return True
+
+    def endless_headers(self, status):
+        """A status line, then header lines that never end (1 KB every 20 ms) until the client
+        gives up, the emulator stops, or MAX_STALL passes."""
+        self.close_connection = True
+        self.settle("endlessheaders")
+        end = time.monotonic() + MAX_STALL
+        try:
+            self.wfile.write(("HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, "Status"))).encode())
+            n = 0
+            while time.monotonic() < end and not self.state.stop.wait(0.02):
+                n += 1
+                self.wfile.write(b"X-Pad-%d: %s\r\n" % (n, b"a" * 1000))
+                self.wfile.flush()
+        except OSError:
+            pass   # the client hung up: what it should do
+
+    def drip(self, data, interval):
+        """The whole answer, one byte every `interval` seconds (a slow-loris server)."""
+        self.close_connection = True
+        self.settle("drip")
+        try:
+            for i in range(len(data)):
+                if self.state.stop.wait(interval):
+                    return
+                self.wfile.write(data[i:i + 1])
+                self.wfile.flush()
+        except OSError:
+            pass
 
     def head_bytes(self, status, body, ctype, headers):
         lines = ["HTTP/1.1 %d %s" % (status, REASONS.get(status, "Status")), "Content-Type: " + ctype,
@@ -822,6 +857,9 @@ class KvHandler(Handler):
                           inner="SecretDisabled")
         elif mode in ("reset", "stall", "oversize"):
             self.apply_transport_fault(fault, 0, b"")
+        elif mode == "redirect":
+            self.reply(302, b"", ctype=None,
+                       headers=[("Location", fault.get("location", "https://elsewhere.example.com/"))])
         else:
             return False       # content faults (disabled, wrongtype) and response manglers
         return True

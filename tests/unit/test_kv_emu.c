@@ -403,6 +403,32 @@ static void untrusted_vault(void)
   free(other);
 }
 
+/* Hostile or broken answers: a redirect is not followed (one try, and the words say so);
+ * headers that never end, and a body dripped a byte at a time, are cut by the request's time
+ * limit and the next try gets the secret. */
+static void hostile_answers(void)
+{
+  struct kvvm_kv_result r = under_fault(
+      "redir", json_pack("{s:s,s:s,s:s}", "target", "kv", "mode", "redirect", "location",
+                         "https://elsewhere.example.com/secrets/redir"), 0);
+  KT_CHECK(r.err == KVVM_E_NET && r.tries == 1 && r.status == 302 && !r.secret.value);
+  KT_CONTAINS(r.why, "a redirect, which kvvm does not follow");
+  kvvm_kv_result_clear(&r);
+  static const char *const modes[] = {"endlessheaders", "drip"};
+  for (size_t i = 0; i < 2; i++) {
+    sleep_scale = 1.0;  /* real time: the time limit is what is measured */
+    int64_t t0 = real_ms();
+    r = under_fault(modes[i], json_pack("{s:s,s:s,s:i}", "target", "kv", "mode", modes[i],
+                                        "count", 1), 1500);
+    double took = seconds_since(t0);
+    sleep_scale = 0.01;
+    KT_CHECK(r.err == KVVM_OK && r.tries == 2);
+    KT_CHECK(took >= 1.4 && took < 6.0);
+    printf("  %s: cut after the 1.5 s limit, then fetched: %.2f s\n", modes[i], took);
+    kvvm_kv_result_clear(&r);
+  }
+}
+
 static void answers_not_retried(void)
 {
   struct kvvm_kv_result r =
@@ -782,6 +808,7 @@ int main(void)
     KT_CASE(versions_and_rotation),
     KT_CASE(retry_after_honoured),
     KT_CASE(untrusted_vault),
+    KT_CASE(hostile_answers),
     KT_CASE(throttling),
     KT_CASE(transient_faults_retried),
     KT_CASE(transient_faults_give_up),
