@@ -145,7 +145,25 @@ static int open_temp(const char *dir, char **tmp_out)
   return -1;
 }
 
+struct bytes {
+  const void *data;
+  size_t len;
+};
+
+static int write_bytes(int fd, void *ctx)
+{
+  const struct bytes *b = ctx;
+  return kvvm_fd_write_all(fd, b->data, b->len);
+}
+
 enum kvvm_err kvvm_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+  struct bytes b = {data, len};
+  return kvvm_file_write_atomic_with(path, mode, write_bytes, &b);
+}
+
+enum kvvm_err kvvm_file_write_atomic_with(const char *path, mode_t mode,
+                                          int (*fill)(int fd, void *ctx), void *ctx)
 {
   enum kvvm_err rc = KVVM_E_IO;
   char *dir = kvvm_path_dirname(path), *tmp = NULL;
@@ -154,7 +172,7 @@ enum kvvm_err kvvm_file_write_atomic(const char *path, const void *data, size_t 
     KVVM_ERR("%s: cannot create a temp file: %s", dir, strerror(errno));
     goto out;
   }
-  if (kvvm_fd_write_all(fd, data, len) != 0 || fchmod(fd, mode) != 0 || fsync(fd) != 0) {
+  if (fill(fd, ctx) != 0 || fchmod(fd, mode) != 0 || fsync(fd) != 0) {
     KVVM_ERR("%s: write: %s", tmp, strerror(errno));
     goto out;
   }

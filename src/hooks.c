@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "installed_int.h"
 #include "kvvm/hooks.h"
@@ -13,16 +14,57 @@
 
 #define WHY_MAX 1024
 
-/* "NAME=value" strings from a JSON object of strings. */
-static char **env_of(json_t *obj)
+#define REC_VARS 9   /* the variables read from the record (env_of) */
+
+/* NAME=value into env, unless the due mark already set NAME (marks written by kvvm before
+ * 0.1.1 carried every variable). */
+static void put_var(char **env, size_t *n, const char *name, const char *value)
 {
-  char **env = kvvm_xcalloc(json_object_size(obj) + 1, sizeof *env);
+  size_t len = strlen(name);
+  for (size_t i = 0; i < *n; i++)
+    if (strncmp(env[i], name, len) == 0 && env[i][len] == '=')
+      return;
+  env[(*n)++] = kvvm_xasprintf("%s=%s", name, value ? value : "");
+}
+
+static char *sans_of(const json_t *rec)
+{
+  char *sans = kvvm_xstrdup("");
+  size_t i;
+  json_t *v;
+  json_array_foreach(json_object_get(rec, "sans"), i, v) {
+    char *next = kvvm_xasprintf("%s%s%s", sans, *sans ? " " : "", json_string_value(v));
+    free(sans);
+    sans = next;
+  }
+  return sans;
+}
+
+/* The hooks' environment: the due mark's variables (the event, what was there before), then
+ * the certificate's from its record. */
+static char **env_of(const json_t *rec, json_t *due_env)
+{
+  char **env = kvvm_xcalloc(json_object_size(due_env) + REC_VARS + 1, sizeof *env);
   const char *k;
   json_t *v;
   size_t n = 0;
-  json_object_foreach(obj, k, v)
+  json_object_foreach(due_env, k, v)
     if (json_is_string(v) && strncmp(k, "KVVM_", 5) == 0)
       env[n++] = kvvm_xasprintf("%s=%s", k, json_string_value(v));
+  char when[32] = "", *sans = sans_of(rec);
+  time_t na = (time_t)json_integer_value(json_object_get(rec, "not_after"));
+  struct tm tm;
+  strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&na, &tm));
+  put_var(env, &n, "KVVM_URL", installed_str(rec, "url"));
+  put_var(env, &n, "KVVM_VERSION", installed_str(rec, "version"));
+  put_var(env, &n, "KVVM_STORE_DIR", installed_str(rec, "store_dir"));
+  put_var(env, &n, "KVVM_FILE", installed_str(rec, "file"));
+  put_var(env, &n, "KVVM_LINK", installed_str(rec, "link"));
+  put_var(env, &n, "KVVM_PFX", installed_str(rec, "pfx"));
+  put_var(env, &n, "KVVM_THUMBPRINT", installed_str(rec, "thumbprint"));
+  put_var(env, &n, "KVVM_SANS", sans);
+  put_var(env, &n, "KVVM_NOT_AFTER", when);
+  free(sans);
   return env;
 }
 
@@ -74,7 +116,7 @@ static size_t run_certs(struct kvvm_installed *st, const struct kvvm_hooks_opts 
     json_t *env = json_object_get(json_object_get(due[i], "hook_due"), "env");
     KVVM_INFO("hooks for %s (%s)", installed_str(due[i], "url"),
               installed_str(env, "KVVM_HOOK_EVENT"));
-    enum kvvm_err r = run(opts, env_of(env), why);
+    enum kvvm_err r = run(opts, env_of(due[i], env), why);
     installed_set_str(st, due[i], "hook_error", r == KVVM_OK ? NULL : why);
     settle(st, due[i], r == KVVM_OK);
     *rc = r == KVVM_OK ? *rc : r;

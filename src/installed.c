@@ -58,6 +58,39 @@ enum kvvm_err kvvm_installed_load(const char *dir, struct kvvm_installed **out)
   return KVVM_OK;
 }
 
+/* installed.json is streamed to the file through a small buffer: built in memory first it
+ * would cost its whole size (1.4 MB for 1,000 certificates) at the peak of a pass. */
+struct sink {
+  int fd, err;
+  size_t used;
+  char buf[32768];
+};
+
+static int sink_put(const char *p, size_t n, void *ctx)
+{
+  struct sink *k = ctx;
+  if (k->used + n > sizeof k->buf) {
+    if (kvvm_fd_write_all(k->fd, k->buf, k->used) != 0)
+      return k->err = -1;
+    k->used = 0;
+  }
+  if (n > sizeof k->buf)
+    return kvvm_fd_write_all(k->fd, p, n) != 0 ? (k->err = -1) : 0;
+  memcpy(k->buf + k->used, p, n);
+  k->used += n;
+  return 0;
+}
+
+static int write_doc(int fd, void *doc)
+{
+  struct sink *k = kvvm_xcalloc(1, sizeof *k);
+  k->fd = fd;
+  int rc = json_dump_callback(doc, sink_put, k, JSON_INDENT(1)) != 0 || k->err ||
+           kvvm_fd_write_all(fd, k->buf, k->used) != 0 ? -1 : 0;
+  free(k);
+  return rc;
+}
+
 enum kvvm_err kvvm_installed_save(struct kvvm_installed *st)
 {
   if (!st->dirty)
@@ -67,15 +100,9 @@ enum kvvm_err kvvm_installed_save(struct kvvm_installed *st)
     json_object_set_new(st->doc, "format", json_integer(KVVM_INSTALLED_FORMAT));
   if (kvvm_dir_ensure(st->dir, 0700) != KVVM_OK)
     return KVVM_E_STATE;
-  /* Sized first, then written into one buffer of that size: json_dumps would grow a buffer
-   * by doubling and copy it, three times the file's size at the peak of a pass. */
-  size_t len = json_dumpb(st->doc, NULL, 0, JSON_INDENT(1));
-  char *text = kvvm_xmalloc(len ? len : 1);
-  len = json_dumpb(st->doc, text, len, JSON_INDENT(1));
   char *path = kvvm_path_join(st->dir, INSTALLED_NAME);
-  enum kvvm_err rc = len ? kvvm_file_write_atomic(path, text, len, 0600) : KVVM_E_STATE;
+  enum kvvm_err rc = kvvm_file_write_atomic_with(path, 0600, write_doc, st->doc);
   free(path);
-  free(text);
   if (rc != KVVM_OK)
     return KVVM_E_STATE;
   st->dirty = false;

@@ -59,7 +59,18 @@ struct fetch {
   size_t *ready, nready, handed;
   kvvm_kv_done_fn cb;
   void *user;
+  bool owns;   /* results are made per job (res_of) and freed after the callback */
 };
+
+/* A job's result: the caller's, or (kvvm_kv_fetch_each without a results array) one made
+ * when the job first needs it and freed once handed over, so a pass over many certificates
+ * holds results only for the requests under way. */
+static struct kvvm_kv_result *res_of(struct job *j)
+{
+  if (!j->res)
+    j->res = kvvm_xcalloc(1, sizeof *j->res);
+  return j->res;
+}
 
 /* The service's error words, safe to quote, and the inner code (e.g. SecretDisabled). */
 struct kv_error {
@@ -74,9 +85,9 @@ static void say(struct job *j, enum kvvm_err e, const char *fmt, ...)
 {
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(j->res->why, sizeof j->res->why, fmt, ap);
+  vsnprintf(res_of(j)->why, sizeof j->res->why, fmt, ap);
   va_end(ap);
-  j->res->err = e;
+  res_of(j)->err = e;
 }
 
 static const char *who(const struct job *j)
@@ -169,7 +180,7 @@ static int64_t fault(struct job *j, const char *words)
   if (++j->faults < KVVM_KV_MAX_TRIES)
     return jitter_ms(j->faults);
   say(j, KVVM_E_NET, "vault %s: %s (gave up after %d tries)", j->host, words,
-      j->res->tries);
+      res_of(j)->tries);
   return -1;
 }
 
@@ -215,14 +226,14 @@ static void drop_value(struct kvvm_secret *s)
 static void inactive(struct job *j, const char *state)
 {
   char w[300];
-  drop_value(&j->res->secret);
+  drop_value(&res_of(j)->secret);
   say(j, KVVM_E_INACTIVE, "%s in vault %s is %s: it is not installed until a version that "
       "is enabled and valid is current", what(j, w, sizeof w), j->host, state);
 }
 
 static int64_t fetched(struct job *j, const struct kvvm_http_resp *r)
 {
-  struct kvvm_secret *s = &j->res->secret;
+  struct kvvm_secret *s = &res_of(j)->secret;
   char reason[200], w[300], since[64];
   kvvm_kv_secret_clear(s);
   if (kvvm_kv_parse_bundle(r->body, r->len, s, reason, sizeof reason) != KVVM_OK)
@@ -247,7 +258,7 @@ static int64_t fetched(struct job *j, const struct kvvm_http_resp *r)
         s->content_type ? s->content_type : "(none)");
     return -1;
   }
-  j->res->err = KVVM_OK;
+  res_of(j)->err = KVVM_OK;
   return -1;
 }
 
@@ -318,7 +329,7 @@ static void finish(struct job *j)
   if (j->auth)
     kvvm_free_secret(j->auth, strlen(j->auth));
   j->auth = NULL;
-  if (j->res->err != KVVM_OK)
+  if (res_of(j)->err != KVVM_OK)
     KVVM_WARN("key vault: %s", j->res->why);
 }
 
@@ -328,7 +339,7 @@ static void on_done(void *user, const struct kvvm_http_resp *r)
   struct kv_error e;
   int64_t delay = -1;
   j->f->running--;
-  j->res->tries++;
+  res_of(j)->tries++;
   j->res->status = r->status;
   if (r->fail != KVVM_HTTP_OK) {
     delay = transport(j, r);
@@ -349,7 +360,7 @@ static void on_done(void *user, const struct kvvm_http_resp *r)
     return;
   }
   KVVM_INFO("key vault: %s/%s: %s; try %d, the next in %lld ms", j->host, j->name,
-            j->retry_why, j->res->tries, (long long)delay);
+            j->retry_why, res_of(j)->tries, (long long)delay);
   j->state = J_WAIT;
   j->due_ms = kvvm_clock_mono_ms() + delay;
 }
@@ -368,11 +379,14 @@ static void prepare(struct fetch *f, size_t i, const struct kvvm_kv_request *req
                     struct kvvm_kv_result *res)
 {
   struct job *j = &f->jobs[i];
-  memset(res, 0, sizeof *res);
+  if (res)
+    memset(res, 0, sizeof *res);
   *j = (struct job){.req = req, .res = res, .f = f};
-  if (kvvm_kv_check_url(req->url, &j->host, &j->name, &j->version, res->why,
-                        sizeof res->why) != KVVM_OK) {
-    res->err = KVVM_E_SETTINGS;
+  char why[sizeof res->why];
+  if (kvvm_kv_check_url(req->url, &j->host, &j->name, &j->version, why, sizeof why) !=
+      KVVM_OK) {
+    snprintf(res_of(j)->why, sizeof j->res->why, "%s", why);
+    j->res->err = KVVM_E_SETTINGS;
     finish(j);
     return;
   }
@@ -439,12 +453,17 @@ static void hand_over(struct fetch *f)
 {
   while (f->handed < f->nready) {
     size_t i = f->ready[f->handed++];
-    struct kvvm_kv_result *res = f->jobs[i].res;
+    struct kvvm_kv_result *res = res_of(&f->jobs[i]);
     f->ok += res->err == KVVM_OK;
     if (f->first_err == KVVM_OK)
       f->first_err = res->err;
     if (f->cb)
       f->cb(f->user, i, res);
+    if (f->owns) {
+      kvvm_kv_result_clear(res);
+      free(res);
+      f->jobs[i].res = NULL;
+    }
   }
 }
 
@@ -492,10 +511,11 @@ enum kvvm_err kvvm_kv_fetch_each(const struct kvvm_kv_request *reqs, size_t n,
                                  struct kvvm_kv_result *results, kvvm_kv_done_fn cb, void *user)
 {
   struct fetch f = {.jobs = kvvm_xcalloc(n, sizeof(struct job)), .n = n,
-                    .ready = kvvm_xcalloc(n ? n : 1, sizeof(size_t)), .cb = cb, .user = user};
+                    .ready = kvvm_xcalloc(n ? n : 1, sizeof(size_t)), .cb = cb, .user = user,
+                    .owns = results == NULL};
   int64_t start = kvvm_clock_mono_ms();
   for (size_t i = 0; i < n; i++)
-    prepare(&f, i, &reqs[i], &results[i]);
+    prepare(&f, i, &reqs[i], results ? &results[i] : NULL);
   run(&f);
   KVVM_INFO("key vault: %zu of %zu secret(s) fetched in %lld ms (%zu requests, at most %zu in "
             "flight)", f.ok, n, (long long)(kvvm_clock_mono_ms() - start), f.requests, f.peak);

@@ -100,3 +100,4 @@ void kvvm_mem_release(void)
   malloc_trim(0);
 #endif
 }
+

@@ -276,45 +276,28 @@ static bool same_sans(const json_t *prev, char *const *sans)
   return json_is_array(prev);
 }
 
-/* The variables the hooks get (design.md, Renewal hooks), kept with the due record so a
- * replay after a crash sees what the first run would have. */
-static json_t *hook_env(const struct op *op, const char *version, const char *sans)
+/* What the hooks get beyond the record (design.md, Renewal hooks), kept with the due mark so
+ * a replay after a crash sees what the first run would have: the event and what was installed
+ * before. The rest (URL, version, files, thumbprint, SANs, expiry) is the record's own, read
+ * when the hooks run (hooks.c), so a due mark costs a few strings, not a copy of the record
+ * (1,000 installs in one pass held 2.5 MiB of copies). */
+static json_t *hook_env(const struct op *op)
 {
-  char when[32];
-  struct tm tm;
   const struct kvvm_install_result *r = op->res;
-  strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&op->facts->not_after, &tm));
-  json_t *env = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
-                          "KVVM_HOOK_EVENT", r->first ? "install" : "renew", "KVVM_URL",
-                          op->cc->url, "KVVM_VAULT", op->cc->vault_name, "KVVM_SECRET",
-                          op->cc->secret_name, "KVVM_VERSION", version, "KVVM_STORE_DIR",
-                          op->cc->store_dir, "KVVM_FILE", r->file, "KVVM_LINK", r->link,
-                          "KVVM_THUMBPRINT", op->facts->thumbprint, "KVVM_SANS", sans,
-                          "KVVM_NOT_AFTER", when);
-  json_object_set_new(env, "KVVM_PREVIOUS_VERSION",
-                      json_string(r->prev_version ? r->prev_version : ""));
-  json_object_set_new(env, "KVVM_PREVIOUS_THUMBPRINT",
-                      json_string(r->prev_thumbprint ? r->prev_thumbprint : ""));
-  json_object_set_new(env, "KVVM_SANS_MATCH_PREVIOUS",
-                      json_string(!r->first && same_sans(json_object_get(op->rec, "sans"),
-                                                         op->facts->sans) ? "1" : "0"));
-  json_object_set_new(env, "KVVM_PFX", json_string(r->pfx ? r->pfx : ""));
-  return env;
+  return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "KVVM_HOOK_EVENT",
+                   r->first ? "install" : "renew", "KVVM_VAULT", op->cc->vault_name,
+                   "KVVM_SECRET", op->cc->secret_name, "KVVM_PREVIOUS_VERSION",
+                   r->prev_version ? r->prev_version : "", "KVVM_PREVIOUS_THUMBPRINT",
+                   r->prev_thumbprint ? r->prev_thumbprint : "", "KVVM_SANS_MATCH_PREVIOUS",
+                   !r->first && same_sans(json_object_get(op->rec, "sans"), op->facts->sans)
+                       ? "1" : "0");
 }
 
 /* The hooks for this certificate, and the once-per-pass hook, are due from now on. */
-static void hooks_due(struct op *op, json_t *rec, const char *version)
+static void hooks_due(struct op *op, json_t *rec)
 {
   struct kvvm_installed *st = op->s->inst;
-  char *sans = kvvm_xstrdup("");
-  for (char *const *p = op->facts->sans; *p; p++) {
-    char *next = kvvm_xasprintf("%s%s%s", sans, *sans ? " " : "", *p);
-    free(sans);
-    sans = next;
-  }
-  json_t *due = json_pack("{s:I, s:o}", "seq", installed_next_seq(st), "env",
-                          hook_env(op, version, sans));
-  free(sans);
+  json_t *due = json_pack("{s:I, s:o}", "seq", installed_next_seq(st), "env", hook_env(op));
   installed_set(st, rec, "hook_due", due);
   json_t *pass = installed_obj(st, installed_root(st), "pass_hook");
   json_t *links = json_object_get(pass, "links");
@@ -341,7 +324,7 @@ static void record(struct op *op, const char *version, size_t size)
   json_t *sans = json_array();
   for (char *const *p = op->facts->sans; *p; p++)
     json_array_append_new(sans, json_string(*p));
-  hooks_due(op, rec, version);
+  hooks_due(op, rec);
   installed_set_str(st, rec, "version", version);
   installed_set_str(st, rec, "thumbprint", op->facts->thumbprint);
   installed_set_str(st, rec, "file", op->res->file);

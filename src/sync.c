@@ -175,7 +175,6 @@ static void fetch_and_install(struct pass *p)
 {
   size_t n = p->cfg->n_certs, m = 0;
   struct kvvm_kv_request *reqs = kvvm_xcalloc(n, sizeof(*reqs));
-  struct kvvm_kv_result *res = kvvm_xcalloc(n, sizeof(*res));
   size_t *idx = kvvm_xcalloc(n, sizeof(*idx));
   for (size_t i = 0; i < n; i++) {
     if (!is_due(p, i) || !p->tokens[i])
@@ -185,9 +184,8 @@ static void fetch_and_install(struct pass *p)
   }
   struct fetched f = {p, idx};
   if (m)
-    kvvm_kv_fetch_each(reqs, m, res, on_fetched, &f);
+    kvvm_kv_fetch_each(reqs, m, NULL, on_fetched, &f);   /* results live only while in use */
   free(idx);
-  free(res);
   free(reqs);
 }
 

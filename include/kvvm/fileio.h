@@ -19,6 +19,10 @@ KVVM_API enum kvvm_err kvvm_file_read(const char *path, size_t max, char **out, 
  * the new content, never a mix; a crash leaves one of the two. */
 KVVM_API enum kvvm_err kvvm_file_write_atomic(const char *path, const void *data, size_t len,
                                               mode_t mode);
+/* The same with the content written by fill(fd, ctx) (0: written, else failed with errno),
+ * for content too big to build in memory first. */
+KVVM_API enum kvvm_err kvvm_file_write_atomic_with(const char *path, mode_t mode,
+                                                   int (*fill)(int fd, void *ctx), void *ctx);
 /* Create dir and missing parents; folders created get `mode`, existing ones are left alone. */
 KVVM_API enum kvvm_err kvvm_dir_ensure(const char *path, mode_t mode);
 KVVM_API bool kvvm_path_exists(const char *path);

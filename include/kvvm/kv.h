@@ -68,9 +68,10 @@ struct kvvm_kv_result {
  * each; nothing secret is. */
 KVVM_API enum kvvm_err kvvm_kv_fetch_many(const struct kvvm_kv_request *reqs, size_t n,
                                           struct kvvm_kv_result *results);
-/* The same, handing each result to cb(user, i, &results[i]) as soon as request i is done
- * (after the requests that may start next have started), so the caller can install and clear
- * it while the others are in flight; cb may clear the result. */
+/* The same, handing each result to cb(user, i, result) as soon as request i is done (after
+ * the requests that may start next have started), so the caller can install it while the
+ * others are in flight; cb may clear the result. With results NULL (cb required) each result
+ * exists only from its request's start to the end of its callback. */
 typedef void (*kvvm_kv_done_fn)(void *user, size_t i, struct kvvm_kv_result *res);
 KVVM_API enum kvvm_err kvvm_kv_fetch_each(const struct kvvm_kv_request *reqs, size_t n,
                                           struct kvvm_kv_result *results, kvvm_kv_done_fn cb,
