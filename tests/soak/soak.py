@@ -215,10 +215,11 @@ def main():
               "{7} requests to the emulator".format(
                   round(result["sim_hours"], 2), result["real_s"], result["passes"], result["retry_passes"],
                   result["changed"], result["slept_in_passes_s"], actions, stats["requests"]))
-        print("soak: VmRSS kB  first quarter: start {0}, median {1:.0f}, max {2}; last quarter: median "
+        base = "first quarter" if mixed is None else "second quarter (baseline)"
+        print("soak: VmRSS kB  " + base + ": start {0}, median {1:.0f}, max {2}; last quarter: median "
               "{3:.0f}, max {4}, end {5}".format(rss_first[0], statistics.median(rss_first), max(rss_first),
                                                   statistics.median(rss_last), max(rss_last), rss_last[-1]))
-        print("soak: open fds  first quarter: start {0}, max {1}; last quarter: max {2}, end {3}".format(
+        print("soak: open fds  " + base + ": start {0}, max {1}; last quarter: max {2}, end {3}".format(
             fd_first[0], max(fd_first), max(fd_last), fd_last[-1]))
         print("soak: emulator by status: {0}".format(stats.get("by_status")))
         hourly = {}
