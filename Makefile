@@ -134,7 +134,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h include/kvvm/*.h) $(L
 
 RELEASE_ZIP := dist/release/$(notdir $(ZIP))
 check: deps-test
-	$(MAKE) all package $(UNIT_BIN) release
+	$(MAKE) all package $(UNIT_BIN) $(BUILD)/stress/scaleset release
 	KVVM_RELEASE_ZIP=$(RELEASE_ZIP) sh tests/run.sh $(BUILD) $(ZIP)
 
 check-sanitize:
