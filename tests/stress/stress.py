@@ -11,6 +11,7 @@ Scenarios, each run here and summarised in the document:
             Retry-After, resets, 404, uninstallable content, truncated bodies)
   mixed     the same engine for --mixed-hours with faults drawn at random (seeded), several
             at once, every hour
+  valgrind  the planned soak for --valgrind-hours under valgrind
   scaleset  tests/stress/scaleset.c: 1,000 and 10,000 instances x 10 certificates booting
             together against one vault limited to 4,000 GETs per 10 s
 The fast reliability tests (disk full, read-only store, hostile answers, bad settings, the
@@ -43,13 +44,14 @@ def kill(build, a):
     return {"rc": rc, "seconds": round(secs), "result": res, "tail": text[-1500:]}
 
 
-def soak(build, hours, seed=None):
+def soak(build, hours, seed=None, valgrind=False):
     cmd = ["make", "-s", "BUILD=" + build, "soak", "SOAK_HOURS=%d" % hours]
     if seed is not None:
         cmd.append("SOAK_MIXED=%d" % seed)
-    rc, text, secs = run(cmd, cwd=TOP)
+    env = dict(os.environ, KVVM_SOAK_VALGRIND="1") if valgrind else None
+    rc, text, secs = run(cmd, cwd=TOP, env=env)
     keep = ("simulated hours", "VmRSS", "open fds", "by status", "faults were seen",
-            "FAIL", "PASS")
+            "valgrind", "FAIL", "PASS")
     lines = [ln for ln in text.splitlines() if ln.startswith("soak:") and any(k in ln for k in keep)]
     return {"rc": rc, "seconds": round(secs), "lines": lines}
 
@@ -102,6 +104,13 @@ def md(doc):
                                        "Passed." if m["rc"] == 0 else "**Failed** (exit %d)." % m["rc"]),
               ""]
     lines += ["      " + ln for ln in m["lines"]]
+    v = doc["valgrind"]
+    lines += ["", "## The soak under valgrind", "",
+              "- %s simulated hours of the planned day's faults with the engine under valgrind "
+              "(leak check, invalid accesses, uninitialised values), %s s. %s" % (
+                  doc["valgrind_hours"], v["seconds"],
+                  "Nothing reported." if v["rc"] == 0 else "**Failed** (exit %d)." % v["rc"]), ""]
+    lines += ["      " + ln for ln in v["lines"]]
     lines += ["", "## A scale set booting together (tests/stress/scaleset.c)", "",
               "kvvm's own schedule and backoff code, linked, in virtual time: each instance "
               "fetches 10 certificates with requireInitialSync; the vault accepts 4,000 GETs "
@@ -128,11 +137,13 @@ def main():
     ap.add_argument("--commands", type=int, default=40)
     ap.add_argument("--soak-hours", type=int, default=24)
     ap.add_argument("--mixed-hours", type=int, default=72)
+    ap.add_argument("--valgrind-hours", type=int, default=24)
     ap.add_argument("--out", default=os.path.join(TOP, "docs", "reliability.md"))
     a = ap.parse_args()
     os.makedirs(os.path.join(a.build, "stress"), exist_ok=True)
     doc = {"when": time.strftime("%Y-%m-%d"), "kernel": os.uname().release,
-           "soak_hours": a.soak_hours, "mixed_hours": a.mixed_hours}
+           "soak_hours": a.soak_hours, "mixed_hours": a.mixed_hours,
+           "valgrind_hours": a.valgrind_hours}
     print("stress: scale-set simulation", flush=True)
     doc["scaleset"] = scaleset(a.build)
     print("stress: SIGKILL runs", flush=True)
@@ -142,9 +153,11 @@ def main():
     print("stress: soak with mixed random faults", flush=True)
     doc["mixed_seed"] = int(time.time())
     doc["mixed"] = soak(a.build, a.mixed_hours, doc["mixed_seed"])
+    print("stress: soak under valgrind", flush=True)
+    doc["valgrind"] = soak(a.build, a.valgrind_hours, valgrind=True)
     with open(a.out, "w") as f:
         f.write(md(doc))
-    bad = [n for n in ("kill", "soak", "mixed") if doc[n]["rc"] != 0] + \
+    bad = [n for n in ("kill", "soak", "mixed", "valgrind") if doc[n]["rc"] != 0] + \
           ["scaleset" for r in doc["scaleset"] if r.get("rc") != 0]
     print("stress: wrote %s; %s" % (a.out, "all passed" if not bad else "FAILED: " + ", ".join(bad)))
     sys.exit(1 if bad else 0)
