@@ -84,19 +84,17 @@ static enum kvvm_err run(const struct kvvm_hooks_opts *opts, char **env, char *w
   return rc;
 }
 
-/* After a run: done, or due again for the next pass (kvvmd's retry schedule brings one
- * soon: a reload that failed once, say on a busy server, is not left until the next
- * renewal), until KVVM_HOOK_MAX_TRIES runs for this version have failed. */
-static void settle(struct kvvm_installed *st, json_t *rec, bool ok)
+/* After a failed run: counts it in obj's "tries" and says whether obj's hooks are due again
+ * for the next pass (kvvmd's retry schedule brings one soon: a reload that failed once, say on
+ * a busy server, is not left until the next renewal), until KVVM_HOOK_MAX_TRIES runs have
+ * failed. obj is a certificate's due mark, or the pass hooks' record. */
+static bool due_again(struct kvvm_installed *st, json_t *obj)
 {
-  json_t *due = json_object_get(rec, "hook_due");
-  json_int_t tries = json_integer_value(json_object_get(due, "tries")) + 1;
-  if (ok || tries >= KVVM_HOOK_MAX_TRIES) {
-    installed_set(st, rec, "hook_due", NULL);
-    return;
-  }
-  json_object_set_new(due, "tries", json_integer(tries));
-  installed_changed(st);
+  json_int_t tries = json_integer_value(json_object_get(obj, "tries")) + 1;
+  if (tries >= KVVM_HOOK_MAX_TRIES)
+    return false;
+  installed_set(st, obj, "tries", json_integer(tries));
+  return true;
 }
 
 /* Each certificate's due hooks, oldest due first. Returns how many ran. */
@@ -118,7 +116,8 @@ static size_t run_certs(struct kvvm_installed *st, const struct kvvm_hooks_opts 
               installed_str(env, "KVVM_HOOK_EVENT"));
     enum kvvm_err r = run(opts, env_of(due[i], env), why);
     installed_set_str(st, due[i], "hook_error", r == KVVM_OK ? NULL : why);
-    settle(st, due[i], r == KVVM_OK);
+    if (r == KVVM_OK || !due_again(st, json_object_get(due[i], "hook_due")))
+      installed_set(st, due[i], "hook_due", NULL);
     *rc = r == KVVM_OK ? *rc : r;
   }
   free(due);
@@ -144,14 +143,10 @@ static enum kvvm_err run_pass(struct kvvm_installed *st, const struct kvvm_hooks
   KVVM_INFO("pass hooks (%zu changed)", json_array_size(json_object_get(pass, "links")));
   enum kvvm_err rc = run(opts, env, why);
   installed_set_str(st, pass, "error", rc == KVVM_OK ? NULL : why);
-  /* Like a certificate's: due again after a failure, for the next passes, up to the limit. */
-  json_int_t tries = json_integer_value(json_object_get(pass, "tries")) + 1;
-  if (rc == KVVM_OK || tries >= KVVM_HOOK_MAX_TRIES) {
+  if (rc == KVVM_OK || !due_again(st, pass)) {
     installed_set(st, pass, "due", NULL);
     installed_set(st, pass, "links", NULL);
     installed_set(st, pass, "tries", NULL);
-  } else {
-    installed_set(st, pass, "tries", json_integer(tries));
   }
   return rc;
 }
