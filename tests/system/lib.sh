@@ -7,6 +7,9 @@ ok() { passed=$((passed + 1)); echo "ok: $1"; }
 bad() { failed=$((failed + 1)); echo "FAIL: $1"; }
 check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
 
+# A value of manifest/extension.mk, the one place naming publisher, type and version.
+mkval() { sed -n "s/^$1[[:space:]]*:=[[:space:]]*\([^[:space:]]*\).*/\1/p" "$top/manifest/extension.mk"; }
+
 # A value from the running emulator's emu.json (ports, pid, CA file).
 emu() { /usr/bin/python3 -c "import json; print(json.load(open('$tmp/emu/emu.json'))['$1'])"; }
 

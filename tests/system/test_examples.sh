@@ -14,7 +14,6 @@ trap 'rm -rf "$tmp"' EXIT
 ex=$top/scripts/examples
 kvvm=$top/$build/pkg/bin/kvvm
 py=/usr/bin/python3
-mkval() { sed -n "s/^$1[[:space:]]*:=[[:space:]]*\([^[:space:]]*\).*/\1/p" "$top/manifest/extension.mk"; }
 publisher=$(mkval KVVM_PUBLISHER)
 type=$(mkval KVVM_TYPE)
 version=$(mkval KVVM_VERSION)

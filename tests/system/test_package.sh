@@ -13,7 +13,6 @@ tmp=$(mktemp -d /tmp/kvvm-package.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 . "$top/tests/system/lib.sh"
 
-mkval() { sed -n "s/^$1[[:space:]]*:=[[:space:]]*\([^[:space:]]*\).*/\1/p" "$top/manifest/extension.mk"; }
 name=$(mkval KVVM_PUBLISHER).$(mkval KVVM_TYPE)
 version=$(mkval KVVM_VERSION)
 zip=${KVVM_ZIP:-$top/dist/${name}__$version.zip}

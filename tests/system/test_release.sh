@@ -69,13 +69,10 @@ in_chroot() { chroot "$root" "$@"; }
 start_emulator
 vault=myvault.vault.azure.net
 pkg=$tmp/lib/Kvvm.Azure.KeyVaultCerts-release
-mkdir -p "$pkg/config" "$pkg/status" "$tmp/log"
-unzip -q "$zip" -d "$pkg"
-chmod 0755 "$pkg"/bin/*
-cat >"$pkg/HandlerEnvironment.json" <<END
-[{"version": 1.0, "handlerEnvironment": {"logFolder": "$tmp/log", "configFolder": "$pkg/config",
- "statusFolder": "$pkg/status", "heartbeatFile": "$pkg/heartbeat.log"}}]
-END
+unzip -q "$zip" -d "$tmp/unzipped"
+chmod 0755 "$tmp"/unzipped/bin/*
+. "$top/scripts/stage-package.sh"
+stage_package "$tmp/unzipped" "$pkg" "$tmp/log"
 v1=$(add_pfx web "www.contoso.com")
 cat >"$pkg/config/1.settings" <<END
 {"runtimeSettings": [{"handlerSettings": {"publicSettings": {
