@@ -24,6 +24,9 @@ test_pkgs="$build_pkgs waagent python3 openssl systemd unzip python3-cryptograph
 # debootstrap makes the release chroot (scripts/release.sh); binutils' objdump reads the floor.
 release_pkgs="debootstrap binutils git unzip"
 test_pkgs="$test_pkgs debootstrap git"
+# systemd-nspawn boots a Debian 12 tree with its own systemd for the hooks test
+# (tests/system/test_systemd_hooks.sh).
+test_pkgs="$test_pkgs systemd-container"
 
 # make bench: the peers' tools (tests/bench/peers: curl + jq loop; node runs the SDK).
 bench_pkgs="$test_pkgs jq curl"

@@ -83,12 +83,15 @@ static void add_closed_ancestors(char ***v, size_t *n, const char *dir)
   free(p);
 }
 
-/* The folders kvvmd writes: each store folder is created now (0700), so the unit's
- * read-write list names folders that exist. A NULL-terminated list; kvvm_strv_free. */
-static char **store_dirs(const struct kvvm_config *cfg)
+/* The folders kvvmd writes beyond its own: the agent's log folder for kvvm.log (under
+ * /var/log, read-only in the unit's sandbox otherwise), and each store folder, created now
+ * (0700) so the unit's read-write list names folders that exist. A NULL-terminated list;
+ * kvvm_strv_free. */
+static char **writable_dirs(const struct ctx *c, const struct kvvm_config *cfg)
 {
   char **v = kvvm_xcalloc(1, sizeof(*v));
   size_t n = 0;
+  add_unique(&v, &n, c->henv->log_dir);
   for (size_t i = 0; i < cfg->n_certs; i++) {
     const struct kvvm_cert_cfg *cc = &cfg->certs[i];
     if (kvvm_dir_ensure(cc->store_dir, 0700) != KVVM_OK)
@@ -163,7 +166,7 @@ static enum kvvm_err do_enable(struct ctx *c)
   kvvm_state_del(st, ST_UPDATED_FROM);
   if ((rc = record_applied(c, st, seq, canon)) != KVVM_OK)
     goto out;
-  dirs = store_dirs(cfg);
+  dirs = writable_dirs(c, cfg);
   rc = kvvm_service_ensure(c->henv->root, (const char *const *)dirs, changed && running);
   if (rc != KVVM_OK)
     write_status(c, seq, KVVM_ST_ERROR, kvvm_err_status_code(rc),

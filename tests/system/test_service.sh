@@ -58,6 +58,8 @@ check "enable exits 0 in systemd mode" "[ $? = 0 ]"
 check "unit written" "[ -f '$unit' ]"
 check "unit runs this package's kvvmd" "grep -qx 'ExecStart=$pkg/bin/kvvmd' '$unit'"
 check "store folder is writable in the sandbox" "grep -q 'ReadWritePaths=.*-$tmp/store' '$unit'"
+# kvvm.log lives in the agent's log folder, under /var/log: read-only in the sandbox otherwise.
+check "the agent's log folder is writable in the sandbox" "grep -qE 'ReadWritePaths=.*-$tmp/log( |\$)' '$unit'"
 # $tmp is 0700: kvvmd gives "nobody" a traverse entry there, so it must be writable too.
 check "a closed folder above a granted store is writable in the sandbox" \
   "grep -qE 'ReadWritePaths=.*-$tmp( |\$)' '$unit'"
