@@ -25,7 +25,7 @@ ALL_CFLAGS := -std=c11 $(WARN) $(CFLAGS) $(SAN_FLAGS) -fPIC -fvisibility=hidden 
   -ffile-prefix-map=$(CURDIR)=.
 CPPFLAGS += -Iinclude -D_GNU_SOURCE $(shell pkg-config --cflags libcurl 2>/dev/null)
 # mbedTLS and jansson go into the core library statically, so a VM needs neither installed;
-# libc, libcurl and zlib come from the system.
+# libc and zlib come from the system, and libcurl, loaded at run time (src/curlapi.h).
 # MBEDTLS_DIR: an mbedTLS 2.28 built elsewhere (the release chroot's /opt/mbedtls).
 JANSSON_A := $(BUILD)/libjansson_kvvm.a
 ifneq ($(MBEDTLS_DIR),)
@@ -35,7 +35,7 @@ endif
 # -pthread: Debian's mbedTLS is built with MBEDTLS_THREADING_PTHREAD; before glibc 2.34 the
 # mutex functions live in libpthread.
 LIB_LIBS := $(JANSSON_A) $(MBEDTLS_L) -Wl,-Bstatic -lmbedtls -lmbedx509 -lmbedcrypto \
-  -Wl,-Bdynamic -L$(BUILD)/curlstub -lcurl -lz -pthread
+  -Wl,-Bdynamic -lz -ldl -pthread
 LDFLAGS_SAN := $(SAN_FLAGS)
 
 # Platform files carry an OS suffix; the Windows ones join when that build exists.
@@ -79,19 +79,8 @@ $(JANSSON_A): | $(DEPS_OK)
 	objcopy --redefine-sym stdin=kvvm_jansson_stdin \
 	  $$(gcc -print-file-name=libjansson.a) $@
 
-# libkvvm.so links against a libcurl.so.4 stub without symbol versions. Debian's libcurl tags
-# every symbol CURL_OPENSSL_4 and a library linked against it asks for that tag; RHEL's, SUSE's
-# and Amazon Linux's libcurl have no symbol versions, and glibc would print "no version
-# information available" on every start there. Plain references bind to any libcurl.so.4.
-CURL_STUB := $(BUILD)/curlstub/libcurl.so
-$(CURL_STUB): $(LIB_OBJ)
-	@mkdir -p $(@D)
-	nm -u $(LIB_OBJ) | awk '$$1 == "U" && $$2 ~ /^curl_/ { print $$2 }' | sort -u | \
-	  awk '{ print "void " $$1 "(void);\nvoid " $$1 "(void) {}" }' >$(@D)/stub.c
-	$(CC) -shared -nostdlib -fPIC -Wl,-soname,libcurl.so.4 -o $@ $(@D)/stub.c
-
 # Only kvvm_* symbols leave the library; everything linked into it stays private.
-$(LIBSO): $(LIB_OBJ) src/libkvvm.map $(JANSSON_A) $(CURL_STUB)
+$(LIBSO): $(LIB_OBJ) src/libkvvm.map $(JANSSON_A)
 	@mkdir -p $(@D)
 	$(CC) -shared -o $@ $(LIB_OBJ) -Wl,--version-script=src/libkvvm.map -Wl,-z,defs \
 	  -Wl,-z,relro,-z,now $(LDFLAGS_SAN) $(LIB_LIBS)
@@ -170,7 +159,7 @@ build-fuzz/libjansson_kvvm.a:
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(wildcard include/kvvm/*.h src/*.h tests/fuzz/*.h) build-fuzz/libjansson_kvvm.a
 	sh scripts/deps.sh fuzz
 	clang -std=c11 $(CPPFLAGS) -DKVVM_VERSION_STRING='"fuzz"' -Isrc $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) \
-	  build-fuzz/libjansson_kvvm.a -lmbedtls -lmbedx509 -lmbedcrypto -lcurl -lz
+	  build-fuzz/libjansson_kvvm.a -lmbedtls -lmbedx509 -lmbedcrypto -lz -ldl
 
 fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do \

@@ -83,8 +83,8 @@ static void print_outcome(const struct kvvm_cert_cfg *cc, const struct kvvm_cert
            o->thumbprint, exp, o->changed ? "  (new)" : "");
   else
     printf("%-10s %s  %s\n", o->state == KVVM_CERT_PENDING ? "pending" : "failed", cc->url,
-           o->why[0] ? o->why : kvvm_err_str(o->err));
-  if (o->state == KVVM_CERT_INSTALLED && o->why[0])
+           o->why ? o->why : kvvm_err_str(o->err));
+  if (o->state == KVVM_CERT_INSTALLED && o->why)
     printf("           %s\n", o->why);
 }
 

@@ -1,12 +1,15 @@
-/* kvvmd: one instance (flock in the state folder), one process, signals blocked before
- * anything else and taken synchronously with sigtimedwait, so the process sleeps between
- * passes with no periodic wake-ups. A pass syncs the certificates that are due (all of them
- * when the poll comes round, failed ones on their own backoff), then rewrites the status. */
+/* kvvmd: one instance (flock in the state folder), signals blocked before anything else
+ * and taken synchronously with sigtimedwait, so the process sleeps between passes with no
+ * periodic wake-ups. A pass syncs the certificates that are due (all of them when the poll
+ * comes round, failed ones on their own backoff) in a worker process (worker.h), which
+ * answers with the outcomes; kvvmd then rewrites the status. Between passes kvvmd holds its
+ * settings and schedule only: no libcurl, no TLS state, no installed state. */
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +35,7 @@
 #include "kvvm/store.h"
 #include "kvvm/sync.h"
 #include "kvvm/version.h"
+#include "kvvm/worker.h"
 
 struct daemon {
   struct kvvm_henv *henv;
@@ -40,9 +44,20 @@ struct daemon {
   long seq;                  /* the sequence number whose status we write */
   char why[900];             /* why the settings of seq were refused, if they were */
   int lock_fd;
-  struct kvvm_store *store;
+  struct kvvm_store *store;  /* in the worker only */
   struct kvvm_plan plan;      /* per certificate of cfg: outcomes and when each is due */
   bool passed;               /* a pass has run with cfg */
+  bool stop;                 /* SIGTERM came during a pass */
+  char pass_hook_error[512]; /* the once-per-pass hooks' failure, from the last pass */
+  const sigset_t *signals;
+};
+
+/* What the pass worker answers, followed by cfg->n_certs outcomes (their why pointers are
+ * the worker's) and then each outcome's text: its length (uint32_t, 0 for none) and bytes. */
+struct pass_answer {
+  size_t n, changed;
+  bool stopping;
+  char pass_hook_error[512];
 };
 
 static void block_signals(sigset_t *set)
@@ -63,9 +78,8 @@ static enum kvvm_err current_seq(const struct kvvm_henv *h, long *seq)
   return kvvm_seqno_current(h->config_dir, seq);
 }
 
-/* The store (installed.json in memory) is open from a pass to the sleep after it; an idle
- * kvvmd does not hold it (go_idle). Opening fails only when the state folder is unusable,
- * which kvvm_store_open logs. */
+/* The store (installed.json in memory) is opened by the worker. Opening fails only when the
+ * state folder is unusable, which kvvm_store_open logs. */
 static bool store_ready(struct daemon *d)
 {
   return d->store || kvvm_store_open(NULL, &d->store) == KVVM_OK;
@@ -81,8 +95,6 @@ static void adopt(struct daemon *d, struct kvvm_config *cfg)
   kvvm_plan_init(&d->plan, n, cfg->polling_s);
   d->passed = false;
   kvvm_identity_forget();
-  if (store_ready(d))
-    kvvm_store_reconcile_grants(d->store, cfg);
 }
 
 /* Keep the last good settings when new ones are invalid: nothing installed is dropped
@@ -120,35 +132,150 @@ static void note_hook_errors(struct daemon *d)
                                                 cc->store_dir, &rec) && rec.hook_error) {
       o->err = KVVM_E_HOOK;
       o->hook_again = rec.hook_due;
-      snprintf(o->why, sizeof(o->why), "renewal hook failed: %s", rec.hook_error);
+      kvvm_outcome_say(o, "renewal hook failed: %s", rec.hook_error);
     }
   }
+}
+
+/* The pass, in the worker: sync what is due, commit, run the hooks, and answer. New
+ * settings (no pass yet) first bring the grants in line, so they follow at once. */
+struct pass_job {
+  struct daemon *d;
+  const bool *due;
+};
+
+static void pass_in_store(struct daemon *d, const bool *due, struct pass_answer *a)
+{
+  if (!d->passed)
+    kvvm_store_reconcile_grants(d->store, d->cfg);
+  a->changed = kvvm_sync_pass(d->store, d->cfg, due, d->plan.out);
+  /* Durable before the status says installed; hooks after, so they see the files. */
+  kvvm_store_commit(d->store);
+  struct kvvm_hooks_opts hopts = {NULL, 0};
+  kvvm_hooks_run_due(kvvm_store_installed(d->store), &hopts);
+  note_hook_errors(d);
+  const char *err = kvvm_installed_pass_hook_error(kvvm_store_installed(d->store));
+  snprintf(a->pass_hook_error, sizeof a->pass_hook_error, "%s", err ? err : "");
+}
+
+static void fail_due(struct daemon *d, const bool *due, enum kvvm_err err, const char *why)
+{
+  for (size_t i = 0; i < d->cfg->n_certs; i++)
+    if (due[i]) {
+      d->plan.out[i].err = err;
+      kvvm_outcome_say(&d->plan.out[i], "%s", why);
+    }
+}
+
+static int pass_worker(void *arg, int fd)
+{
+  struct pass_job *job = arg;
+  struct daemon *d = job->d;
+  struct pass_answer a;
+  memset(&a, 0, sizeof a);
+  a.n = d->cfg->n_certs;
+  if (store_ready(d)) {
+    pass_in_store(d, job->due, &a);
+  } else {
+    /* Retried with backoff like any pass that failed; what is installed stays installed. */
+    char why[300];
+    snprintf(why, sizeof why, "kvvm's state folder %s cannot be used (details in kvvm.log)",
+             kvvm_paths_state_dir());
+    fail_due(d, job->due, KVVM_E_STATE, why);
+  }
+  a.stopping = kvvm_clock_stopping();
+  bool ok = kvvm_worker_answer(fd, &a, sizeof a) &&
+            kvvm_worker_answer(fd, d->plan.out, a.n * sizeof *d->plan.out);
+  for (size_t i = 0; ok && i < a.n; i++) {
+    const char *why = kvvm_outcome_why(&d->plan.out[i]);
+    uint32_t len = (uint32_t)strlen(why);
+    ok = kvvm_worker_answer(fd, &len, sizeof len) && kvvm_worker_answer(fd, why, len);
+  }
+  return ok ? 0 : 1;
+}
+
+/* Walk the outcomes' texts after the outcomes: count them, and set them when apply. False
+ * when the answer is cut short or too long. */
+static bool walk_texts(struct daemon *d, const char *p, const char *end, bool apply)
+{
+  for (size_t i = 0; i < d->cfg->n_certs; i++) {
+    uint32_t len;
+    if ((size_t)(end - p) < sizeof len)
+      return false;
+    memcpy(&len, p, sizeof len);
+    p += sizeof len;
+    if ((size_t)(end - p) < len)
+      return false;
+    if (apply)
+      kvvm_outcome_say(&d->plan.out[i], "%.*s", (int)len, p);
+    p += len;
+  }
+  return p == end;
+}
+
+/* Take the worker's answer; a worker that ended without a whole one (killed, crashed) fails
+ * the certificates it had, to be retried on their backoff. */
+static size_t take_answer(struct daemon *d, const bool *due, const struct kvvm_worker_result *w)
+{
+  const struct pass_answer *a = (const void *)w->data;
+  size_t n = d->cfg->n_certs, fixed = sizeof *a + n * sizeof *d->plan.out;
+  if (w->len < fixed || a->n != n || !walk_texts(d, w->data + fixed, w->data + w->len, false)) {
+    char why[300];
+    snprintf(why, sizeof why, "the pass worker %s without finishing the pass (details in "
+             "kvvm.log)", w->ended);
+    KVVM_ERR("%s", why);
+    fail_due(d, due, KVVM_E_INTERNAL, why);
+    d->stop = d->stop || w->stop;
+    return 0;
+  }
+  kvvm_outcomes_clear(d->plan.out, n);
+  memcpy(d->plan.out, w->data + sizeof *a, n * sizeof *d->plan.out);
+  for (size_t i = 0; i < n; i++)
+    d->plan.out[i].why = NULL;   /* the worker's pointers: the texts follow */
+  walk_texts(d, w->data + fixed, w->data + w->len, true);
+  memcpy(d->pass_hook_error, a->pass_hook_error, sizeof d->pass_hook_error);
+  d->stop = d->stop || a->stopping || w->stop;
+  return a->changed;
+}
+
+/* In the worker, once at start: what a killed kvvmd may have left in the store. */
+static int start_up_worker(void *arg, int fd)
+{
+  struct daemon *d = arg;
+  (void)fd;
+  if (!store_ready(d))
+    return 1;
+  if (d->cfg)
+    kvvm_store_sweep(d->store, d->cfg);
+  /* Hooks a crash left due run now: the certificate they announce is already in place. */
+  struct kvvm_hooks_opts hopts = {NULL, 0};
+  kvvm_hooks_run_due(kvvm_store_installed(d->store), &hopts);
+  return 0;
+}
+
+/* A state folder that cannot be used does not stop kvvmd: every pass then reports it per
+ * certificate, and retries, until it is mended. */
+static void start_up(struct daemon *d)
+{
+  struct kvvm_worker_result w;
+  if (kvvm_worker_run(start_up_worker, d, d->signals, &w) == KVVM_OK && !w.clean)
+    KVVM_WARN("clearing up after an earlier run did not finish: the worker %s", w.ended);
+  d->stop = w.stop;
+  free(w.data);
 }
 
 /* Run the certificates that are due; schedule the next attempt of each. */
 static void run_pass(struct daemon *d)
 {
   bool *due = kvvm_plan_due(&d->plan);
-  if (!store_ready(d)) {
-    /* Retried with backoff like any pass that failed; what is installed stays installed. */
-    for (size_t i = 0; i < d->cfg->n_certs; i++)
-      if (due[i]) {
-        d->plan.out[i].err = KVVM_E_STATE;
-        snprintf(d->plan.out[i].why, sizeof(d->plan.out[i].why),
-                 "kvvm's state folder %s cannot be used (details in kvvm.log)",
-                 kvvm_paths_state_dir());
-      }
-    kvvm_plan_done(&d->plan, due);
-    d->passed = true;
-    free(due);
-    return;
-  }
-  size_t changed = kvvm_sync_pass(d->store, d->cfg, due, d->plan.out);
-  /* Durable before the status says installed; hooks after, so they see the files. */
-  kvvm_store_commit(d->store);
-  struct kvvm_hooks_opts hopts = {NULL, 0};
-  kvvm_hooks_run_due(kvvm_store_installed(d->store), &hopts);
-  note_hook_errors(d);
+  struct pass_job job = {d, due};
+  struct kvvm_worker_result w;
+  size_t changed = 0;
+  if (kvvm_worker_run(pass_worker, &job, d->signals, &w) == KVVM_OK)
+    changed = take_answer(d, due, &w);
+  else
+    fail_due(d, due, KVVM_E_INTERNAL, "kvvmd could not start its pass worker (see kvvm.log)");
+  free(w.data);
   kvvm_plan_done(&d->plan, due);
   d->passed = true;
   KVVM_INFO("pass done: %zu certificate(s) changed", changed);
@@ -195,11 +322,10 @@ static void report(const struct daemon *d)
     kvvm_report_build(d->cfg, d->plan.out, kvvm_clock_now(), &r);
     append_warnings(r.top, sizeof(r.top), d->cfg);
     /* The once-per-pass hooks belong to no certificate: their failure goes up here. */
-    const char *pass_err = d->store ? kvvm_installed_pass_hook_error(
-                                          kvvm_store_installed(d->store)) : NULL;
-    if (pass_err) {
+    if (d->pass_hook_error[0]) {
       size_t used = strlen(r.top);
-      snprintf(r.top + used, sizeof(r.top) - used, " Pass hooks failed: %s.", pass_err);
+      snprintf(r.top + used, sizeof(r.top) - used, " Pass hooks failed: %s.",
+               d->pass_hook_error);
     }
     /* Nobody should mistake a machine that trusts a test CA for a production one. */
     if (kvvm_http_test_overrides() || getenv("KVVM_ARC_TOKENS_DIR")) {
@@ -266,19 +392,6 @@ static int64_t next_due(const struct daemon *d)
   return kvvm_plan_next(&d->plan);
 }
 
-/* Before a sleep this long, kvvmd lets go of what only a pass needs: the installed state,
- * connections (their TLS state; a vault drops idle ones within minutes anyway) and freed heap. Short sleeps (retries
- * within the backoff) keep the connections for reuse. */
-#define IDLE_RELEASE_MS (60 * 1000)
-
-static void go_idle(struct daemon *d)
-{
-  kvvm_store_close(d->store);   /* committed by the pass; reread from disk by the next */
-  d->store = NULL;
-  kvvm_http_shutdown();
-  kvvm_mem_release();
-}
-
 static void serve(struct daemon *d, const sigset_t *set)
 {
   for (;;) {
@@ -287,15 +400,13 @@ static void serve(struct daemon *d, const sigset_t *set)
     if (d->cfg && (!d->passed || kvvm_clock_mono_ms() >= next_due(d)))
       run_pass(d);
     /* A pass cut short by SIGTERM reports nothing: its failures are not the vault's. */
-    if (kvvm_clock_stopping()) {
+    if (d->stop || kvvm_clock_stopping()) {
       KVVM_INFO("stopping after the work in progress");
       return;
     }
     report(d);
-    int64_t sleep_ms = next_due(d) - kvvm_clock_mono_ms();
-    if (sleep_ms > IDLE_RELEASE_MS)
-      go_idle(d);
-    int sig = wait_next(set, sleep_ms);
+    kvvm_mem_release();   /* the answer's buffer and the status text: give the pages back */
+    int sig = wait_next(set, next_due(d) - kvvm_clock_mono_ms());
     if (sig == SIGTERM || sig == SIGINT) {
       KVVM_INFO("signal %d: stopping", sig);
       return;
@@ -325,15 +436,11 @@ int kvvm_daemon_main(int argc, char **argv)
     goto out;
   KVVM_INFO("kvvmd %s started from %s", kvvm_version(), d.henv->root);
   kvvm_dir_sweep_prefix(d.henv->status_dir, KVVM_TEMP_PREFIX);
-  if ((rc = kvvm_store_open(NULL, &d.store)) != KVVM_OK)
-    goto out;
+  d.signals = &set;
   load_settings(&d);
-  if (d.cfg)
-    kvvm_store_sweep(d.store, d.cfg);
-  /* Hooks a crash left due run now: the certificate they announce is already in place. */
-  struct kvvm_hooks_opts hopts = {NULL, 0};
-  kvvm_hooks_run_due(kvvm_store_installed(d.store), &hopts);
-  serve(&d, &set);
+  start_up(&d);
+  if (!d.stop)
+    serve(&d, &set);
 out:
   release_lock(&d);
   kvvm_store_close(d.store);

@@ -1,10 +1,9 @@
-/* HTTP GET over libcurl (the only file that includes curl.h). One multi handle serves the
+/* HTTP GET over libcurl (the only file that calls it; loaded on first use, curlapi.h). One multi handle serves the
  * whole process: sequential requests (identity) and parallel ones (Key Vault) share its
  * connection cache, so a pass over many certificates reuses a few TLS connections.
  * Only libcurl features present in 7.61 (RHEL 8) are relied on; newer ones are used after a
  * run-time version check, with the 7.61 way kept as the fallback. */
 #include <ctype.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -15,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "curlapi.h"
 #include "kvvm/clock.h"
 #include "kvvm/http.h"
 #include "kvvm/log.h"
@@ -49,6 +49,7 @@ struct xfer {
 
 static struct {
   bool init;
+  bool global;               /* curl_global_init succeeded */
   CURLM *multi;
   size_t active;             /* started and not yet reported */
   struct xfer *refused;
@@ -62,6 +63,8 @@ static struct {
 
 static void wipe_slist(struct curl_slist *s)
 {
+  if (!s)
+    return;   /* and libcurl may not be loaded */
   for (struct curl_slist *p = s; p; p = p->next)
     explicit_bzero(p->data, strlen(p->data));
   curl_slist_free_all(s);
@@ -222,7 +225,10 @@ static enum kvvm_err http_init(void)
   if (g.init)
     return g.env_rc;
   g.init = true;
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(g.multi = curl_multi_init())) {
+  if (kvvm_curlapi_load(g.env_why, sizeof g.env_why) != KVVM_OK)
+    return g.env_rc = KVVM_E_INTERNAL;
+  g.global = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+  if (!g.global || !(g.multi = curl_multi_init())) {
     snprintf(g.env_why, sizeof g.env_why, "libcurl could not be initialised");
     KVVM_ERR("%s", g.env_why);
     return g.env_rc = KVVM_E_INTERNAL;
@@ -537,6 +543,9 @@ long kvvm_http_retry_after_s(const char *value, time_t now)
   size_t digits = strspn(value, "0123456789");
   if (digits && !value[digits + strspn(value + digits, " \t")])
     return digits > 9 ? LONG_MAX / 2 : strtol(value, NULL, 10);
+  char why[300];
+  if (kvvm_curlapi_load(why, sizeof why) != KVVM_OK)
+    return -1;
   time_t t = curl_getdate(value, NULL);
   if (t == (time_t)-1)
     return -1;
@@ -555,7 +564,7 @@ void kvvm_http_shutdown(void)
   wipe_slist(g.connect_to);
   free(g.ca_path);
   free(g.ca_pem);
-  if (g.init)
+  if (g.global)
     curl_global_cleanup();
   memset(&g, 0, sizeof g);
 }

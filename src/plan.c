@@ -20,6 +20,7 @@ void kvvm_plan_init(struct kvvm_plan *p, size_t n, unsigned polling_s)
 
 void kvvm_plan_free(struct kvvm_plan *p)
 {
+  kvvm_outcomes_clear(p->out, p->n);
   free(p->out);
   free(p->failures);
   free(p->due_ms);

@@ -23,14 +23,14 @@ static char *describe_installed(const struct kvvm_cert_outcome *o, time_t now, u
     flag = buf;
   }
   return kvvm_xasprintf("version %s, thumbprint %s, expires %s%s%s%s", o->version, o->thumbprint,
-                        date, flag, o->err ? "; " : "", o->err ? o->why : "");
+                        date, flag, o->err ? "; " : "", o->err ? kvvm_outcome_why(o) : "");
 }
 
 static char *describe_failed(const struct kvvm_cert_outcome *o)
 {
   if (o->in_place)
-    return kvvm_xasprintf("%s (version %s stays installed)", o->why, o->version);
-  return kvvm_xasprintf("%s", o->why);
+    return kvvm_xasprintf("%s (version %s stays installed)", kvvm_outcome_why(o), o->version);
+  return kvvm_xasprintf("%s", kvvm_outcome_why(o));
 }
 
 /* Append "url: why" items to the top message while they fit. */
@@ -43,9 +43,9 @@ static void list_items(char *top, size_t len, const struct kvvm_config *cfg,
       continue;
     total++;
     size_t used = strlen(top);
-    if (used + strlen(cfg->certs[i].url) + strlen(out[i].why) + 64 < len) {
+    if (used + strlen(cfg->certs[i].url) + strlen(kvvm_outcome_why(&out[i])) + 64 < len) {
       snprintf(top + used, len - used, "%s%s: %s", shown ? "; " : " ", cfg->certs[i].url,
-               out[i].why);
+               kvvm_outcome_why(&out[i]));
       shown++;
     }
   }

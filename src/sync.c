@@ -1,5 +1,6 @@
 /* One pass: tokens, secrets, bundles, installs, outcomes. Each step hands plain values to the
  * next (design.md, Data flow): kv gets its token from here, store never writes status. */
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,30 @@ struct pass {
 
 static bool is_due(const struct pass *p, size_t i) { return !p->due || p->due[i]; }
 
+void kvvm_outcome_say(struct kvvm_cert_outcome *o, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  char *s = NULL;
+  if (vasprintf(&s, fmt, ap) < 0)
+    s = NULL;
+  va_end(ap);
+  free(o->why);
+  o->why = s && *s ? s : NULL;
+  if (!o->why)
+    free(s);
+}
+
+const char *kvvm_outcome_why(const struct kvvm_cert_outcome *o) { return o->why ? o->why : ""; }
+
+void kvvm_outcomes_clear(struct kvvm_cert_outcome *out, size_t n)
+{
+  for (size_t i = 0; out && i < n; i++) {
+    free(out[i].why);
+    out[i].why = NULL;
+  }
+}
+
 /* Errors waiting can fix (access granted later, network back, throttling over, secret
  * created or enabled later) versus content or settings that will stay wrong. */
 static bool transient(enum kvvm_err e)
@@ -42,7 +67,7 @@ static void fail(struct pass *p, size_t i, enum kvvm_err e, const char *why)
   const struct kvvm_cert_cfg *cc = &p->cfg->certs[i];
   o->err = e;
   o->changed = false;
-  snprintf(o->why, sizeof(o->why), "%s", why && *why ? why : kvvm_err_str(e));
+  kvvm_outcome_say(o, "%s", why && *why ? why : kvvm_err_str(e));
   o->state = o->in_place ? KVVM_CERT_INSTALLED : transient(e) ? KVVM_CERT_PENDING
                                                               : KVVM_CERT_FAILED;
   kvvm_installed_set_error(kvvm_store_installed(p->store), cc->url, cc->store_dir, o->why);
@@ -104,7 +129,7 @@ static bool keep_one(struct pass *p, size_t i, const struct kvvm_secret *sec)
   o->state = KVVM_CERT_INSTALLED;
   o->changed = false;
   o->err = e;
-  snprintf(o->why, sizeof(o->why), "%s", e == KVVM_OK ? "" : res.why);
+  kvvm_outcome_say(o, "%s", e == KVVM_OK ? "" : res.why);
   if (e != KVVM_OK && e != KVVM_E_GRANT)
     fail(p, i, e, res.why);
   kvvm_install_result_clear(&res);
@@ -139,7 +164,7 @@ static void install_one(struct pass *p, size_t i, const struct kvvm_secret *sec)
   o->in_place = true;
   o->changed = res.changed;
   o->err = e;
-  snprintf(o->why, sizeof(o->why), "%s", e == KVVM_OK ? "" : res.why);
+  kvvm_outcome_say(o, "%s", e == KVVM_OK ? "" : res.why);
   snprintf(o->version, sizeof(o->version), "%s", sec->version);
   snprintf(o->thumbprint, sizeof(o->thumbprint), "%s", f->thumbprint);
   o->not_after = f->not_after;

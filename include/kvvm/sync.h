@@ -31,8 +31,16 @@ struct kvvm_cert_outcome {
   char version[80];         /* what is installed ("" if nothing) */
   char thumbprint[41];
   time_t not_after;
-  char why[600];            /* the failure in words, "" when none */
+  char *why;                /* the failure in words, NULL when none (kvvm_outcome_why); on
+                               the heap, so a thousand healthy certificates cost no text */
 };
+
+/* Set o->why from a format (an empty result clears it); kvvm_outcome_why reads it ("" when
+ * none); kvvm_outcomes_clear frees the texts of n outcomes (not the array). */
+KVVM_API void kvvm_outcome_say(struct kvvm_cert_outcome *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+KVVM_API const char *kvvm_outcome_why(const struct kvvm_cert_outcome *o);
+KVVM_API void kvvm_outcomes_clear(struct kvvm_cert_outcome *out, size_t n);
 
 /* Run one pass over cfg's certificates for which due[i] is true (NULL: all). out[i] is
  * written for every certificate: the ones not due keep what out[i] held. store must be open.

@@ -158,8 +158,9 @@ def _scan_proc():
 class Proc(object):
     """A live (non-zombie) process, as far as /proc tells."""
 
-    def __init__(self, pid, comm, exe, argv, environ):
+    def __init__(self, pid, comm, exe, argv, environ, ppid=0):
         self.pid, self.comm, self.exe, self.argv, self.environ = pid, comm, exe, argv, environ
+        self.ppid = ppid
 
     def __repr__(self):
         return "Proc(pid={0}, exe={1!r}, argv={2!r})".format(self.pid, self.exe, self.argv)
@@ -183,7 +184,7 @@ def live_processes():
             k, sep, v = item.decode("utf-8", "replace").partition("=")
             if sep:
                 env[k] = v
-        result.append(Proc(pid, info["comm"], exe, argv, env))
+        result.append(Proc(pid, info["comm"], exe, argv, env, info["ppid"]))
     return result
 
 
@@ -608,11 +609,14 @@ class AgentHarness(object):
         return out
 
     def daemons(self, exe_name="kvvmd"):
-        """Live processes of this harness whose executable is named exe_name."""
+        """Live processes of this harness whose executable is named exe_name, without their
+        own children of the same executable (kvvmd's pass worker is a fork of kvvmd)."""
         # comm covers scripts (exe is then the interpreter); it is cut to 15 characters.
-        return [p for p in self.processes()
-                if os.path.basename(p.exe.replace(" (deleted)", "")) == exe_name
-                or (p.argv and os.path.basename(p.argv[0]) == exe_name) or p.comm == exe_name[:15]]
+        found = [p for p in self.processes()
+                 if os.path.basename(p.exe.replace(" (deleted)", "")) == exe_name
+                 or (p.argv and os.path.basename(p.argv[0]) == exe_name) or p.comm == exe_name[:15]]
+        pids = {p.pid for p in found}
+        return [p for p in found if p.ppid not in pids]
 
     def kill_all(self, timeout=5.0):
         """SIGKILL every process this harness started and wait until they are gone."""

@@ -2,9 +2,12 @@
 
 A package folder is laid out in a temporary root the way the agent lays it out (the package
 zip's tree, HandlerEnvironment.json, config/1.settings naming N certificates); `install` and
-`enable` run; the clock stops when the status file says `success`. kvvmd is sampled from /proc
-every few milliseconds meanwhile (RSS, anonymous RSS, CPU). The emulator's counters give the
-requests, TLS handshakes and peak requests in flight.
+`enable` run; the clock stops when the status file says `success`. kvvmd and its pass worker
+(a child process for each pass) are sampled from /proc every few milliseconds meanwhile: RSS and
+anonymous RSS summed over the two (a page the worker shares with kvvmd after the fork counts
+twice: an upper bound), and the proportional share (Pss_Anon, the exact figure). CPU is kvvmd's
+own plus its reaped children's. The emulator's counters give the requests, TLS handshakes and
+peak requests in flight.
 """
 import json
 import os
@@ -34,10 +37,36 @@ def kib(status, key):
 
 
 def cpu_split(pid):
-    """(utime, stime) of the process, in seconds."""
+    """(utime, stime) of the process and its reaped children (the pass workers), in seconds."""
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) / TICK, int(fields[12]) / TICK
+    return ((int(fields[11]) + int(fields[13])) / TICK,
+            (int(fields[12]) + int(fields[14])) / TICK)
+
+
+def tree(pid):
+    """pid and its descendants."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            with open("/proc/%d/task/%d/children" % (p, p)) as f:
+                todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return out
+
+
+def pss_anon(pid):
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Pss_Anon:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def cpu_s(pid):
@@ -45,20 +74,30 @@ def cpu_s(pid):
 
 
 class Sampler(threading.Thread):
-    """Peak VmRSS and RssAnon of a process, sampled every 2 ms until stopped."""
+    """Peak VmRSS, RssAnon and Pss_Anon of a process and its descendants (summed), sampled
+    every 2 ms until stopped."""
 
     def __init__(self, pid_fn):
         super().__init__(daemon=True)
         self.pid_fn, self.stop_ev = pid_fn, threading.Event()
-        self.peak_rss = self.peak_anon = 0
+        self.peak_rss = self.peak_anon = self.peak_pss_anon = 0
+
+    def sample(self, pid):
+        rss = anon = pss = 0
+        for p in tree(pid):
+            st = proc_status(p)
+            if st:
+                rss, anon = rss + kib(st, "VmRSS"), anon + kib(st, "RssAnon")
+                pss += pss_anon(p)
+        self.peak_rss = max(self.peak_rss, rss)
+        self.peak_anon = max(self.peak_anon, anon)
+        self.peak_pss_anon = max(self.peak_pss_anon, pss)
 
     def run(self):
         while not self.stop_ev.is_set():
             pid = self.pid_fn()
-            st = proc_status(pid) if pid else None
-            if st:
-                self.peak_rss = max(self.peak_rss, kib(st, "VmRSS"), kib(st, "VmHWM"))
-                self.peak_anon = max(self.peak_anon, kib(st, "RssAnon"))
+            if pid:
+                self.sample(pid)
             time.sleep(0.002)
 
     def stop(self):
@@ -146,7 +185,8 @@ class Kvvm:
         user, system = cpu_split(pid)
         return {"ok": ok, "wall_s": wall, "cpu_s": user + system, "user_s": user, "sys_s": system,
                 "peak_rss_kib": sampler.peak_rss,
-                "peak_anon_kib": sampler.peak_anon, "requests": st["by_target"].get("kv", 0),
+                "peak_anon_kib": sampler.peak_anon, "peak_pss_anon_kib": sampler.peak_pss_anon,
+                "requests": st["by_target"].get("kv", 0),
                 "token_requests": st["by_target"].get("imds", 0),
                 "tls_handshakes": st["tls_handshakes"], "peak_in_flight": st["peak_in_flight"]}
 
@@ -183,6 +223,7 @@ class Kvvm:
         switches = sum(kib(s1, k) - kib(s0, k) for k in ("voluntary_ctxt_switches",
                                                           "nonvoluntary_ctxt_switches"))
         return {"seconds": seconds, "rss_kib": kib(s1, "VmRSS"), "anon_kib": kib(s1, "RssAnon"),
+                "processes": len(tree(pid)),
                 "wakeups": switches, "wakeups_per_min": switches * 60.0 / seconds,
                 "cpu_s": cpu_s(pid) - cpu0}
 

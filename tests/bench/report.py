@@ -78,7 +78,11 @@ def targets(doc):
         ("first sync wall, N=%d, L=20 ms" % e["n"], "<= 2.5 s (stretch 1.88 s)", fmt(wall),
          wall and wall[0] <= 2.5),
         ("first sync CPU", "<= 2.5 s", fmt(cpu), cpu and cpu[0] <= 2.5),
-        ("peak anonymous memory", "<= 8 MiB", fmt(anon, "MiB", 1), anon and anon[0] <= 8),
+        ("peak anonymous memory", "<= 8 MiB",
+         "%s summed over kvvmd and its pass worker (the pages they share after the fork counted "
+         "twice; proportional share, Pss_Anon: %s)" % (
+             fmt(anon, "MiB", 1), fmt(mib(stat(k, "peak_pss_anon_kib")), "MiB", 1)),
+         anon and anon[0] <= 8),
         ("idle anonymous memory", "<= 2 MiB", "%.1f MiB" % (idle.get("anon_kib", 0) / 1024.0),
          idle and idle["anon_kib"] / 1024.0 <= 2),
         ("requests in flight", "<= 16", fmt(stat(k, "peak_in_flight"), "", 0),

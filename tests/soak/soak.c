@@ -284,7 +284,7 @@ int main(int argc, char **argv)
     printf(", \"thumbprint\": ");
     json_str(out[i].thumbprint);
     printf(", \"why\": ");
-    json_str(out[i].why);
+    json_str(kvvm_outcome_why(&out[i]));
     printf("}");
   }
   printf("]}\n");
@@ -292,6 +292,7 @@ int main(int argc, char **argv)
   kvvm_store_close(store);
   kvvm_identity_forget();
   kvvm_http_shutdown();
+  kvvm_outcomes_clear(out, n);
   free(out);
   free(due_ms);
   free(failures);

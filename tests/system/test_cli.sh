@@ -104,6 +104,14 @@ pub web locked >"$tmp/run2.json"
 "$kvvm" run --config "$tmp/run2.json" --once >"$tmp/out" 2>&1
 check "run --once with a 403 exits 1" "[ $? = 1 ]"
 check "it prints the pending certificate and why" "grep -q '^pending .*secrets/locked' '$tmp/out'"
+# A machine without a usable libcurl (hidden here by /dev/null mounted over it, in a mount
+# namespace of this command's own): a sentence naming what to install, not a loader error.
+curl_so=$(readlink -f "$(/sbin/ldconfig -p | awk '/libcurl\.so\.4 .*x86-64/ { print $NF; exit }')")
+unshare --mount --propagation private sh -c \
+  "mount --bind /dev/null '$curl_so' && exec '$kvvm' run --config '$tmp/run.json' --once" \
+  >"$tmp/out" 2>&1
+check "without libcurl, run --once exits 1 and says what to install ($curl_so hidden)" \
+  "[ $? = 1 ] && grep -q 'libcurl (libcurl.so.4) cannot be used: .*install the distribution.s libcurl package' '$tmp/out'"
 
 # status without kvvmd: the table, exit 3.
 "$kvvm" status >"$tmp/out" 2>&1

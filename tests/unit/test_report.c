@@ -30,7 +30,7 @@ static struct kvvm_cert_outcome installed(const char *v, time_t not_after)
 static struct kvvm_cert_outcome failing(enum kvvm_cert_state s, enum kvvm_err e, const char *why)
 {
   struct kvvm_cert_outcome o = {.state = s, .err = e};
-  snprintf(o.why, sizeof(o.why), "%s", why);
+  kvvm_outcome_say(&o, "%s", why);
   return o;
 }
 
@@ -70,6 +70,7 @@ static void pending_is_transitioning(void)
   KT_CHECK(r.status.value == KVVM_ST_SUCCESS);
   KT_CONTAINS(r.status.message, "2 of 3 certificate(s) installed; some have errors");
   kvvm_report_clear(&r);
+  kvvm_outcomes_clear(out, 3);
 }
 
 /* Content that cannot be installed fails dependents at once. */
@@ -89,10 +90,12 @@ static void content_failure_is_error(void)
   KT_CHECK(r.status.code == kvvm_err_status_code(KVVM_E_CERT));
   KT_CHECK(r.subs[0].code == kvvm_err_status_code(KVVM_E_NET) && r.subs[2].code == 0);
   kvvm_report_clear(&r);
+  kvvm_outcomes_clear(&out[1], 1);
   out[1] = failing(KVVM_CERT_FAILED, KVVM_E_TLS, "TLS verification failed");
   kvvm_report_build(&cfg, out, NOW, &r);
   KT_CHECK(r.status.code == 10 && r.subs[1].code == 10);
   kvvm_report_clear(&r);
+  kvvm_outcomes_clear(out, 3);
 }
 
 static void expiry_flagged(void)
@@ -125,7 +128,7 @@ static void old_version_stays(void)
   struct kvvm_cert_outcome o = installed("v1", NOW + 90 * 86400);
   o.state = KVVM_CERT_INSTALLED;
   o.err = KVVM_E_NET;
-  snprintf(o.why, sizeof(o.why), "Key Vault answered 503 four times");
+  kvvm_outcome_say(&o, "Key Vault answered 503 four times");
   struct kvvm_cert_outcome out[3] = {o, installed("v2", NOW + 90 * 86400),
                                      installed("v3", NOW + 90 * 86400)};
   struct kvvm_report r;
@@ -134,6 +137,7 @@ static void old_version_stays(void)
   KT_CONTAINS(r.subs[0].message, "version v1");
   KT_CONTAINS(r.subs[0].message, "503 four times");
   kvvm_report_clear(&r);
+  kvvm_outcomes_clear(out, 1);   /* o's text, now out[0]'s */
 }
 
 int main(void)
