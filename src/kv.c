@@ -27,6 +27,10 @@
 #define STEP_MS 1000
 /* The service's words are quoted after ours, cut to this: our advice must fit in why. */
 #define QUOTE_MAX 160
+/* 401s one request may meet and still be tried again with a renewed token: tokens that
+ * expire within a request's round trip must not keep a pass going for ever. */
+#define MAX_REFUSED 3
+#define BEARER "Authorization: Bearer "
 
 enum job_state { J_WAIT, J_RUN, J_DONE };
 
@@ -35,15 +39,31 @@ struct gate {
   int64_t not_before;  /* the vault throttled us: nothing is sent to it before this */
 };
 
+/* A token the requests share (those given the same one): renewed once for all of them when
+ * the vault refuses it after having accepted it, so a pass that outlives its token costs one
+ * token request per lifetime, and the 401s at each expiry are those already in flight. */
+struct tok {
+  const char *given;   /* the caller's token, to match requests by */
+  char *value;         /* the token now handed out: given, or the latest renewal (wiped) */
+  unsigned gen;        /* renewals so far */
+  bool accepted;       /* the vault answered a request sent with this generation (not 401) */
+  bool stale;          /* ... and refused one since: renew before the next request starts */
+  enum kvvm_err err;   /* the renewal failed: requests still needing the token fail so */
+  char words[2 * QUOTE_MAX + 16];  /* the vault's, with the refusal that made it stale */
+  char why[300];       /* why the renewal failed */
+};
+
 struct fetch;
 
 struct job {
   const struct kvvm_kv_request *req;
   struct kvvm_kv_result *res;
   struct fetch *f;
-  char *url, *auth, *host, *name, *version;
-  size_t gate;
-  int faults, throttled;
+  char *url, *host, *name, *version;
+  char *auth;           /* the header of the last request sent, with its token (wiped) */
+  size_t gate, tok;
+  unsigned gen;         /* the token generation the last request was sent with */
+  int faults, throttled, refused;
   char retry_why[200];  /* why the job waits to be tried again (for the log) */
   int64_t due_ms;
   enum job_state state;
@@ -54,6 +74,9 @@ struct fetch {
   size_t n, running, done, peak, requests, ok;
   struct gate *gates;
   size_t ngates;
+  struct tok *toks;
+  size_t ntoks;
+  kvvm_kv_renew_fn renew;
   enum kvvm_err first_err;
   /* Finished jobs not yet handed to the caller's callback, oldest first. */
   size_t *ready, nready, handed;
@@ -154,17 +177,22 @@ static void copy_quoted(const char *s, const char *token, char *out, size_t n)
   out[i] = '\0';
 }
 
+/* The token the answer being read was asked with (a renewal may have replaced the given one). */
+static const char *sent_token(const struct job *j)
+{
+  return j->auth ? j->auth + strlen(BEARER) : j->req->token;
+}
+
 static void read_error(const struct job *j, const struct kvvm_http_resp *r, struct kv_error *e)
 {
   json_t *doc = json_loadb(r->body ? r->body : "", r->len, 0, NULL);
   json_t *err = json_object_get(doc, "error");
+  const char *token = sent_token(j);
   char code[QUOTE_MAX + 1], msg[QUOTE_MAX + 1];
-  copy_quoted(json_string_value(json_object_get(err, "code")), j->req->token, code,
-              sizeof code);
-  copy_quoted(json_string_value(json_object_get(err, "message")), j->req->token, msg,
-              sizeof msg);
+  copy_quoted(json_string_value(json_object_get(err, "code")), token, code, sizeof code);
+  copy_quoted(json_string_value(json_object_get(err, "message")), token, msg, sizeof msg);
   copy_quoted(json_string_value(json_object_get(json_object_get(err, "innererror"), "code")),
-              j->req->token, e->inner, sizeof e->inner);
+              token, e->inner, sizeof e->inner);
   if (code[0] || msg[0])
     snprintf(e->words, sizeof e->words, " %s: \"%s\"", code, msg);
   else
@@ -293,6 +321,31 @@ static void unauthorized(struct job *j, const struct kvvm_http_resp *r, const ch
   free(res);
 }
 
+/* A 401 for a token the vault accepted before in this call: it expired (or was revoked) in
+ * the middle of the pass, and the request goes again with a new token. The first such 401
+ * for a generation marks it stale (said once in the log, as info: nothing is wrong); the
+ * requests refused with it, or with an older one, wait for the renewal, which the next
+ * launch does. A token never accepted is refused for another reason (audience, tenant),
+ * and so is a request refused again with the token renewed for it: those refusals stand,
+ * as does a request refused MAX_REFUSED times. */
+static bool renewable(struct job *j, const struct kvvm_http_resp *r)
+{
+  struct tok *t = &j->f->toks[j->tok];
+  if (!j->f->renew || ++j->refused > MAX_REFUSED)
+    return false;
+  if (j->gen < t->gen || t->stale)
+    return true;
+  if (!t->accepted || j->refused > 1)
+    return false;
+  struct kv_error e;
+  read_error(j, r, &e);
+  memcpy(t->words, e.words, sizeof t->words);
+  KVVM_INFO("key vault: vault %s refused the token of %s it had accepted (401%s); asking for "
+            "a new token", j->host, who(j), t->words);
+  t->stale = true;
+  return true;
+}
+
 static void refused(struct job *j, const struct kvvm_http_resp *r)
 {
   struct kv_error e;
@@ -338,9 +391,12 @@ static void on_done(void *user, const struct kvvm_http_resp *r)
   struct job *j = user;
   struct kv_error e;
   int64_t delay = -1;
+  struct tok *t = &j->f->toks[j->tok];
   j->f->running--;
   res_of(j)->tries++;
   j->res->status = r->status;
+  if (r->fail == KVVM_HTTP_OK && r->status != 401 && j->gen == t->gen)
+    t->accepted = true;
   if (r->fail != KVVM_HTTP_OK) {
     delay = transport(j, r);
   } else if (r->status == 200) {
@@ -352,6 +408,10 @@ static void on_done(void *user, const struct kvvm_http_resp *r)
     char buf[512];
     snprintf(buf, sizeof buf, "answered %ld%s", r->status, e.words);
     delay = fault(j, buf);
+  } else if (r->status == 401 && renewable(j, r)) {
+    j->state = J_WAIT;   /* at once, with the renewed token: logged once, in renewable() */
+    j->due_ms = kvvm_clock_mono_ms();
+    return;
   } else {
     refused(j, r);
   }
@@ -375,6 +435,16 @@ static size_t gate_for(struct fetch *f, const char *host)
   return f->ngates++;
 }
 
+static size_t tok_for(struct fetch *f, const char *token)
+{
+  for (size_t i = 0; i < f->ntoks; i++)
+    if (strcmp(f->toks[i].given, token) == 0)
+      return i;
+  f->toks = kvvm_xrealloc(f->toks, (f->ntoks + 1) * sizeof *f->toks);
+  f->toks[f->ntoks] = (struct tok){.given = token, .value = kvvm_xstrdup(token)};
+  return f->ntoks++;
+}
+
 static void prepare(struct fetch *f, size_t i, const struct kvvm_kv_request *req,
                     struct kvvm_kv_result *res)
 {
@@ -396,12 +466,44 @@ static void prepare(struct fetch *f, size_t i, const struct kvvm_kv_request *req
     return;
   }
   j->url = kvvm_xasprintf("%s?api-version=" KVVM_KV_API_VERSION, req->url);
-  j->auth = kvvm_xasprintf("Authorization: Bearer %s", req->token);
   j->gate = gate_for(f, j->host);
+  j->tok = tok_for(f, req->token);
+}
+
+/* The token went stale: one new one for every request sharing it. Requests in flight move on
+ * meanwhile (their answers may arrive here); the identity endpoint's own retries apply. */
+static void renew_token(struct fetch *f, size_t i)
+{
+  struct tok *t = &f->toks[f->jobs[i].tok];
+  char *fresh = NULL;
+  t->stale = false;
+  enum kvvm_err rc = f->renew(f->user, i, &fresh, t->why, sizeof t->why);
+  if (rc != KVVM_OK || !fresh) {
+    t->err = rc != KVVM_OK ? rc : KVVM_E_INTERNAL;
+    kvvm_free_secret(fresh, fresh ? strlen(fresh) : 0);
+    return;
+  }
+  kvvm_free_secret(t->value, strlen(t->value));
+  t->value = fresh;
+  t->gen++;
+  t->accepted = false;
 }
 
 static void launch(struct job *j)
 {
+  struct tok *t = &j->f->toks[j->tok];
+  if (t->stale && !t->err)
+    renew_token(j->f, (size_t)(j - j->f->jobs));
+  if (t->err) {
+    say(j, t->err, "vault %s refused the token of %s it had accepted (401%s), and no new one "
+        "came: %s", j->host, who(j), t->words, t->why);
+    finish(j);
+    return;
+  }
+  if (j->auth)
+    kvvm_free_secret(j->auth, strlen(j->auth));
+  j->auth = kvvm_xasprintf(BEARER "%s", t->value);
+  j->gen = t->gen;
   const char *hdrs[] = {j->auth, NULL};
   struct kvvm_http_req req = {KVVM_HTTP_KEYVAULT, j->url, hdrs, 0, j->req->timeout_ms ?
                               j->req->timeout_ms : KVVM_KV_TIMEOUT_MS, 0};
@@ -503,16 +605,20 @@ static void release(struct fetch *f)
   for (size_t i = 0; i < f->ngates; i++)
     free(f->gates[i].host);
   free(f->gates);
+  for (size_t i = 0; i < f->ntoks; i++)
+    kvvm_free_secret(f->toks[i].value, strlen(f->toks[i].value));
+  free(f->toks);
   free(f->jobs);
   free(f->ready);
 }
 
 enum kvvm_err kvvm_kv_fetch_each(const struct kvvm_kv_request *reqs, size_t n,
-                                 struct kvvm_kv_result *results, kvvm_kv_done_fn cb, void *user)
+                                 struct kvvm_kv_result *results, kvvm_kv_done_fn cb,
+                                 kvvm_kv_renew_fn renew, void *user)
 {
   struct fetch f = {.jobs = kvvm_xcalloc(n, sizeof(struct job)), .n = n,
                     .ready = kvvm_xcalloc(n ? n : 1, sizeof(size_t)), .cb = cb, .user = user,
-                    .owns = results == NULL};
+                    .owns = results == NULL, .renew = renew};
   int64_t start = kvvm_clock_mono_ms();
   for (size_t i = 0; i < n; i++)
     prepare(&f, i, &reqs[i], results ? &results[i] : NULL);
@@ -527,7 +633,7 @@ enum kvvm_err kvvm_kv_fetch_each(const struct kvvm_kv_request *reqs, size_t n,
 enum kvvm_err kvvm_kv_fetch_many(const struct kvvm_kv_request *reqs, size_t n,
                                  struct kvvm_kv_result *results)
 {
-  return kvvm_kv_fetch_each(reqs, n, results, NULL, NULL);
+  return kvvm_kv_fetch_each(reqs, n, results, NULL, NULL, NULL);
 }
 
 void kvvm_kv_result_clear(struct kvvm_kv_result *r)

@@ -196,6 +196,17 @@ static void on_fetched(void *user, size_t k, struct kvvm_kv_result *r)
   kvvm_kv_result_clear(r);
 }
 
+/* The vault refused mid-pass a token it had accepted (it expired during a long pass): the
+ * cached one is dropped and the identity endpoint asked again, once for all the requests
+ * that shared it (kv coalesces). */
+static enum kvvm_err renew_token(void *user, size_t k, char **token, char *why, size_t whylen)
+{
+  struct fetched *f = user;
+  kvvm_identity_forget();
+  return kvvm_identity_token(f->p->cfg, f->p->cfg->certs[f->idx[k]].resource, token, why,
+                             whylen);
+}
+
 static void fetch_and_install(struct pass *p)
 {
   size_t n = p->cfg->n_certs, m = 0;
@@ -208,8 +219,8 @@ static void fetch_and_install(struct pass *p)
     idx[m++] = i;
   }
   struct fetched f = {p, idx};
-  if (m)
-    kvvm_kv_fetch_each(reqs, m, NULL, on_fetched, &f);   /* results live only while in use */
+  if (m)   /* results live only while in use */
+    kvvm_kv_fetch_each(reqs, m, NULL, on_fetched, renew_token, &f);
   free(idx);
   free(reqs);
 }

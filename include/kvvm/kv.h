@@ -6,7 +6,9 @@
  * jitter) and holds back further requests to that vault meanwhile; 5xx, resets, timeouts and
  * garbled answers are retried a bounded number of times; 401, 403 and 404 are not retried
  * (the next pass tries again) and their words name the identity, the vault and the
- * permission needed. */
+ * permission needed. The one exception: a 401 for a token the vault accepted earlier in the
+ * same call (it expired, or was revoked, in the middle of a long pass) gets the request
+ * tried again with a new token from the caller (kvvm_kv_fetch_each's renew). */
 #ifndef KVVM_KV_H
 #define KVVM_KV_H
 
@@ -73,9 +75,17 @@ KVVM_API enum kvvm_err kvvm_kv_fetch_many(const struct kvvm_kv_request *reqs, si
  * others are in flight; cb may clear the result. With results NULL (cb required) each result
  * exists only from its request's start to the end of its callback. */
 typedef void (*kvvm_kv_done_fn)(void *user, size_t i, struct kvvm_kv_result *res);
+/* A new token for the requests that share request i's, asked for when the vault refuses
+ * (401) a token it accepted earlier in the call: *token a new string (the fetch wipes it)
+ * and KVVM_OK, or an error and its reason, which then stand for every request still needing
+ * that token. Called once per refused token however many requests shared it, between
+ * requests (never from inside cb); others in flight move on meanwhile. NULL: a 401 is
+ * final, as for kvvm_kv_fetch_many. */
+typedef enum kvvm_err (*kvvm_kv_renew_fn)(void *user, size_t i, char **token, char *why,
+                                          size_t whylen);
 KVVM_API enum kvvm_err kvvm_kv_fetch_each(const struct kvvm_kv_request *reqs, size_t n,
                                           struct kvvm_kv_result *results, kvvm_kv_done_fn cb,
-                                          void *user);
+                                          kvvm_kv_renew_fn renew, void *user);
 KVVM_API void kvvm_kv_result_clear(struct kvvm_kv_result *r);
 KVVM_API void kvvm_kv_secret_clear(struct kvvm_secret *s);
 

@@ -6,6 +6,9 @@
 Scenarios, each run here and summarised in the document:
   kill      tests/stress/kill.py: SIGKILL of kvvmd at random moments during passes with
             rotations, and of each handler command part-way (torn files, stale locks, status)
+  imds_gone tests/stress/imds_gone.py: the identity endpoint answering 410 for --imds-gone
+            seconds from the start of the first sync, then back: installed without anyone
+            acting, status truthful meanwhile, the endpoint asked on a backoff
   soak      tests/soak (make soak): the real engine on a fake clock for SOAK_HOURS, rotations
             and an hour of each fault kind in turn (403, 503, IMDS outage, 429 with
             Retry-After, resets, 404, uninstallable content, truncated bodies)
@@ -40,6 +43,14 @@ def kill(build, a):
     out = os.path.join(build, "stress", "kill.json")
     rc, text, secs = run([PY, os.path.join(HERE, "kill.py"), "--build", build, "--kills",
                           str(a.kills), "--commands", str(a.commands), "--json", out])
+    res = json.load(open(out)) if os.path.exists(out) else {}
+    return {"rc": rc, "seconds": round(secs), "result": res, "tail": text[-1500:]}
+
+
+def imds_gone(build, a):
+    out = os.path.join(build, "stress", "imds_gone.json")
+    rc, text, secs = run([PY, os.path.join(HERE, "imds_gone.py"), "--build", build, "--gone",
+                          str(a.imds_gone), "--json", out])
     res = json.load(open(out)) if os.path.exists(out) else {}
     return {"rc": rc, "seconds": round(secs), "result": res, "tail": text[-1500:]}
 
@@ -89,10 +100,26 @@ def md(doc):
              "- Result: %s; converged: %s." % (
                  "no failure" if not kr.get("failures") else "%d failures: %s" % (
                      len(kr["failures"]), json.dumps(kr["failures"][:3])),
-                 kr.get("converged")), "",
-             "## Faults over a compressed day (tests/soak)", "",
-             "- %s simulated hours, %s s: " % (doc["soak_hours"], s["seconds"]) +
-             ("passed." if s["rc"] == 0 else "**failed** (exit %d)." % s["rc"]), ""]
+                 kr.get("converged")), ""]
+    g = doc["imds_gone"]
+    gr = g["result"]
+    lines += ["## The identity endpoint gone (410) during the first sync "
+              "(tests/stress/imds_gone.py)", "",
+              "- kvvmd with requireInitialSync and %s certificates; the identity endpoint answered "
+              "410 (\"IMDS is upgrading\") for %s s from enable on, then tokens again; nobody "
+              "acted; %s s." % (gr.get("certs"), gr.get("gone_s"), g["seconds"]),
+              "- Every certificate installed and the status success %s s after enable, over %s "
+              "passes; %s token requests (%s answered 410); %s warning(s) in the log." % (
+                  gr.get("success_s"), gr.get("passes"), gr.get("token_requests"),
+                  gr.get("refused_410"), gr.get("warnings")),
+              "- The status meanwhile: " + "; ".join(
+                  "%s s %s (%s)" % (t, st, msg[:90] + ("..." if len(msg) > 90 else ""))
+                  for t, st, msg in gr.get("statuses", [])) + ".",
+              "- Result: %s." % ("all checks passed" if g["rc"] == 0 and not gr.get("failures")
+                                 else "**failed**: %s" % json.dumps(gr.get("failures"))), ""]
+    lines += ["## Faults over a compressed day (tests/soak)", "",
+              "- %s simulated hours, %s s: " % (doc["soak_hours"], s["seconds"]) +
+              ("passed." if s["rc"] == 0 else "**failed** (exit %d)." % s["rc"]), ""]
     lines += ["      " + ln for ln in s["lines"]]
     m = doc["mixed"]
     lines += ["", "## Mixed random faults (tests/soak, seeded)", "",
@@ -135,6 +162,7 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--kills", type=int, default=300)
     ap.add_argument("--commands", type=int, default=40)
+    ap.add_argument("--imds-gone", type=int, default=90)
     ap.add_argument("--soak-hours", type=int, default=24)
     ap.add_argument("--mixed-hours", type=int, default=72)
     ap.add_argument("--valgrind-hours", type=int, default=24)
@@ -148,6 +176,9 @@ def main():
     doc["scaleset"] = scaleset(a.build)
     print("stress: SIGKILL runs", flush=True)
     doc["kill"] = kill(a.build, a)
+    print("stress: identity endpoint gone (410) for %d s during the first sync" % a.imds_gone,
+          flush=True)
+    doc["imds_gone"] = imds_gone(a.build, a)
     print("stress: soak", flush=True)
     doc["soak"] = soak(a.build, a.soak_hours)
     print("stress: soak with mixed random faults", flush=True)
@@ -157,8 +188,8 @@ def main():
     doc["valgrind"] = soak(a.build, a.valgrind_hours, valgrind=True)
     with open(a.out, "w") as f:
         f.write(md(doc))
-    bad = [n for n in ("kill", "soak", "mixed", "valgrind") if doc[n]["rc"] != 0] + \
-          ["scaleset" for r in doc["scaleset"] if r.get("rc") != 0]
+    bad = [n for n in ("kill", "imds_gone", "soak", "mixed", "valgrind")
+           if doc[n]["rc"] != 0] + ["scaleset" for r in doc["scaleset"] if r.get("rc") != 0]
     print("stress: wrote %s; %s" % (a.out, "all passed" if not bad else "FAILED: " + ", ".join(bad)))
     sys.exit(1 if bad else 0)
 

@@ -2,9 +2,9 @@
  * real vault names over loopback (KVVM_CA_FILE, KVVM_CONNECT_TO): success for PFX and PEM,
  * rotation, every fault mode, each identity shape (IMDS-style loopback msiEndpoint,
  * client_id, msi_res_id, Arc through IDENTITY_ENDPOINT and through msiEndpoint), IMDS
- * retries, the token cache, a sovereign cloud, Retry-After honoured (measured), 1000
- * certificates within the in-flight bound over few TLS handshakes, and no token or secret
- * value in our log.
+ * retries, the token cache, tokens expiring in the middle of a fetch, a sovereign cloud,
+ * Retry-After honoured (measured), 1000 certificates within the in-flight bound over few TLS
+ * handshakes, and no token or secret value in our log.
  *
  * Time: this file defines kvvm_clock_*, which the library then calls instead of its own
  * (clock.h). Backoff sleeps run at sleep_scale of real time, and the time they skip is
@@ -653,6 +653,109 @@ static void token_cache_and_refresh(void)
   wipe(a), wipe(b), wipe(c);
 }
 
+static void wait_idle(void);
+static int renewals;
+
+/* What sync.c does when kv asks for a new token: drop the cached one, ask the endpoint. */
+static enum kvvm_err renew_counted(void *user, size_t i, char **token, char *why,
+                                   size_t whylen)
+{
+  struct kvvm_config cfg = imds_cfg();
+  (void)user, (void)i;
+  renewals++;
+  kvvm_identity_forget();
+  return kvvm_identity_token(&cfg, "https://vault.azure.net", token, why, whylen);
+}
+
+static json_int_t count_401(void)
+{
+  json_t *s = stats();
+  json_int_t n = json_integer_value(json_object_get(json_object_get(s, "by_status"), "401"));
+  json_decref(s);
+  return n;
+}
+
+#define EXPIRING 160
+
+/* Tokens valid for 2 s (1 to 2 s: the emulator counts whole seconds) and a fetch of 160
+ * secrets at 300 ms each, 16 at a time, that outlives them: every secret arrives; one token
+ * request per expiry, not one per secret; at each expiry at most the requests in flight are
+ * refused. Then the refusals a new token cannot cure stand, after one renewal at most: a
+ * secret whose every request is refused (401loop), a token of another cloud. */
+static void token_expires_mid_fetch(void)
+{
+  char *urls[EXPIRING], *values[EXPIRING], name[32], why[400];
+  struct kvvm_kv_request reqs[EXPIRING];
+  struct kvvm_kv_result res[EXPIRING];
+  struct kvvm_config cfg = imds_cfg();
+  for (int i = 0; i < EXPIRING; i++) {
+    snprintf(name, sizeof name, "expiring-%03d", i);
+    values[i] = random_value("pfx");
+    free(add_secret(VAULT, name, values[i], "application/x-pkcs12"));
+    urls[i] = url_of(VAULT, name);
+  }
+  ctl0("POST", "/identity", json_pack("{s:i}", "expiresIn", 2));
+  kvvm_identity_forget();
+  char *tok = token_for(&cfg, "https://vault.azure.net", NULL, why);
+  KT_CHECK(tok != NULL);
+  for (int i = 0; i < EXPIRING; i++)
+    reqs[i] = (struct kvvm_kv_request){urls[i], tok ? tok : "", NULL, 0};
+  ctl0("POST", "/latency", json_pack("{s:i}", "ms", 300));
+  wait_idle();
+  ctl0("POST", "/stats/reset", NULL);
+  renewals = 0;
+  int64_t t0 = real_ms();
+  KT_CHECK(kvvm_kv_fetch_each(reqs, EXPIRING, res, NULL, renew_counted, NULL) == KVVM_OK);
+  double took = seconds_since(t0);
+  int same = 0;
+  for (int i = 0; i < EXPIRING; i++) {
+    same += res[i].err == KVVM_OK && strcmp(res[i].secret.value, values[i]) == 0;
+    kvvm_kv_result_clear(&res[i]);
+  }
+  json_int_t refused = count_401();
+  int asked = count_token_requests();
+  printf("  %d secrets in %.1f s with 2 s tokens: %d renewals, %d token requests, %lld 401s\n",
+         EXPIRING, took, renewals, asked, (long long)refused);
+  KT_CHECK(same == EXPIRING);
+  KT_CHECK(took > 2.0 && renewals >= 1 && asked == renewals && renewals <= (int)took + 1);
+  KT_CHECK(refused <= (json_int_t)KVVM_KV_MAX_IN_FLIGHT * renewals);
+  ctl0("POST", "/latency", json_pack("{s:i}", "ms", 0));
+  ctl0("POST", "/identity", json_pack("{s:i}", "expiresIn", 3599));
+  wipe(tok);
+
+  /* The last of 40 is refused whatever its token (the others accepted it first): one
+   * renewal, one try with the new token, then the refusal in words. */
+  kvvm_identity_forget();
+  tok = token_for(&cfg, "https://vault.azure.net", NULL, why);
+  for (int i = 0; i < 40; i++)
+    reqs[i] = (struct kvvm_kv_request){urls[i], tok ? tok : "", NULL, 0};
+  fault(json_pack("{s:s,s:s,s:s}", "target", "kv", "mode", "401loop", "secret", "expiring-039"));
+  ctl0("POST", "/stats/reset", NULL);
+  renewals = 0;
+  KT_CHECK(kvvm_kv_fetch_each(reqs, 40, res, NULL, renew_counted, NULL) == KVVM_E_AUTH);
+  KT_CHECK(res[39].err == KVVM_E_AUTH && res[39].status == 401 && res[39].tries == 2);
+  KT_CONTAINS(res[39].why, "refused the token of the managed identity");
+  KT_CHECK(renewals == 1 && count_401() == 2);
+  for (int i = 0; i < 40; i++) {
+    KT_CHECK(i == 39 || res[i].err == KVVM_OK);
+    kvvm_kv_result_clear(&res[i]);
+  }
+  clear_faults();
+
+  /* A token the vault never accepted (another cloud's) is not renewed. */
+  char *cn = url_of(VAULT_CN, "expiring-000");
+  reqs[0] = (struct kvvm_kv_request){cn, E.token, NULL, 0};
+  renewals = 0;
+  KT_CHECK(kvvm_kv_fetch_each(reqs, 1, res, NULL, renew_counted, NULL) == KVVM_E_AUTH);
+  KT_CHECK(res[0].status == 401 && renewals == 0);
+  KT_CONTAINS(res[0].why, "AKV10022: Invalid audience");
+  kvvm_kv_result_clear(&res[0]);
+  free(cn);
+  wipe(tok);
+  for (int i = 0; i < EXPIRING; i++)
+    free(urls[i]), free(values[i]);
+}
+
 static void arc_shapes(void)
 {
   char why[400];
@@ -822,6 +925,7 @@ int main(void)
     KT_CASE(imds_retries),
     KT_CASE(imds_gives_up),
     KT_CASE(token_cache_and_refresh),
+    KT_CASE(token_expires_mid_fetch),
     KT_CASE(arc_shapes),
     KT_CASE(sovereign_cloud),
     KT_CASE(thousand_certificates),
