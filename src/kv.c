@@ -64,7 +64,6 @@ struct job {
   size_t gate, tok;
   unsigned gen;         /* the token generation the last request was sent with */
   int faults, throttled, refused;
-  char retry_why[200];  /* why the job waits to be tried again (for the log) */
   int64_t due_ms;
   enum job_state state;
 };
@@ -80,6 +79,9 @@ struct fetch {
   enum kvvm_err first_err;
   /* Finished jobs not yet handed to the caller's callback, oldest first. */
   size_t *ready, nready, handed;
+  /* Why the job just answered waits to be tried again, for the log line on_done writes
+   * right after (one buffer for the fetch, not one per job: a pass has thousands). */
+  char retry_why[200];
   kvvm_kv_done_fn cb;
   void *user;
   bool owns;   /* results are made per job (res_of) and freed after the callback */
@@ -204,7 +206,7 @@ static void read_error(const struct job *j, const struct kvvm_http_resp *r, stru
  * are spent and the job fails (KVVM_E_NET) with the words given. */
 static int64_t fault(struct job *j, const char *words)
 {
-  snprintf(j->retry_why, sizeof j->retry_why, "%s", words);
+  snprintf(j->f->retry_why, sizeof j->f->retry_why, "%s", words);
   if (++j->faults < KVVM_KV_MAX_TRIES)
     return jitter_ms(j->faults);
   say(j, KVVM_E_NET, "vault %s: %s (gave up after %d tries)", j->host, words,
@@ -294,7 +296,7 @@ static int64_t throttled(struct job *j, const struct kvvm_http_resp *r)
 {
   long ra = kvvm_http_retry_after_s(r->retry_after, kvvm_clock_now());
   struct gate *g = &j->f->gates[j->gate];
-  snprintf(j->retry_why, sizeof j->retry_why, "throttled (429%s%s)",
+  snprintf(j->f->retry_why, sizeof j->f->retry_why, "throttled (429%s%s)",
            r->retry_after ? ", Retry-After: " : "", r->retry_after ? r->retry_after : "");
   if (++j->throttled >= KVVM_KV_MAX_THROTTLED) {
     say(j, KVVM_E_NET, "vault %s kept throttling (429) through %d tries; it is shared with "
@@ -420,7 +422,7 @@ static void on_done(void *user, const struct kvvm_http_resp *r)
     return;
   }
   KVVM_INFO("key vault: %s/%s: %s; try %d, the next in %lld ms", j->host, j->name,
-            j->retry_why, res_of(j)->tries, (long long)delay);
+            j->f->retry_why, res_of(j)->tries, (long long)delay);
   j->state = J_WAIT;
   j->due_ms = kvvm_clock_mono_ms() + delay;
 }
