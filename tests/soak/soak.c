@@ -233,6 +233,10 @@ int main(int argc, char **argv)
       next_poll = now + kvvm_sched_poll_ms(cfg->polling_s, kvvm_sched_random());
     else
       retry_passes++;
+    if (!store && kvvm_store_open(&stopts, &store) != KVVM_OK) {
+      fprintf(stderr, "soak: cannot open the store\n");
+      return 2;
+    }
     changed_total += (long)kvvm_sync_pass(store, cfg, due, out);
     kvvm_store_commit(store);
     struct kvvm_hooks_opts hopts = {hooks_dir, 0};
@@ -253,6 +257,14 @@ int main(int argc, char **argv)
     kvvm_status_write(status_dir, 1, &r.status);
     kvvm_report_clear(&r);
     passes++;
+    /* What kvvmd's pass worker takes with it when it exits: the store, the connections, the
+     * token; and what kvvmd itself does after each pass: give freed pages back. The engine
+     * stays in this one process, so anything a pass leaks still accumulates here. */
+    kvvm_store_close(store);
+    store = NULL;
+    kvvm_http_shutdown();
+    kvvm_identity_forget();
+    kvvm_mem_release();
 
     if (n_samples == cap) {
       cap *= 2;
