@@ -39,11 +39,13 @@ check "the publishing manifest names the same publisher and type" \
    grep -q '<Type>$(mkval KVVM_TYPE)</Type>' '$tmp/manifest.xml'"
 
 # Two fresh clones, built side by side, must give the same bytes.
-# Fresh builds with the defaults, whatever make invoked this test (check-sanitize passes
-# BUILD and SAN_FLAGS down through MAKEFLAGS).
+# Fresh builds with the defaults, whatever make invoked this test: make hands its command
+# line's variables (check-sanitize's BUILD, SAN_FLAGS, CFLAGS) to what it runs both through
+# MAKEFLAGS and as environment variables, so the clones build in an environment of their own.
 for c in a b; do
   git clone -q "$top" "$tmp/$c" &&
-    (cd "$tmp/$c" && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s package >"$tmp/$c.log" 2>&1) &
+    (cd "$tmp/$c" && env -i PATH="$PATH" HOME="${HOME:-/root}" make -s package \
+      >"$tmp/$c.log" 2>&1) &
 done
 wait
 za=$tmp/a/dist/${name}__$version.zip
