@@ -32,7 +32,8 @@ command -v systemd-nspawn >/dev/null || {
 
 # The tree: made once per recipe, in a folder renamed when complete.
 cache=${KVVM_CHROOT_CACHE:-/var/cache/kvvm}
-pkgs=systemd,systemd-sysv,dbus,libcurl4
+# libasan8 and libubsan1: make check-sanitize runs this test with sanitizer builds too.
+pkgs=systemd,systemd-sysv,dbus,libcurl4,libasan8,libubsan1
 recipe=$(printf 'bookworm %s\n' "$pkgs" | sha256sum | cut -c1-12)
 tree=$cache/sysd-bookworm-$recipe
 mkdir -p "$cache"
