@@ -338,12 +338,38 @@ static void report(const struct daemon *d)
     kvvm_report_clear(&r);
 }
 
+/* The lock held while the kvvmd in the pid file is gone: a killed kvvmd's pass worker dies
+ * with it, but only once the system call it is in returns (an fsync on a busy disk). That
+ * lock is waited for, up to this long; a kvvmd that runs is given way to at once. */
+#define LOCK_WAIT_MS 10000
+
+static bool other_kvvmd_runs(void)
+{
+  struct kvvm_daemon other;
+  kvvm_service_query(&other);
+  bool runs = other.running;
+  kvvm_daemon_clear(&other);
+  return runs;
+}
+
+static enum kvvm_err lock_waiting(const char *lock, int *fd)
+{
+  enum kvvm_err rc = kvvm_lock_open(lock, true, true, fd);
+  for (int waited = 0; rc == KVVM_E_LOCKED && waited < LOCK_WAIT_MS && !other_kvvmd_runs();
+       waited += 100) {
+    struct timespec ts = {0, 100 * 1000000L};
+    nanosleep(&ts, NULL);
+    rc = kvvm_lock_open(lock, true, true, fd);
+  }
+  return rc;
+}
+
 static enum kvvm_err take_lock(struct daemon *d, const char *exe)
 {
   char *lock = kvvm_service_lock_path(), *pidf = kvvm_service_pid_path();
   enum kvvm_err rc = kvvm_dir_ensure(kvvm_paths_state_dir(), 0700);
   if (rc == KVVM_OK)
-    rc = kvvm_lock_open(lock, true, true, &d->lock_fd);
+    rc = lock_waiting(lock, &d->lock_fd);
   if (rc == KVVM_E_LOCKED)
     KVVM_INFO("another kvvmd holds %s; exiting", lock);
   if (rc == KVVM_OK) {

@@ -1,6 +1,7 @@
 /* kvvmd control on Linux: query through the lock and pid file, detached start with setsid
  * and a double fork, stop with SIGTERM then SIGKILL. The systemd half is unit_linux.c. */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -55,7 +56,22 @@ static void sleep_ms(long ms)
     ;
 }
 
-/* The pid file holds "pid\nexe\n"; it is trusted only while the lock is held. */
+/* A process that has not exited (a zombie has: only its parent has yet to reap it). */
+static bool pid_lives(long pid)
+{
+  char path[64], *text = NULL;
+  snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  if (kvvm_file_read(path, 4096, &text, NULL) != KVVM_OK)
+    return false;
+  const char *end = strrchr(text, ')');   /* the name may hold spaces and parentheses */
+  bool lives = end && end[1] == ' ' && end[2] != 'Z' && end[2] != 'X';
+  free(text);
+  return lives;
+}
+
+/* The pid file holds "pid\nexe\n"; it is trusted only while the lock is held and that pid
+ * lives. kvvmd's pass worker holds the lock too, and outlives a killed kvvmd by as long as
+ * the system call it is in (an fsync, say): that kvvmd is not running. */
 enum kvvm_err kvvm_service_query(struct kvvm_daemon *d)
 {
   char *lock = kvvm_service_lock_path(), *pidf = kvvm_service_pid_path(), *text = NULL;
@@ -67,7 +83,7 @@ enum kvvm_err kvvm_service_query(struct kvvm_daemon *d)
       nl[1 + strcspn(nl + 1, "\n")] = '\0';
       d->exe = kvvm_xstrdup(nl + 1);
     }
-    d->running = d->pid > 1;
+    d->running = d->pid > 1 && pid_lives(d->pid);
   }
   free(text);
   free(pidf);

@@ -117,6 +117,19 @@ ConfigSequenceNumber=2 "$pkg/bin/enable"
 check "enable revives a killed kvvmd" "[ \"\$(head -1 '$pidf')\" != $pid ] && alive \"\$(head -1 '$pidf')\""
 pid=$(head -1 "$pidf")
 
+# A killed kvvmd whose pass worker still holds the lock for a moment (its last system call
+# still running): played here by a process holding kvvmd.lock for 1 s after kvvmd is
+# killed. enable must start a new kvvmd, which waits for the lock instead of giving way.
+kill -9 "$pid"
+flock "$tmp/state/kvvmd.lock" sleep 1 &
+holder=$!
+sleep 0.2
+ConfigSequenceNumber=2 "$pkg/bin/enable"
+wait $holder
+wait_for "with the dead kvvmd's lock still held, enable starts kvvmd, which takes the lock once free" \
+  "[ \"\$(head -1 '$pidf' 2>/dev/null)\" != $pid ] && alive \"\$(head -1 '$pidf')\""
+pid=$(head -1 "$pidf")
+
 # SIGTERM: exits, releases the lock, removes its pid file; disable is idempotent.
 "$pkg/bin/disable"
 check "disable stops kvvmd" "! alive $pid"
