@@ -97,7 +97,7 @@ struct kvvm_config *kvvm_cli_served_config(char *why, size_t whylen)
 
 /* Installed means the version kvvmd would install is on disk; a later failed refresh of an
  * installed certificate does not make an application wait again. */
-static bool cert_ready(const struct kvvm_installed *st, const struct kvvm_cert_cfg *cc,
+static bool cert_ready(struct kvvm_installed *st, const struct kvvm_cert_cfg *cc,
                        char *why, size_t whylen)
 {
   struct kvvm_installed_cert rec;

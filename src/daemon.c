@@ -124,16 +124,19 @@ static void load_settings(struct daemon *d)
 /* A failing hook shows in its certificate's substatus (it never blocks the install). */
 static void note_hook_errors(struct daemon *d)
 {
-  struct kvvm_installed_cert rec;
+  struct kvvm_installed *inst = kvvm_store_installed(d->store);
   for (size_t i = 0; i < d->cfg->n_certs; i++) {
     const struct kvvm_cert_cfg *cc = &d->cfg->certs[i];
     struct kvvm_cert_outcome *o = &d->plan.out[i];
-    if (o->err == KVVM_OK && kvvm_installed_get(kvvm_store_installed(d->store), cc->url,
-                                                cc->store_dir, &rec) && rec.hook_error) {
+    bool due;
+    const char *err = o->err == KVVM_OK ? kvvm_installed_hook_error(inst, cc->url,
+                                                                     cc->store_dir, &due) : NULL;
+    if (err) {
       o->err = KVVM_E_HOOK;
-      o->hook_again = rec.hook_due;
-      kvvm_outcome_say(o, "renewal hook failed: %s", rec.hook_error);
+      o->hook_again = due;
+      kvvm_outcome_say(o, "renewal hook failed: %s", err);
     }
+    kvvm_installed_park(inst);   /* one parsed record at a time */
   }
 }
 

@@ -68,12 +68,15 @@ static char **env_of(const json_t *rec, json_t *due_env)
   return env;
 }
 
+/* A record with hooks due: its key in the certs object and its place in the order. */
+struct due_rec {
+  char *key;
+  json_int_t seq;
+};
+
 static int seq_cmp(const void *a, const void *b)
 {
-  json_int_t x = json_integer_value(json_object_get(json_object_get(*(json_t *const *)a,
-                                                                    "hook_due"), "seq"));
-  json_int_t y = json_integer_value(json_object_get(json_object_get(*(json_t *const *)b,
-                                                                    "hook_due"), "seq"));
+  json_int_t x = ((const struct due_rec *)a)->seq, y = ((const struct due_rec *)b)->seq;
   return (x > y) - (x < y);
 }
 
@@ -97,28 +100,50 @@ static bool due_again(struct kvvm_installed *st, json_t *obj)
   return true;
 }
 
+/* The records with hooks due, by key and order; each is parked again once read, so a scan
+ * after a first sync (every record due) holds one parsed record at a time. */
+static struct due_rec *find_due(struct kvvm_installed *st, size_t *n)
+{
+  json_t *certs = json_object_get(installed_root(st), "certs"), *rec;
+  struct due_rec *due = kvvm_xcalloc(json_object_size(certs) + 1, sizeof *due);
+  const char *key;
+  *n = 0;
+  json_object_foreach(certs, key, rec) {
+    json_t *r = installed_unpark_if(st, key, rec, "\"hook_due\":");
+    json_t *mark = json_object_get(r, "hook_due");
+    if (json_is_object(mark))
+      due[(*n)++] = (struct due_rec){kvvm_xstrdup(key),
+                                     json_integer_value(json_object_get(mark, "seq"))};
+    kvvm_installed_park(st);
+  }
+  qsort(due, *n, sizeof *due, seq_cmp);
+  return due;
+}
+
 /* Each certificate's due hooks, oldest due first. Returns how many ran. */
 static size_t run_certs(struct kvvm_installed *st, const struct kvvm_hooks_opts *opts,
                         enum kvvm_err *rc)
 {
-  json_t *certs = json_object_get(installed_root(st), "certs"), *rec;
-  json_t **due = kvvm_xcalloc(json_object_size(certs) + 1, sizeof *due);
-  const char *key;
-  size_t n = 0;
+  size_t n;
+  struct due_rec *due = find_due(st, &n);
+  json_t *certs = json_object_get(installed_root(st), "certs");
   char why[WHY_MAX];
-  json_object_foreach(certs, key, rec)
-    if (json_is_object(json_object_get(rec, "hook_due")))
-      due[n++] = rec;
-  qsort(due, n, sizeof *due, seq_cmp);
   for (size_t i = 0; i < n; i++) {
-    json_t *env = json_object_get(json_object_get(due[i], "hook_due"), "env");
-    KVVM_INFO("hooks for %s (%s)", installed_str(due[i], "url"),
+    json_t *rec = installed_unpark_if(st, due[i].key, json_object_get(certs, due[i].key), NULL);
+    if (!rec) {   /* found a moment ago: cannot be gone, but never run a hook without it */
+      free(due[i].key);
+      continue;
+    }
+    json_t *env = json_object_get(json_object_get(rec, "hook_due"), "env");
+    KVVM_INFO("hooks for %s (%s)", installed_str(rec, "url"),
               installed_str(env, "KVVM_HOOK_EVENT"));
-    enum kvvm_err r = run(opts, env_of(due[i], env), why);
-    installed_set_str(st, due[i], "hook_error", r == KVVM_OK ? NULL : why);
-    if (r == KVVM_OK || !due_again(st, json_object_get(due[i], "hook_due")))
-      installed_set(st, due[i], "hook_due", NULL);
+    enum kvvm_err r = run(opts, env_of(rec, env), why);
+    installed_set_str(st, rec, "hook_error", r == KVVM_OK ? NULL : why);
+    if (r == KVVM_OK || !due_again(st, json_object_get(rec, "hook_due")))
+      installed_set(st, rec, "hook_due", NULL);
     *rc = r == KVVM_OK ? *rc : r;
+    kvvm_installed_park(st);
+    free(due[i].key);
   }
   free(due);
   return n;

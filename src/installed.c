@@ -1,6 +1,11 @@
 /* installed.json: {"format": 1, "certs": {"<url> <store_dir>": record}, "folders": {...},
  * "pass_hook": {...}, "seq": n}. Records are edited in place, so keys this version does not
- * know (written by a newer one) survive a rewrite. */
+ * know (written by a newer one) survive a rewrite.
+ *
+ * In memory a record is either parsed (a JSON object, while it is used) or parked: the
+ * string of its compact JSON text. Parsed, a record costs about 2.5 KiB in jansson's pieces;
+ * parked, about 600 bytes, so a pass over 1,000 certificates parks each record once its
+ * certificate is done (kvvm_installed_park) and holds a few MB less at its peak. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +24,96 @@ struct kvvm_installed {
   json_t *doc;
   int loaded_format;
   bool dirty;
+  unsigned long changes, parked_at;  /* changes made; their count at the last park */
+  json_t *live;   /* the records parsed since the last park: key -> their parked text */
 };
+
+static void note_change(struct kvvm_installed *st)
+{
+  st->dirty = true;
+  st->changes++;
+}
+
+/* certs[key] = the compact text of its record, when it is a parsed one: the text it was
+ * parsed from (was) when nothing changed since, so an unchanged pass dumps nothing. */
+static void park_one(json_t *certs, const char *key, json_t *was)
+{
+  json_t *rec = json_object_get(certs, key);
+  if (!json_is_object(rec))
+    return;
+  if (json_is_string(was)) {
+    json_object_set(certs, key, was);
+    return;
+  }
+  char *text = json_dumps(rec, JSON_COMPACT);
+  if (text)
+    json_object_set_new(certs, key, json_string(text));
+  free(text);
+}
+
+void kvvm_installed_park(struct kvvm_installed *st)
+{
+  json_t *certs = json_object_get(st->doc, "certs"), *was;
+  const char *key;
+  bool same = st->changes == st->parked_at;
+  json_object_foreach(st->live, key, was)
+    park_one(certs, key, same ? was : NULL);
+  json_object_clear(st->live);
+  st->parked_at = st->changes;
+}
+
+/* A parked record parsed back and put in its place (the same object if it is parsed);
+ * NULL when it is neither. Replacing the value of an existing key leaves jansson's
+ * iteration over certs intact. */
+static json_t *unpark(struct kvvm_installed *st, json_t *certs, const char *key, json_t *rec)
+{
+  if (!json_is_string(rec))
+    return json_is_object(rec) ? rec : NULL;
+  json_t *obj = json_loads(json_string_value(rec), 0, NULL);
+  if (!json_is_object(obj)) {
+    json_decref(obj);
+    return NULL;   /* not text this code parked: treated as no record */
+  }
+  json_object_set(st->live, key, rec);   /* kept: the record's text while nothing changes */
+  json_object_set_new(certs, key, obj);
+  return obj;
+}
+
+json_t *installed_unpark_if(struct kvvm_installed *st, const char *key, json_t *rec,
+                            const char *needle)
+{
+  if (needle && json_is_string(rec) && !strstr(json_string_value(rec), needle))
+    return NULL;
+  return unpark(st, json_object_get(st->doc, "certs"), key, rec);
+}
+
+json_t *installed_certs(struct kvvm_installed *st)
+{
+  json_t *certs = json_object_get(st->doc, "certs"), *rec;
+  const char *key;
+  json_object_foreach(certs, key, rec)
+    unpark(st, certs, key, rec);
+  return certs;
+}
+
+/* Every record parked, as a file just loaded is. A record that is not an object is no
+ * record in any version's format; dropped (a string would read as parked text). */
+static void park_all(struct kvvm_installed *st)
+{
+  json_t *certs = json_object_get(st->doc, "certs"), *rec;
+  const char *key;
+  void *tmp;
+  json_object_foreach_safe(certs, tmp, key, rec) {
+    if (json_is_object(rec)) {
+      park_one(certs, key, NULL);
+      continue;
+    }
+    KVVM_WARN("installed.json: the record \"%s\" is not an object; dropped", key);
+    json_object_del(certs, key);
+    note_change(st);
+  }
+  st->parked_at = st->changes;
+}
 
 static void move_aside(const char *path)
 {
@@ -51,6 +145,8 @@ enum kvvm_err kvvm_installed_load(const char *dir, struct kvvm_installed **out)
   }
   if (!st->doc)
     st->doc = json_pack("{s:{}}", "certs");
+  st->live = json_object();
+  park_all(st);
   st->loaded_format = (int)json_integer_value(json_object_get(st->doc, "format"));
   free(text);
   free(path);
@@ -81,12 +177,54 @@ static int sink_put(const char *p, size_t n, void *ctx)
   return 0;
 }
 
+/* Any JSON value, compact, into the sink; -1 on failure. */
+static int put_json(struct sink *k, const json_t *v)
+{
+  return json_dump_callback(v, sink_put, k, JSON_COMPACT | JSON_ENCODE_ANY) != 0 ? -1 : 0;
+}
+
+static int put_str(struct sink *k, const char *s) { return sink_put(s, strlen(s), k); }
+
+/* lead, then "key": with the key quoted and escaped by jansson. */
+static int put_key(struct sink *k, const char *key, const char *lead)
+{
+  json_t *name = json_string(key);
+  int rc = put_str(k, lead) || put_json(k, name) || put_str(k, ":") ? -1 : 0;
+  json_decref(name);
+  return rc;
+}
+
+/* The records, one a line: a parked one's text as it is, a parsed one dumped. */
+static int put_certs(struct sink *k, json_t *certs)
+{
+  const char *key;
+  json_t *rec;
+  bool first = true;
+  if (put_str(k, "\"certs\":{"))
+    return -1;
+  json_object_foreach(certs, key, rec) {
+    if (put_key(k, key, first ? "\n" : ",\n") ||
+        (json_is_string(rec) ? put_str(k, json_string_value(rec)) : put_json(k, rec)))
+      return -1;
+    first = false;
+  }
+  return put_str(k, "}");
+}
+
+/* The whole document, streamed: the other top-level keys first, then the records. */
 static int write_doc(int fd, void *doc)
 {
   struct sink *k = kvvm_xcalloc(1, sizeof *k);
   k->fd = fd;
-  int rc = json_dump_callback(doc, sink_put, k, JSON_INDENT(1)) != 0 || k->err ||
-           kvvm_fd_write_all(fd, k->buf, k->used) != 0 ? -1 : 0;
+  const char *key;
+  json_t *v;
+  int rc = put_str(k, "{");
+  json_object_foreach(doc, key, v)
+    if (rc == 0 && strcmp(key, "certs") != 0)
+      rc = put_key(k, key, "\n") || put_json(k, v) || put_str(k, ",") ? -1 : 0;
+  if (rc == 0)
+    rc = put_certs(k, json_object_get(doc, "certs")) || put_str(k, "\n}\n") ? -1 : 0;
+  rc = rc || k->err || kvvm_fd_write_all(fd, k->buf, k->used) != 0 ? -1 : 0;
   free(k);
   return rc;
 }
@@ -114,6 +252,7 @@ void kvvm_installed_free(struct kvvm_installed *st)
   if (!st)
     return;
   json_decref(st->doc);
+  json_decref(st->live);
   free(st->dir);
   free(st);
 }
@@ -133,7 +272,7 @@ void installed_set(struct kvvm_installed *st, json_t *obj, const char *key, json
   if (!val) {
     if (old) {
       json_object_del(obj, key);
-      st->dirty = true;
+      note_change(st);
     }
     return;
   }
@@ -142,7 +281,7 @@ void installed_set(struct kvvm_installed *st, json_t *obj, const char *key, json
     return;
   }
   json_object_set_new(obj, key, val);
-  st->dirty = true;
+  note_change(st);
 }
 
 void installed_set_str(struct kvvm_installed *st, json_t *obj, const char *key, const char *s)
@@ -150,7 +289,7 @@ void installed_set_str(struct kvvm_installed *st, json_t *obj, const char *key, 
   installed_set(st, obj, key, s ? json_string(s) : NULL);
 }
 
-void installed_changed(struct kvvm_installed *st) { st->dirty = true; }
+void installed_changed(struct kvvm_installed *st) { note_change(st); }
 
 json_t *installed_obj(struct kvvm_installed *st, json_t *obj, const char *key)
 {
@@ -158,7 +297,7 @@ json_t *installed_obj(struct kvvm_installed *st, json_t *obj, const char *key)
   if (!json_is_object(o)) {
     o = json_object();
     json_object_set_new(obj, key, o);
-    st->dirty = true;
+    note_change(st);
   }
   return o;
 }
@@ -168,14 +307,15 @@ json_t *installed_cert(struct kvvm_installed *st, const char *url, const char *d
   json_t *certs = create ? installed_obj(st, st->doc, "certs") :
                            json_object_get(st->doc, "certs");
   char *key = kvvm_xasprintf("%s %s", url, dir);
-  json_t *rec = json_object_get(certs, key);
-  if (!json_is_object(rec) && create) {
+  json_t *rec = unpark(st, certs, key, json_object_get(certs, key));
+  if (!rec && create) {
     rec = json_pack("{s:s, s:s}", "url", url, "store_dir", dir);
     json_object_set_new(certs, key, rec);
-    st->dirty = true;
+    json_object_set_new(st->live, key, json_null());
+    note_change(st);
   }
   free(key);
-  return json_is_object(rec) ? rec : NULL;
+  return rec;
 }
 
 json_int_t installed_next_seq(struct kvvm_installed *st)
@@ -203,21 +343,19 @@ static void view(const json_t *rec, struct kvvm_installed_cert *out)
   out->not_after = (time_t)json_integer_value(json_object_get(rec, "not_after"));
 }
 
-bool kvvm_installed_get(const struct kvvm_installed *st, const char *url, const char *store_dir,
+bool kvvm_installed_get(struct kvvm_installed *st, const char *url, const char *store_dir,
                         struct kvvm_installed_cert *out)
 {
-  char *key = kvvm_xasprintf("%s %s", url, store_dir);
-  json_t *rec = json_object_get(json_object_get(st->doc, "certs"), key);
-  free(key);
-  if (!json_is_object(rec))
+  json_t *rec = installed_cert(st, url, store_dir, false);
+  if (!rec)
     return false;
   view(rec, out);
   return true;
 }
 
-size_t kvvm_installed_list(const struct kvvm_installed *st, struct kvvm_installed_cert **out)
+size_t kvvm_installed_list(struct kvvm_installed *st, struct kvvm_installed_cert **out)
 {
-  json_t *certs = json_object_get(st->doc, "certs"), *rec;
+  json_t *certs = installed_certs(st), *rec;
   const char *key;
   size_t n = 0;
   *out = kvvm_xcalloc(json_object_size(certs) + 1, sizeof **out);
@@ -230,9 +368,28 @@ size_t kvvm_installed_list(const struct kvvm_installed *st, struct kvvm_installe
 void kvvm_installed_set_error(struct kvvm_installed *st, const char *url, const char *store_dir,
                               const char *why)
 {
-  json_t *rec = installed_cert(st, url, store_dir, why != NULL);
+  json_t *rec;
+  if (why) {
+    rec = installed_cert(st, url, store_dir, true);
+  } else {   /* clearing: a parked record without one is not parsed for nothing */
+    char *key = kvvm_xasprintf("%s %s", url, store_dir);
+    rec = installed_unpark_if(st, key, json_object_get(json_object_get(st->doc, "certs"), key),
+                              "\"last_error\":");
+    free(key);
+  }
   if (rec)
     installed_set_str(st, rec, "last_error", why);
+}
+
+const char *kvvm_installed_hook_error(struct kvvm_installed *st, const char *url,
+                                      const char *store_dir, bool *due)
+{
+  char *key = kvvm_xasprintf("%s %s", url, store_dir);
+  json_t *rec = installed_unpark_if(st, key, json_object_get(json_object_get(st->doc, "certs"),
+                                                             key), "\"hook_error\":");
+  free(key);
+  *due = json_is_object(json_object_get(rec, "hook_due"));
+  return installed_str(rec, "hook_error");
 }
 
 const char *kvvm_installed_pass_hook_error(const struct kvvm_installed *st)

@@ -7,8 +7,16 @@
 #include <jansson.h>
 #include "kvvm/installed.h"
 
-/* The top-level object ("certs", "folders", "pass_hook" and keys of other versions). */
+/* The top-level object ("folders", "pass_hook" and keys of other versions). Its "certs"
+ * holds parked records (strings): read them through the functions below. */
 json_t *installed_root(struct kvvm_installed *st);
+/* The "certs" object with every record parsed (a scan that needs them all). */
+json_t *installed_certs(struct kvvm_installed *st);
+/* The record under key (rec: its value in "certs", parked or parsed), parsed; but NULL when
+ * it is parked and its text does not contain needle (NULL: any): a scan over every record
+ * parses only those that may match. */
+json_t *installed_unpark_if(struct kvvm_installed *st, const char *key, json_t *rec,
+                            const char *needle);
 /* The record of url in dir, made (with url and store_dir set) when create. */
 json_t *installed_cert(struct kvvm_installed *st, const char *url, const char *dir,
                        bool create);

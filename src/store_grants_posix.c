@@ -287,7 +287,8 @@ enum kvvm_err kvvm_store_reconcile_grants(struct kvvm_store *s, const struct kvv
   char empty[] = "";
   struct store_grants none = {NULL, 0, empty};
   json_object_foreach(json_object_get(installed_root(s->inst), "certs"), key, rec) {
-    const char *had = installed_str(rec, "grants");
+    rec = installed_unpark_if(s->inst, key, rec, "\"grants\":");
+    const char *had = rec ? installed_str(rec, "grants") : NULL;
     if (!had || !*had || !installed_str(rec, "url") || !installed_str(rec, "store_dir") ||
         observed(cfg, rec))
       continue;
@@ -296,5 +297,6 @@ enum kvvm_err kvvm_store_reconcile_grants(struct kvvm_store *s, const struct kvv
     if (reconcile_one(s, rec, installed_str(rec, "store_dir"), &none, KVVM_OK, "") != KVVM_OK)
       rc = KVVM_E_GRANT;
   }
+  kvvm_installed_park(s->inst);   /* before the pass that follows holds its connections */
   return rc;
 }

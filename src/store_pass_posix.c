@@ -53,7 +53,9 @@ static bool referenced(struct kvvm_store *s, const char *dir, const char *name)
   const char *key;
   size_t i;
   json_object_foreach(json_object_get(installed_root(s->inst), "certs"), key, rec) {
-    const char *d = installed_str(rec, "store_dir");
+    /* A record that keeps the file names it (store names need no escaping in JSON). */
+    rec = installed_unpark_if(s->inst, key, rec, name);
+    const char *d = rec ? installed_str(rec, "store_dir") : NULL;
     if (!d || strcmp(d, dir) != 0)
       continue;
     json_array_foreach(json_object_get(rec, "versions"), i, e)
@@ -131,7 +133,7 @@ static void sweep_dir(const char *dir, int *count)
 
 int kvvm_store_sweep(struct kvvm_store *s, const struct kvvm_config *cfg)
 {
-  json_t *certs = json_object_get(installed_root(s->inst), "certs"), *rec;
+  json_t *certs = installed_certs(s->inst), *rec;
   size_t n = 0;
   const char *key;
   const char **dirs = kvvm_xcalloc((cfg ? cfg->n_certs : 0) + json_object_size(certs) + 1,

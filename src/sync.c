@@ -181,14 +181,21 @@ struct fetched {
   const size_t *idx;   /* request k is certificate idx[k] */
 };
 
-/* Each secret is installed, and its value wiped, as soon as it arrives. */
+/* Each secret is installed, and its value wiped, as soon as it arrives; its record is then
+ * parked (installed.h), so the pass holds one parsed record, not all of them. */
 static void on_fetched(void *user, size_t k, struct kvvm_kv_result *r)
 {
   struct fetched *f = user;
+  size_t i = f->idx[k];
+  const struct kvvm_cert_cfg *cc = &f->p->cfg->certs[i];
+  struct kvvm_installed *inst = kvvm_store_installed(f->p->store);
   if (r->err == KVVM_OK)
-    install_one(f->p, f->idx[k], &r->secret);
+    install_one(f->p, i, &r->secret);
   else
-    fail(f->p, f->idx[k], r->err, r->why);
+    fail(f->p, i, r->err, r->why);
+  if (f->p->out[i].err == KVVM_OK)
+    kvvm_installed_set_error(inst, cc->url, cc->store_dir, NULL);
+  kvvm_installed_park(inst);
   /* A vault that refuses the token (revoked, or expired early) gets a new one on the retry,
    * not the cached one again. */
   if (r->status == 401)
@@ -232,15 +239,12 @@ size_t kvvm_sync_pass(struct kvvm_store *store, const struct kvvm_config *cfg, c
   for (size_t i = 0; i < cfg->n_certs; i++)
     if (is_due(&p, i))
       recall(&p, i);
+  kvvm_installed_park(kvvm_store_installed(store));
   get_tokens(&p);
   fetch_and_install(&p);
   size_t changed = 0;
-  for (size_t i = 0; i < cfg->n_certs; i++) {
-    if (is_due(&p, i) && out[i].err == KVVM_OK)
-      kvvm_installed_set_error(kvvm_store_installed(store), cfg->certs[i].url,
-                               cfg->certs[i].store_dir, NULL);
+  for (size_t i = 0; i < cfg->n_certs; i++)
     changed += is_due(&p, i) && out[i].changed;
-  }
   for (size_t r = 0; r < p.n_res; r++)
     if (p.res_tokens[r])
       kvvm_free_secret(p.res_tokens[r], strlen(p.res_tokens[r]));

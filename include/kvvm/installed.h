@@ -17,7 +17,7 @@
 struct kvvm_installed;
 
 /* A view of one record; the strings belong to the loaded state and stay valid until it
- * changes or is freed. */
+ * changes, is parked (kvvm_installed_park) or is freed. */
 struct kvvm_installed_cert {
   const char *url, *store_dir;
   const char *version, *thumbprint;  /* NULL before the first install */
@@ -37,18 +37,28 @@ KVVM_API enum kvvm_err kvvm_installed_load(const char *dir, struct kvvm_installe
 KVVM_API enum kvvm_err kvvm_installed_save(struct kvvm_installed *st);
 KVVM_API void kvvm_installed_free(struct kvvm_installed *st);
 /* The record for url in store_dir; false when there is none. */
-KVVM_API bool kvvm_installed_get(const struct kvvm_installed *st, const char *url,
+KVVM_API bool kvvm_installed_get(struct kvvm_installed *st, const char *url,
                                  const char *store_dir, struct kvvm_installed_cert *out);
 /* Every record, in the order they were first made (for `kvvm status`). Returns the count;
  * free *out (the array only). */
-KVVM_API size_t kvvm_installed_list(const struct kvvm_installed *st,
+KVVM_API size_t kvvm_installed_list(struct kvvm_installed *st,
                                     struct kvvm_installed_cert **out);
 /* Record (why) or clear (NULL) the last error of a certificate, e.g. a fetch that failed;
  * makes the record when there is none. */
 KVVM_API void kvvm_installed_set_error(struct kvvm_installed *st, const char *url,
                                        const char *store_dir, const char *why);
+/* The failures of a certificate's last hook run (NULL when none; valid until the state
+ * changes or is parked), and in *due whether its hooks are due again. A parked record is
+ * parsed only when it has failures to tell. */
+KVVM_API const char *kvvm_installed_hook_error(struct kvvm_installed *st, const char *url,
+                                               const char *store_dir, bool *due);
 /* The failures of the last once-per-pass hook run, or NULL. */
 KVVM_API const char *kvvm_installed_pass_hook_error(const struct kvvm_installed *st);
+/* Put the records in use back in their compact form (a line of JSON text each: about a
+ * fifth of the memory of the parsed objects, which a thousand certificates make a few MB).
+ * A record is parsed again when it is next used; views and record pointers taken before
+ * this are no longer valid. */
+KVVM_API void kvvm_installed_park(struct kvvm_installed *st);
 /* The format number of the loaded file (0 when new). */
 KVVM_API int kvvm_installed_format(const struct kvvm_installed *st);
 
