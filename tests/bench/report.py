@@ -116,13 +116,13 @@ def targets(doc):
 # massif on `kvvm run --once` over the same 1,000 certificates); shown only when missed.
 MISSED = {
     "peak anonymous memory":
-        "the pass worker's heap at the peak is mostly the installed state (installed.json), "
-        "held as a jansson tree of about 13 keys per certificate: some 2.5 KiB each with "
-        "jansson's pair, value and bucket overhead, about 3.4 MB at 1,000, and malloc's "
-        "per-chunk overhead on those small pieces another ~1 MB; the 16 TLS connections "
-        "(libcurl and OpenSSL) and the fetch jobs most of the rest. A compact C form of the "
-        "records (one allocation per certificate, keys a newer version wrote kept as JSON only "
-        "when present) would take about 2.5 MB off, under the target.",
+        "at the peak the pass worker's heap (4.4 MB at 1,000 certificates under valgrind "
+        "massif) is mostly libcurl and OpenSSL for the 16 connections (about 1.6 MB), the "
+        "installed state parked as text (about 0.7 MB) and the fetch jobs and answers in "
+        "flight; the rest of RssAnon is the relocated data of libcurl's ~20 libraries (about "
+        "1.8 MiB) and kvvmd's own pages, which the sum counts twice after the fork. Fewer "
+        "connections would lower it at the cost of wall time; a one-line parked record (no "
+        "key repeated inside it) would take a few hundred KB off.",
 }
 
 
