@@ -109,8 +109,10 @@ static void get_tokens(struct pass *p)
       enum kvvm_err e = kvvm_identity_token(p->cfg, res, &p->res_tokens[r], why, sizeof(why));
       if (e != KVVM_OK)
         for (size_t j = i; j < n; j++)
-          if (is_due(p, j) && strcmp(p->cfg->certs[j].resource, res) == 0)
+          if (is_due(p, j) && strcmp(p->cfg->certs[j].resource, res) == 0) {
+            recall(p, j);
             fail(p, j, e, why);
+          }
     }
     p->tokens[i] = p->res_tokens[r];
   }
@@ -189,6 +191,7 @@ static void on_fetched(void *user, size_t k, struct kvvm_kv_result *r)
   size_t i = f->idx[k];
   const struct kvvm_cert_cfg *cc = &f->p->cfg->certs[i];
   struct kvvm_installed *inst = kvvm_store_installed(f->p->store);
+  recall(f->p, i);   /* here, not up front: the record is parsed once for both */
   if (r->err == KVVM_OK)
     install_one(f->p, i, &r->secret);
   else
@@ -236,10 +239,6 @@ size_t kvvm_sync_pass(struct kvvm_store *store, const struct kvvm_config *cfg, c
                       struct kvvm_cert_outcome *out)
 {
   struct pass p = {.store = store, .cfg = cfg, .due = due, .out = out};
-  for (size_t i = 0; i < cfg->n_certs; i++)
-    if (is_due(&p, i))
-      recall(&p, i);
-  kvvm_installed_park(kvvm_store_installed(store));
   get_tokens(&p);
   fetch_and_install(&p);
   size_t changed = 0;
