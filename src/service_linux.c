@@ -76,14 +76,16 @@ enum kvvm_err kvvm_service_query(struct kvvm_daemon *d)
 {
   char *lock = kvvm_service_lock_path(), *pidf = kvvm_service_pid_path(), *text = NULL;
   memset(d, 0, sizeof(*d));
-  if (kvvm_lock_is_held(lock) && kvvm_file_read(pidf, 8192, &text, NULL) == KVVM_OK) {
+  long pid;
+  if (kvvm_lock_is_held(lock) && kvvm_file_read(pidf, 8192, &text, NULL) == KVVM_OK &&
+      (pid = strtol(text, NULL, 10)) > 1 && pid_lives(pid)) {
     char *nl = strchr(text, '\n');
-    d->pid = strtol(text, NULL, 10);
+    d->pid = pid;
+    d->running = true;
     if (nl && nl[1]) {
       nl[1 + strcspn(nl + 1, "\n")] = '\0';
       d->exe = kvvm_xstrdup(nl + 1);
     }
-    d->running = d->pid > 1 && pid_lives(d->pid);
   }
   free(text);
   free(pidf);

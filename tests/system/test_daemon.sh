@@ -125,6 +125,7 @@ flock "$tmp/state/kvvmd.lock" sleep 1 &
 holder=$!
 sleep 0.2
 ConfigSequenceNumber=2 "$pkg/bin/enable"
+check "enable exits 0 while the dead kvvmd's lock is still held" "[ $? = 0 ]"
 wait $holder
 wait_for "with the dead kvvmd's lock still held, enable starts kvvmd, which takes the lock once free" \
   "[ \"\$(head -1 '$pidf' 2>/dev/null)\" != $pid ] && alive \"\$(head -1 '$pidf')\""
