@@ -20,7 +20,6 @@
 #include "kvvm/henv.h"
 #include "kvvm/hooks.h"
 #include "kvvm/http.h"
-#include "kvvm/identity.h"
 #include "kvvm/installed.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
@@ -94,7 +93,6 @@ static void adopt(struct daemon *d, struct kvvm_config *cfg)
   kvvm_plan_free(&d->plan);
   kvvm_plan_init(&d->plan, n, cfg->polling_s);
   d->passed = false;
-  kvvm_identity_forget();
 }
 
 /* Keep the last good settings when new ones are invalid: nothing installed is dropped
@@ -471,10 +469,7 @@ int kvvm_daemon_main(int argc, char **argv)
   if (!d.stop)
     serve(&d, &set);
 out:
-  release_lock(&d);
-  kvvm_store_close(d.store);
-  kvvm_identity_forget();
-  kvvm_http_shutdown();
+  release_lock(&d);   /* store, tokens and connections lived and died in the workers */
   kvvm_plan_free(&d.plan);
   kvvm_config_free(d.cfg);
   kvvm_henv_free(d.henv);
