@@ -23,7 +23,7 @@ SAN_FLAGS :=
 # -ffile-prefix-map: no build folder path in the objects, so two clones build the same bytes.
 ALL_CFLAGS := -std=c11 $(WARN) $(CFLAGS) $(SAN_FLAGS) -fPIC -fvisibility=hidden \
   -ffile-prefix-map=$(CURDIR)=.
-CPPFLAGS += -Iinclude -D_GNU_SOURCE $(shell pkg-config --cflags libcurl 2>/dev/null)
+CPPFLAGS += -Iinclude -Isrc -D_GNU_SOURCE $(shell pkg-config --cflags libcurl 2>/dev/null)
 # mbedTLS and jansson go into the core library statically, so a VM needs neither installed;
 # libc and zlib come from the system, and libcurl, loaded at run time (src/curlapi.h).
 # MBEDTLS_DIR: an mbedTLS 2.28 built elsewhere (the release chroot's /opt/mbedtls).
@@ -38,9 +38,12 @@ LIB_LIBS := $(JANSSON_A) $(MBEDTLS_L) -Wl,-Bstatic -lmbedtls -lmbedx509 -lmbedcr
   -Wl,-Bdynamic -lz -ldl -pthread
 LDFLAGS_SAN := $(SAN_FLAGS)
 
-# Platform files carry an OS suffix; the Windows ones join when that build exists.
-LIB_SRC := $(filter-out %_windows.c,$(wildcard src/*.c))
+# src/<layer>/ holds the portable modules, src/posix, src/linux and src/windows each
+# platform's files (docs/architecture.md).
+PORTABLE := base certmat settings agent vault store service
+LIB_SRC := $(wildcard $(foreach d,$(PORTABLE) posix linux,src/$(d)/*.c))
 LIB_OBJ := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
+PRIV_H := $(wildcard src/*/*.h)
 MAINS := install enable disable update uninstall kvvmd kvvm
 PKG := $(BUILD)/pkg
 LIBSO := $(PKG)/lib/libkvvm.so
@@ -66,11 +69,11 @@ deps-test:
 VERSION_STAMP := $(BUILD)/version.stamp
 $(shell mkdir -p $(BUILD); [ "$$(cat $(VERSION_STAMP) 2>/dev/null)" = "$(VERSION)" ] || \
   echo "$(VERSION)" > $(VERSION_STAMP))
-$(BUILD)/obj/version.o: src/version.c $(VERSION_STAMP) | $(DEPS_OK)
+$(BUILD)/obj/base/version.o: src/base/version.c $(VERSION_STAMP) | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -DKVVM_VERSION_STRING='"$(VERSION)"' $(ALL_CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard include/kvvm/*.h src/*.h) | $(DEPS_OK)
+$(BUILD)/obj/%.o: src/%.c $(wildcard include/kvvm/*.h) $(PRIV_H) | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
@@ -156,7 +159,7 @@ build-fuzz/libjansson_kvvm.a:
 	@mkdir -p $(@D)
 	objcopy --redefine-sym stdin=kvvm_jansson_stdin $$(gcc -print-file-name=libjansson.a) $@
 
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(wildcard include/kvvm/*.h src/*.h tests/fuzz/*.h) build-fuzz/libjansson_kvvm.a
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(wildcard include/kvvm/*.h tests/fuzz/*.h) $(PRIV_H) build-fuzz/libjansson_kvvm.a
 	sh scripts/deps.sh fuzz
 	clang -std=c11 $(CPPFLAGS) -DKVVM_VERSION_STRING='"fuzz"' -Isrc $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) \
 	  build-fuzz/libjansson_kvvm.a -lmbedtls -lmbedx509 -lmbedcrypto -lz -ldl

@@ -1,7 +1,7 @@
 /* Certificate material: what Key Vault hands back (a base64 PFX with an empty password, or
  * PEM text in upload order) turned into a verified bundle: the leaf (the certificate that
  * matches the private key, checked), the chain in issuing order, the key, and the facts
- * status and hooks need. Only certmat*.c, p12*.c and cms*.c include mbedTLS headers. */
+ * status and hooks need. Only the files of src/certmat/ include mbedTLS headers. */
 #ifndef KVVM_CERTMAT_H
 #define KVVM_CERTMAT_H
 
@@ -52,5 +52,27 @@ KVVM_API enum kvvm_err kvvm_bundle_to_pkcs12(const struct kvvm_bundle *b, unsign
                                              size_t *len);
 /* Wipes the key before freeing. NULL-safe. */
 KVVM_API void kvvm_bundle_free(struct kvvm_bundle *b);
+
+/* The PKCS#12 reader for diagnostics, the unit tests and the benchmark: a summary of a
+ * decoded file (src/certmat/certmat_p12.c). */
+/* What kvvm_p12_inspect found in a file. */
+struct kvvm_p12_summary {
+  unsigned n_certs;
+  unsigned n_keys;
+  int key_cert;              /* index of the certificate the key matches (checked), -1 none */
+  char key_type[8];          /* "RSA", "EC" or "" without a key */
+  unsigned key_bits;
+  char mac[16];              /* "SHA256", ..., or "none" */
+  char mac_password[16];     /* the form that verified: "utf16", "zero-length" or "latin1" */
+  char schemes[160];         /* bag encryptions seen, comma-separated, e.g. "PBES2-AES-256-CBC" */
+  char friendly_name[64];    /* the key bag's friendlyName in UTF-8, "" without one */
+  size_t local_key_id_len;   /* the key bag's localKeyId length, 0 without one */
+};
+
+/* Decode a DER/BER PKCS#12 like certmat_p12_read, then check the key against each
+ * certificate. On KVVM_E_CERT, why holds the cause in words. */
+KVVM_API enum kvvm_err kvvm_p12_inspect(const unsigned char *der, size_t len,
+                                        const char *password, struct kvvm_p12_summary *s,
+                                        char *why, size_t whylen);
 
 #endif

@@ -42,7 +42,7 @@ check "README has a Renewal hooks section" "[ -s '$tmp/hooks-words' ]"
 
 # (a) Settings keys. Macros of the form #define NAME "key" (SMS in settings_public.c) stand
 # for their key where a list names them.
-for f in "$src"/settings*.c; do code "$f"; done >"$tmp/settings.c"
+for f in "$src"/settings/settings*.c; do code "$f"; done >"$tmp/settings.c"
 sed -n 's/^#define \([A-Za-z_][A-Za-z0-9_]*\) "\([A-Za-z][A-Za-z0-9]*\)"$/\1 \2/p' \
   "$tmp/settings.c" >"$tmp/macros"
 awk '/_keys\[\] *= *\{/, /\};/' "$tmp/settings.c" >"$tmp/lists"
@@ -65,7 +65,7 @@ done <"$tmp/keys"
 
 # (b) Hook variables: "NAME=..." strings in src/hooks*.c (PATH, KVVM_HOOK_EVENT=pass, ...)
 # and every "KVVM_..." name in the files that set KVVM_HOOK_EVENT.
-for f in "$src"/*.c; do
+for f in "$src"/*/*.c; do
   case $f in */hooks*.c) ;; *) code "$f" | grep -q '"KVVM_HOOK_EVENT' || continue ;; esac
   code "$f"
 done >"$tmp/hooks.c"
@@ -81,7 +81,7 @@ done <"$tmp/hookvars"
 
 # (c) KVVM_* environment variables: names read with getenv, and every other complete "KVVM_..."
 # string in src/ (wrappers such as env_or("KVVM_STATE_DIR", ...) take the name as a literal).
-for f in "$src"/*.c; do code "$f"; done >"$tmp/all.c"
+for f in "$src"/*/*.c; do code "$f"; done >"$tmp/all.c"
 {
   grep -o 'getenv("KVVM_[A-Za-z0-9_]*")' "$tmp/all.c" | sed 's/getenv("\(.*\)")/\1/'
   grep -o '"KVVM_[A-Z0-9_]*[A-Z0-9]"' "$tmp/all.c" | tr -d '"'

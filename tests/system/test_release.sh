@@ -49,7 +49,7 @@ check "unpacked, the release package is under 2 MiB" \
 
 # libcurl names: every one the sources use (comments stripped) is in curl-floor.txt, and any
 # newer than 7.61.0 is marked runtime.
-for f in "$top"/src/*.c; do gcc -fpreprocessed -dD -E -P "$f"; done 2>/dev/null |
+for f in "$top"/src/*/*.c; do gcc -fpreprocessed -dD -E -P "$f"; done 2>/dev/null |
   grep -ohE '\b(CURL[A-Z0-9_]*[A-Z0-9]|curl_[a-z_]+)\b' | sort -u >"$tmp/used"
 grep -v '^#' "$top/scripts/curl-floor.txt" >"$tmp/table"
 missing=$(awk 'NR == FNR { t[$1] = 1; next } !($1 in t)' "$tmp/table" "$tmp/used" | tr '\n' ' ')
@@ -60,7 +60,7 @@ newer=$(awk '$3 != "runtime" { split($2, v, "."); n = v[1] * 10000 + v[2] * 100 
 check "names newer than libcurl 7.61.0 are only used behind a run-time check (${newer:-none other})" \
   "[ -z '$newer' ]"
 check "the run-time check in http.c gates CURLOPT_CAINFO_BLOB on 7.77.0 (0x074d00)" \
-  "grep -q 'version_num >= 0x074d00' '$top/src/http.c'"
+  "grep -q 'version_num >= 0x074d00' '$top/src/vault/http.c'"
 
 # The packaged binaries in the Debian 11 chroot. $tmp is bind-mounted at the same path
 # inside, so paths mean the same thing on both sides.

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kt.h"
+#include "kvvm/certmat.h"
 #include "kvvm/err.h"
 #include "kvvm/log.h"
 #include "kvvm/p12.h"

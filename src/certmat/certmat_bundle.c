@@ -13,7 +13,7 @@
 #include <mbedtls/platform_util.h>
 #include <mbedtls/sha1.h>
 
-#include "certmat_int.h"
+#include "certmat/certmat_int.h"
 #include "kvvm/clock.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"

@@ -10,7 +10,7 @@
 #include <mbedtls/base64.h>
 #include <mbedtls/oid.h>
 
-#include "certmat_int.h"
+#include "certmat/certmat_int.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
 

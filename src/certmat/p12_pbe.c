@@ -16,7 +16,7 @@
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
 #include "kvvm/p12.h"
-#include "p12_int.h"
+#include "certmat/p12_int.h"
 
 #define MAX_KEY 32
 #define MAX_IV 16

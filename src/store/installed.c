@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "installed_int.h"
+#include "store/installed_int.h"
 #include "kvvm/fileio.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "curlapi.h"
+#include "vault/curlapi.h"
 #include "kvvm/clock.h"
 #include "kvvm/http.h"
 #include "kvvm/log.h"

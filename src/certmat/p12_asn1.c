@@ -16,7 +16,7 @@
 
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
-#include "p12_int.h"
+#include "certmat/p12_int.h"
 
 /* Nesting deeper than any PKCS#12 needs (about 12) is refused: recursion stays bounded. */
 #define BER_MAX_DEPTH 32

@@ -14,11 +14,12 @@
 #include <mbedtls/oid.h>
 #include <mbedtls/platform_util.h>
 
-#include "certmat_int.h"
+#include "certmat/certmat_int.h"
+#include "kvvm/certmat.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
 #include "kvvm/p12.h"
-#include "p12_int.h"
+#include "certmat/p12_int.h"
 
 #define OID_DATA MBEDTLS_OID_PKCS "\x07\x01"
 #define OID_ENCRYPTED_DATA MBEDTLS_OID_PKCS "\x07\x06"

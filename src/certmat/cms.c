@@ -12,7 +12,7 @@
 #include <mbedtls/platform_util.h>
 #include <mbedtls/rsa.h>
 
-#include "certmat_int.h"
+#include "certmat/certmat_int.h"
 #include "kvvm/cms.h"
 #include "kvvm/fileio.h"
 #include "kvvm/log.h"

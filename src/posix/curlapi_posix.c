@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "curlapi.h"
+#include "vault/curlapi.h"
 #include "kvvm/log.h"
 
 #define LIBCURL_SONAME "libcurl.so.4"

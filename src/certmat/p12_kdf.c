@@ -15,7 +15,7 @@
 #include "kvvm/mem.h"
 #include "kvvm/p12.h"
 #include "kvvm/sha256.h"
-#include "p12_int.h"
+#include "certmat/p12_int.h"
 
 #define MD_MAX_BLOCK 128
 

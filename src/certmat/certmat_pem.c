@@ -8,7 +8,7 @@
 
 #include <mbedtls/error.h>
 
-#include "certmat_int.h"
+#include "certmat/certmat_int.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
 

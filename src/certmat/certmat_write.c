@@ -15,8 +15,8 @@
 #include <mbedtls/platform_util.h>
 #include <mbedtls/sha1.h>
 
-#include "certmat_int.h"
-#include "p12_int.h"
+#include "certmat/certmat_int.h"
+#include "certmat/p12_int.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
 

@@ -9,11 +9,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "installed_int.h"
+#include "store/installed_int.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
 #include "kvvm/paths.h"
-#include "store_int.h"
+#include "store/store_int.h"
 
 enum kvvm_err kvvm_store_open(const struct kvvm_store_opts *opts, struct kvvm_store **out)
 {

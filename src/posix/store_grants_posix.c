@@ -12,10 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "installed_int.h"
+#include "store/installed_int.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
-#include "store_int.h"
+#include "store/store_int.h"
 
 struct fctx {
   struct kvvm_store *s;

@@ -9,7 +9,7 @@
 
 #include "kvvm/cloud.h"
 #include "kvvm/mem.h"
-#include "settings_int.h"
+#include "settings/settings_int.h"
 
 #define ARC_EXAMPLE "http://localhost:40342/metadata/identity"
 #define ARM_SEGS 9

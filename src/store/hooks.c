@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "installed_int.h"
+#include "store/installed_int.h"
 #include "kvvm/hooks.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"

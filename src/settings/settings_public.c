@@ -11,7 +11,7 @@
 
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
-#include "settings_int.h"
+#include "settings/settings_int.h"
 
 #define SMS "secretsManagementSettings"
 #define POLL_PATH SMS ".pollingIntervalInS"

@@ -12,12 +12,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "installed_int.h"
+#include "store/installed_int.h"
 #include "kvvm/clock.h"
 #include "kvvm/fileio.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
-#include "store_int.h"
+#include "store/store_int.h"
 
 /* One install: the folder, the names in it and what the record says. */
 struct op {

@@ -13,7 +13,7 @@
 #include "kvvm/fileio.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
-#include "settings_int.h"
+#include "settings/settings_int.h"
 
 /* Room kept in why for the count line and the "more not shown" line. */
 #define WHY_RESERVE 96

@@ -7,7 +7,7 @@
 
 #include "kvvm/fileio.h"
 #include "kvvm/mem.h"
-#include "settings_int.h"
+#include "settings/settings_int.h"
 
 #define DEFAULT_STORE_ROOT "/var/lib/waagent/Microsoft.Azure.KeyVault.Store"
 #define ACCOUNT_MAX 256
