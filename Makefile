@@ -77,7 +77,7 @@ $(BUILD)/obj/%.o: src/%.c $(wildcard include/kvvm/*.h) $(PRIV_H) | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
-# Debian's libjansson.a with its one `stdin` reference renamed (why: src/jansson_link.c).
+# Debian's libjansson.a with its one `stdin` reference renamed (why: src/linux/jansson_link_linux.c).
 $(JANSSON_A): | $(DEPS_OK)
 	objcopy --redefine-sym stdin=kvvm_jansson_stdin \
 	  $$(gcc -print-file-name=libjansson.a) $@
@@ -216,3 +216,60 @@ $(BUILD)/soak/soak: tests/soak/soak.c $(wildcard include/kvvm/*.h) $(LIBSO)
 soak: deps-test
 	$(MAKE) all $(BUILD)/soak/soak
 	$(PY) tests/soak/soak.py $(BUILD)/soak/soak $(SOAK_HOURS) $(SOAK_MIXED)
+
+# ---- Windows: the same sources cross-built with mingw-w64 (docs/architecture.md) ----
+#   make windows         dist/<Publisher>.<TypeWindows>__<version>.zip
+#   make check-windows   the Windows tier under wine (tests/windows/run.sh)
+# scripts/win-deps.sh installs the toolchain and wine and cross-builds libcurl (Schannel),
+# jansson, mbedTLS and zlib once into /var/cache/kvvm (it prints the prefix). The core is a
+# static library linked into each executable, so the package needs no DLL of its own.
+WBUILD ?= build-win
+WCC := x86_64-w64-mingw32-gcc
+WAR := x86_64-w64-mingw32-ar
+WSTRIP := x86_64-w64-mingw32-strip
+TYPE_WIN := $(KVVM_TYPE_WINDOWS)
+WZIP := $(DIST)/$(PUBLISHER).$(TYPE_WIN)__$(VERSION).zip
+WIN_LIB_SRC := $(wildcard $(foreach d,$(PORTABLE) windows,src/$(d)/*.c))
+WIN_OBJ := $(WIN_LIB_SRC:src/%.c=$(WBUILD)/obj/%.o)
+WPKG := $(WBUILD)/pkg
+WBINS := $(MAINS:%=$(WPKG)/bin/%.exe)
+WPREFIX_FILE := $(WBUILD)/prefix
+# _WIN32_WINNT 0x0601: Windows 7's API (what wine 8 reports), which Server 2012 R2 and newer
+# all provide. __USE_MINGW_ANSI_STDIO: C99 printf formats (%zu, %lld) on msvcrt.
+WIN_CPPFLAGS = -Iinclude -Isrc -I$(shell cat $(WPREFIX_FILE))/include -DCURL_STATICLIB \
+  -D_WIN32_WINNT=0x0601 -DWIN32_LEAN_AND_MEAN -DUNICODE -D_UNICODE -D__USE_MINGW_ANSI_STDIO=1
+WIN_CFLAGS := -std=c11 $(WARN) -O2 -g -ffile-prefix-map=$(CURDIR)=.
+WIN_LIBS = -L$(shell cat $(WPREFIX_FILE))/lib -ljansson -lmbedtls -lmbedx509 -lmbedcrypto \
+  $(shell cat $(shell cat $(WPREFIX_FILE))/libs.txt)
+
+.PHONY: windows check-windows win-deps
+$(WPREFIX_FILE): scripts/win-deps.sh
+	@mkdir -p $(@D)
+	sh scripts/win-deps.sh >$@.tmp && mv $@.tmp $@
+
+$(WBUILD)/obj/base/version.o: src/base/version.c $(VERSION_STAMP) $(WPREFIX_FILE)
+	@mkdir -p $(@D)
+	$(WCC) $(WIN_CPPFLAGS) -DKVVM_VERSION_STRING='"$(VERSION)"' $(WIN_CFLAGS) -c $< -o $@
+
+$(WBUILD)/obj/%.o: src/%.c $(wildcard include/kvvm/*.h) $(PRIV_H) $(WPREFIX_FILE)
+	@mkdir -p $(@D)
+	$(WCC) $(WIN_CPPFLAGS) $(WIN_CFLAGS) -c $< -o $@
+
+$(WBUILD)/libkvvm.a: $(WIN_OBJ)
+	rm -f $@ && $(WAR) rcs $@ $^
+
+# -static: libgcc and winpthread inside; the executables import only Windows' own DLLs.
+$(WPKG)/bin/%.exe: handler/%.c $(WBUILD)/libkvvm.a
+	@mkdir -p $(@D)
+	$(WCC) $(WIN_CPPFLAGS) $(WIN_CFLAGS) -static -o $@ $< $(WBUILD)/libkvvm.a $(WIN_LIBS)
+
+$(WPKG)/HandlerManifest.json: manifest/HandlerManifest.windows.json
+	@mkdir -p $(@D)
+	cp $< $@
+
+windows: $(WZIP)
+$(WZIP): $(WBINS) $(WPKG)/HandlerManifest.json scripts/mkzip.py
+	@mkdir -p $(DIST)
+	rm -rf $(WBUILD)/zipstage && cp -r $(WPKG) $(WBUILD)/zipstage
+	$(WSTRIP) --strip-debug $(WBUILD)/zipstage/bin/*.exe
+	$(PY) scripts/mkzip.py $(WBUILD)/zipstage $@
