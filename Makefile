@@ -239,7 +239,7 @@ WPREFIX_FILE := $(WBUILD)/prefix
 WIN_CPPFLAGS = -Iinclude -Isrc -I$(shell cat $(WPREFIX_FILE))/include -DCURL_STATICLIB \
   -D_WIN32_WINNT=0x0601 -DWIN32_LEAN_AND_MEAN -DUNICODE -D_UNICODE -D__USE_MINGW_ANSI_STDIO=1
 WIN_CFLAGS := -std=c11 $(WARN) -O2 -g -ffile-prefix-map=$(CURDIR)=.
-WIN_LIBS = -L$(shell cat $(WPREFIX_FILE))/lib -ljansson -lmbedtls -lmbedx509 -lmbedcrypto \
+WIN_LIBS = -L$(shell cat $(WPREFIX_FILE))/lib \
   $(shell cat $(shell cat $(WPREFIX_FILE))/libs.txt)
 
 .PHONY: windows check-windows win-deps
