@@ -238,8 +238,12 @@ enum kvvm_err kvvm_file_write_atomic_with(const char *path, unsigned mode,
     KVVM_ERR("%s: cannot create a temp file: %s", dir, last_error(err, sizeof err));
     goto out;
   }
-  if (fill(&f, ctx) != 0 || !FlushFileBuffers(f.h)) {
-    KVVM_ERR("%s: write: %s", tmp, last_error(err, sizeof err));
+  if (fill(&f, ctx) != 0) {
+    KVVM_ERR("%s: write: %s", tmp, strerror(errno));
+    goto out;
+  }
+  if (!FlushFileBuffers(f.h)) {
+    KVVM_ERR("%s: flush: %s", tmp, last_error(err, sizeof err));
     goto out;
   }
   CloseHandle(f.h);
@@ -496,8 +500,10 @@ enum kvvm_err kvvm_file_read_trusted(const char *path, size_t max, char **out,
   char err[160];
   *out = NULL;
   reason[0] = '\0';
-  /* The link itself, not its target: the file checked is the file used. */
-  HANDLE h = open_existing(path, GENERIC_READ | READ_CONTROL, FILE_FLAG_OPEN_REPARSE_POINT);
+  /* The link itself, not its target: the file checked is the file used. Backup semantics
+   * let a folder open, to be refused as one. */
+  HANDLE h = open_existing(path, GENERIC_READ | READ_CONTROL,
+                           FILE_FLAG_OPEN_REPARSE_POINT | FILE_FLAG_BACKUP_SEMANTICS);
   if (h == INVALID_HANDLE_VALUE) {
     snprintf(reason, reasonlen, "cannot be opened: %s", last_error(err, sizeof err));
     return KVVM_E_IO;
