@@ -33,7 +33,10 @@ struct kvvm_lock {
 static bool is_sep(char c) { return c == '\\' || c == '/'; }
 
 /* The last error in words, for a log line. */
-static const char *last_error(char *buf, size_t n) { return kvvm_win_strerror(GetLastError(), buf, n); }
+static const char *last_error(char *buf, size_t n)
+{
+  return kvvm_win_strerror(GetLastError(), buf, n);
+}
 
 /* A wide copy of path, or NULL with the reason logged (only invalid UTF-8 gets here). */
 static wchar_t *wide_path(const char *path)
@@ -484,13 +487,16 @@ static void trust_fault(HANDLE h, size_t max, char *reason, size_t n)
     return;
   }
   uint64_t size = (uint64_t)bi.nFileSizeHigh << 32 | bi.nFileSizeLow;
-  if (bi.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT)
+  if (bi.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT) {
     snprintf(reason, n, "cannot be opened: it is a symbolic link");
-  else if (!handle_is_file(h))
-    snprintf(reason, n, "is not a regular file");
-  else if (security_fault(h, reason, n), reason[0])
     return;
-  else if (size > max)
+  }
+  if (!handle_is_file(h)) {
+    snprintf(reason, n, "is not a regular file");
+    return;
+  }
+  security_fault(h, reason, n);
+  if (!reason[0] && size > max)
     snprintf(reason, n, "is larger than %llu bytes", (unsigned long long)max);
 }
 

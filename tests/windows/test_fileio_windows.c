@@ -315,7 +315,8 @@ static void mrseq(void)
                       KEY_READ, &h) == ERROR_SUCCESS);
   RegCloseKey(h);
   CHECK(kvvm_seqno_write_mrseq("C:\\", 1) == KVVM_E_SEQNO);
-  RegDeleteKeyA(HKEY_LOCAL_MACHINE, "Software\\Microsoft\\Windows Azure\\HandlerState\\Kvvm.Test_9.8.7");
+  RegDeleteKeyA(HKEY_LOCAL_MACHINE,
+                "Software\\Microsoft\\Windows Azure\\HandlerState\\Kvvm.Test_9.8.7");
 }
 
 int main(int argc, char **argv)
