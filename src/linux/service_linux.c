@@ -239,6 +239,18 @@ enum kvvm_err kvvm_service_remove(const char *root)
 
 enum kvvm_err kvvm_service_sync_now(void) { return signal_daemon(SIGUSR1); }
 
+/* systemd and the detached start both run kvvmd without a verb: a service dispatcher is
+ * Windows's way alone. */
+int kvvm_service_dispatch(int (*serve)(int argc, char **argv), int argc, char **argv)
+{
+  (void)serve;
+  (void)argc;
+  (void)argv;
+  KVVM_ERR("`kvvmd service` starts the Windows service dispatcher; on Linux run kvvmd without "
+           "a verb (enable starts it under systemd or detached)");
+  return kvvm_err_exit_code(KVVM_E_USAGE);
+}
+
 static bool carried(const char *entry)
 {
   static const char *const names[] = {"http_proxy", "https_proxy", "no_proxy", "all_proxy",
