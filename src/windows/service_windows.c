@@ -120,6 +120,23 @@ static bool runs_from(const char *exe, const char *root)
   return exe && _strnicmp(exe, root, n) == 0 && (exe[n] == '\\' || exe[n] == '/');
 }
 
+/* Has the service's process ended? The SCM says STOPPED soon after it does; wine's never
+ * does for a process killed while stopping. A process this user may not open (a
+ * LocalSystem one, to a plain user) is taken to live. */
+static bool gone(const SERVICE_STATUS_PROCESS *sp)
+{
+  if (sp->dwCurrentState == SERVICE_STOPPED)
+    return true;
+  if (sp->dwProcessId == 0)
+    return false;   /* starting: no process yet */
+  HANDLE h = OpenProcess(SYNCHRONIZE, FALSE, sp->dwProcessId);
+  if (!h)
+    return GetLastError() == ERROR_INVALID_PARAMETER;   /* no such process */
+  bool ended = WaitForSingleObject(h, 0) == WAIT_OBJECT_0;
+  CloseHandle(h);
+  return ended;
+}
+
 enum kvvm_err kvvm_service_query(struct kvvm_daemon *d)
 {
   SC_HANDLE scm, svc;
@@ -128,7 +145,7 @@ enum kvvm_err kvvm_service_query(struct kvvm_daemon *d)
   memset(d, 0, sizeof *d);
   svc = open_service(&scm, SERVICE_QUERY_STATUS | SERVICE_QUERY_CONFIG, &absent);
   /* Pending states count as running: the process is there and holds kvvm's lock. */
-  if (svc && status_of(svc, &sp) && sp.dwCurrentState != SERVICE_STOPPED) {
+  if (svc && status_of(svc, &sp) && !gone(&sp)) {
     d->running = true;
     d->pid = (long)sp.dwProcessId;
     d->exe = configured_exe(svc);
@@ -137,19 +154,32 @@ enum kvvm_err kvvm_service_query(struct kvvm_daemon *d)
   return KVVM_OK;
 }
 
-/* Poll until the service is in state want. False when time is up, or when a start ends
- * in STOPPED (it failed: waiting longer cannot help). */
-static bool wait_state(SC_HANDLE svc, DWORD want, DWORD ms, SERVICE_STATUS_PROCESS *sp)
+static bool wait_stopped(SC_HANDLE svc, DWORD ms)
 {
-  for (DWORD waited = 0;; waited += 100) {
-    if (!status_of(svc, sp))
-      return false;
-    if (sp->dwCurrentState == want)
+  SERVICE_STATUS_PROCESS sp;
+  for (DWORD waited = 0; status_of(svc, &sp); waited += 100) {
+    if (gone(&sp))
       return true;
-    if (waited >= ms || (want == SERVICE_RUNNING && sp->dwCurrentState == SERVICE_STOPPED))
+    if (waited >= ms)
       return false;
     Sleep(100);
   }
+  return false;
+}
+
+/* False when time is up, or when the start ended in STOPPED (it failed: waiting longer
+ * cannot help). */
+static bool wait_running(SC_HANDLE svc, DWORD ms, SERVICE_STATUS_PROCESS *sp)
+{
+  memset(sp, 0, sizeof *sp);
+  for (DWORD waited = 0; status_of(svc, sp); waited += 100) {
+    if (sp->dwCurrentState == SERVICE_RUNNING)
+      return true;
+    if (waited >= ms || sp->dwCurrentState == SERVICE_STOPPED)
+      return false;
+    Sleep(100);
+  }
+  return false;
 }
 
 /* Restart 5 s after a failure, then 30 s, then every 60 s; the count starts again after a
@@ -179,10 +209,15 @@ static bool configure(SC_HANDLE svc, wchar_t *cmdline)
     log_win("cannot configure the kvvmd service");
     return false;
   }
-  if (!ChangeServiceConfig2W(svc, SERVICE_CONFIG_DESCRIPTION, &desc) ||
-      !ChangeServiceConfig2W(svc, SERVICE_CONFIG_FAILURE_ACTIONS_FLAG, &flag)) {
-    log_win("cannot set the kvvmd service's description or failure flag");
+  if (!ChangeServiceConfig2W(svc, SERVICE_CONFIG_DESCRIPTION, &desc)) {
+    log_win("cannot set the kvvmd service's description");
     return false;
+  }
+  /* Wine has no such level: there crashes alone restart kvvmd, which is no reason to fail. */
+  if (!ChangeServiceConfig2W(svc, SERVICE_CONFIG_FAILURE_ACTIONS_FLAG, &flag)) {
+    char buf[200];
+    KVVM_WARN("kvvmd will be restarted after crashes only, not after an exit with an error: "
+              "%s", kvvm_win_strerror(GetLastError(), buf, sizeof buf));
   }
   return set_failure_actions(svc, true);
 }
@@ -190,7 +225,6 @@ static bool configure(SC_HANDLE svc, wchar_t *cmdline)
 /* The last resort of a stop. */
 static enum kvvm_err kill_service(SC_HANDLE svc, DWORD pid)
 {
-  SERVICE_STATUS_PROCESS sp;
   KVVM_WARN("kvvmd (pid %lu) did not stop within %d s; terminating it", (unsigned long)pid,
             KVVM_SVC_STOP_GRACE_MS / 1000);
   set_failure_actions(svc, false);
@@ -201,7 +235,7 @@ static enum kvvm_err kill_service(SC_HANDLE svc, DWORD pid)
     WaitForSingleObject(h, KILL_WAIT_MS);
   if (h)
     CloseHandle(h);
-  if (wait_state(svc, SERVICE_STOPPED, KILL_WAIT_MS, &sp))
+  if (wait_stopped(svc, KILL_WAIT_MS))
     return KVVM_OK;
   KVVM_ERR("kvvmd (pid %lu) is still there after TerminateProcess", (unsigned long)pid);
   return KVVM_E_SERVICE;
@@ -214,7 +248,7 @@ static enum kvvm_err stop_service(SC_HANDLE svc)
   SERVICE_STATUS ss;
   if (!status_of(svc, &sp))
     return KVVM_E_SERVICE;
-  if (sp.dwCurrentState == SERVICE_STOPPED)
+  if (gone(&sp))
     return KVVM_OK;
   DWORD pid = sp.dwProcessId;
   KVVM_INFO("stopping kvvmd (pid %lu)", (unsigned long)pid);
@@ -226,7 +260,7 @@ static enum kvvm_err stop_service(SC_HANDLE svc)
       return KVVM_E_SERVICE;
     }
   }
-  if (wait_state(svc, SERVICE_STOPPED, KVVM_SVC_STOP_GRACE_MS, &sp))
+  if (wait_stopped(svc, KVVM_SVC_STOP_GRACE_MS))
     return KVVM_OK;
   return kill_service(svc, pid);
 }
@@ -238,7 +272,7 @@ static enum kvvm_err start_service(SC_HANDLE svc, const char *exe)
     log_win("cannot start the kvvmd service");
     return KVVM_E_SERVICE;
   }
-  if (!wait_state(svc, SERVICE_RUNNING, START_WAIT_MS, &sp)) {
+  if (!wait_running(svc, START_WAIT_MS, &sp)) {
     KVVM_ERR("%s did not start within %d s (state %lu, exit code %lu, kvvm code %lu; see "
              "kvvm.log)", exe, START_WAIT_MS / 1000, (unsigned long)sp.dwCurrentState,
              (unsigned long)sp.dwWin32ExitCode, (unsigned long)sp.dwServiceSpecificExitCode);
@@ -283,7 +317,7 @@ static enum kvvm_err runs_here(SC_HANDLE svc, const char *exe, bool *here)
   *here = false;
   if (!status_of(svc, &sp))
     return KVVM_E_SERVICE;
-  if (sp.dwCurrentState == SERVICE_STOPPED)
+  if (gone(&sp))
     return KVVM_OK;
   char *cur = configured_exe(svc);
   *here = cur && _stricmp(cur, exe) == 0;
