@@ -4,6 +4,7 @@
  *   svc_harness service            run by the SCM (the binary path's verb)
  *   svc_harness ctl ensure ROOT [reload] | stop | remove ROOT | query | sync-now | show
  *   svc_harness idle SECONDS       an ordinary process that keeps wine's services alive
+ *   svc_harness paths | protect    paths_windows.c's answers; proc_windows.c's protection
  * The serve loop appends to events.log beside the executable; a file ignore-stop there makes
  * it ignore stops (to reach the controller's TerminateProcess). Test doubles for kvvm_log,
  * kvvm_xmalloc/kvvm_xasprintf and kvvm_wake stand in for log.c and mem.c (not yet ported
@@ -18,6 +19,8 @@
 #include "kvvm/err.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
+#include "kvvm/paths.h"
+#include "kvvm/proc.h"
 #include "kvvm/service.h"
 #include "kvvm/wake.h"
 #include "windows/win_int.h"
@@ -49,6 +52,11 @@ void *kvvm_xmalloc(size_t n)
   if (!p)
     abort();
   return p;
+}
+
+char *kvvm_xstrdup(const char *s)
+{
+  return s ? strcpy(kvvm_xmalloc(strlen(s) + 1), s) : NULL;
 }
 
 char *kvvm_xasprintf(const char *fmt, ...)
@@ -181,6 +189,24 @@ static int ctl(int argc, char **argv)
   return kvvm_err_exit_code(rc);
 }
 
+static int paths(void)
+{
+  char *exe = kvvm_paths_self_exe();
+  printf("state=%s\nhooks=%s\nstore=%s\nexe=%s\n", kvvm_paths_state_dir(),
+         kvvm_paths_hooks_dir(), kvvm_paths_store_root(), exe ? exe : "");
+  free(exe);
+  return 0;
+}
+
+/* After kvvm_proc_protect: the error mode it set (its warnings go to stderr). A crash is
+ * not tried: wine starts its own debugger whatever the error mode says. */
+static int protect(void)
+{
+  kvvm_proc_protect();
+  printf("error_mode=%#x\n", GetErrorMode());
+  return 0;
+}
+
 int main(int argc, char **argv)
 {
   if (argc > 1 && strcmp(argv[1], "service") == 0) {
@@ -195,6 +221,10 @@ int main(int argc, char **argv)
     Sleep((DWORD)atoi(argv[2]) * 1000);
     return 0;
   }
-  fprintf(stderr, "usage: svc_harness service | ctl VERB [ARG...] | idle SECONDS\n");
+  if (argc > 1 && strcmp(argv[1], "paths") == 0)
+    return paths();
+  if (argc > 1 && strcmp(argv[1], "protect") == 0)
+    return protect();
+  fprintf(stderr, "usage: svc_harness paths | protect | service | ctl VERB [ARG...] | idle SECONDS\n");
   return 2;
 }

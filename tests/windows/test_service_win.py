@@ -5,7 +5,8 @@ WINEPREFIX. Shows: created with the right configuration (checked in the registry
 wine's services.exe keeps, and through QueryServiceConfig2W), started, user controls 128
 (reload) and 129 (pass now) received, stopped within the bound, replaced when another
 package folder's executable asks, left alone by the other folder's remove, deleted; and a
-service that ignores stop is terminated after the grace. Timings are printed.
+service that ignores stop is terminated after the grace. Timings are printed. Also the
+default paths (paths_windows.c) and kvvm_proc_protect's error mode (proc_windows.c).
 
 Run: /usr/bin/python3 tests/windows/test_service_win.py   (KEEP=1 keeps the prefix)
 Needs x86_64-w64-mingw32-gcc and wine; skips (exit 77) without them."""
@@ -22,7 +23,9 @@ CC = "x86_64-w64-mingw32-gcc"
 WARN = ("-Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith "
         "-Wformat=2 -Wcast-qual -Wvla -Wundef -Wwrite-strings -Werror").split()
 SOURCES = ["tests/windows/svc_harness.c", "src/windows/service_windows.c",
-           "src/windows/service_main_windows.c", "src/windows/win_util.c", "src/base/err.c"]
+           "src/windows/service_main_windows.c", "src/windows/win_util.c",
+           "src/windows/paths_windows.c", "src/windows/proc_windows.c", "src/base/err.c"]
+LIBS = ["-ladvapi32", "-lshell32", "-lole32", "-luuid"]
 PKG = {"A": r"C:\kvvmtest\Kvvm.Test\1.0.0", "B": r"C:\kvvmtest\Kvvm.Test\1.1.0"}
 GRACE_S = 30   # KVVM_SVC_STOP_GRACE_MS
 
@@ -70,7 +73,7 @@ class Wine:
 
 
 def build(out):
-    cmd = [CC, "-std=c11", *WARN, "-O2", "-Iinclude", "-Isrc", "-o", out, *SOURCES, "-ladvapi32"]
+    cmd = [CC, "-std=c11", *WARN, "-O2", "-Iinclude", "-Isrc", "-o", out, *SOURCES, *LIBS]
     return subprocess.call(cmd, cwd=TOP)
 
 
@@ -237,6 +240,30 @@ def scenario_console_verb(w):
     print(f"  console run of the service verb fails after {took:.2f} s")
 
 
+def scenario_paths_and_protect(w):
+    _, out, err, _ = w.kvvmd("A", "paths")
+    check("paths: state, hooks and store defaults, self exe",
+          "state=C:\\ProgramData\\kvvm\n" in out and "hooks=C:\\ProgramData\\kvvm\\hooks\n" in out
+          and "store=LocalMachine\n" in out and f"exe={PKG['A']}\\bin\\kvvmd.exe\n" in out,
+          out + err)
+    env = dict(w.env, KVVM_STATE_DIR="D:\\st", KVVM_HOOKS_DIR="relative\\h",
+               KVVM_STORE_ROOT="\\\\srv\\x")
+    saved, w.env = w.env, env
+    try:
+        _, out, err, _ = w.kvvmd("A", "paths")
+    finally:
+        w.env = saved
+    check("paths: absolute overrides taken, a relative one ignored",
+          "state=D:\\st\n" in out and "hooks=C:\\ProgramData\\kvvm\\hooks\n" in out
+          and "store=\\\\srv\\x\n" in out, out + err)
+    rc, out, err, _ = w.kvvmd("A", "protect")
+    check("kvvm_proc_protect: no error boxes (SEM_FAILCRITICALERRORS|NOGPFAULTERRORBOX|"
+          "NOOPENFILEERRORBOX), no warning", rc == 0 and "error_mode=0x8003" in out
+          and "warn" not in err, out + err)
+    say("SKIP", "a crash ending without a dialog or dump: wine runs winedbg on any unhandled "
+        "exception whatever the error mode, and has no Windows Error Reporting")
+
+
 def main():
     if not shutil.which(CC) or not shutil.which("wine"):
         print("SKIP: needs x86_64-w64-mingw32-gcc and wine")
@@ -266,6 +293,7 @@ def main():
         scenario_kill(w)
         scenario_remove(w)
         scenario_console_verb(w)
+        scenario_paths_and_protect(w)
     finally:
         idle.kill()
         idle.wait()
