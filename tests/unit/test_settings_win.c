@@ -135,6 +135,33 @@ static void accounts_and_link_on_renewal(void)
   kvvm_config_free(cfg);
 }
 
+/* Two vaults with the same first label in one store are two certificates (no file name to
+ * share on Windows); one URL listed twice into one store, in any case of the store name, is
+ * refused. */
+static void duplicates(void)
+{
+  struct kvvm_config *cfg = NULL;
+  char why[512] = "";
+  const char *two =
+      "{\"runtimeSettings\":[{\"handlerSettings\":{\"publicSettings\":{"
+      "\"secretsManagementSettings\":{\"observedCertificates\":["
+      "\"https://vault1.vault.azure.net/secrets/c\",\"https://vault1.vault.azure.cn/secrets/c\"]"
+      "}}}}]}";
+  KT_CHECK(kvvm_settings_parse(two, strlen(two), &win, &cfg, why, sizeof(why)) == KVVM_OK);
+  kvvm_config_free(cfg);
+  cfg = NULL;
+  const char *same =
+      "{\"runtimeSettings\":[{\"handlerSettings\":{\"publicSettings\":{"
+      "\"secretsManagementSettings\":{\"observedCertificates\":["
+      "{\"url\":\"https://vault1.vault.azure.net/secrets/c\",\"certificateStoreName\":\"Root\"},"
+      "{\"url\":\"https://vault1.vault.azure.net/secrets/c\",\"certificateStoreName\":\"ROOT\"}]"
+      "}}}}]}";
+  KT_CHECK(kvvm_settings_parse(same, strlen(same), &win, &cfg, why, sizeof(why)) ==
+           KVVM_E_SETTINGS && !cfg);
+  KT_CONTAINS(why, "observedCertificates[1]: https://vault1.vault.azure.net/secrets/c is already "
+              "observed by observedCertificates[0] into the same store");
+}
+
 int main(void)
 {
   static const struct kt_case cases[] = {
@@ -143,6 +170,7 @@ int main(void)
       {"folder_location_is_an_error", folder_location_is_an_error},
       {"linux_only_keys_warn", linux_only_keys_warn},
       {"accounts_and_link_on_renewal", accounts_and_link_on_renewal},
+      {"duplicates", duplicates},
   };
   return kt_main("settings_win", cases, sizeof(cases) / sizeof(cases[0]));
 }
