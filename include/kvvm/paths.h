@@ -5,12 +5,14 @@
 #define KVVM_PATHS_H
 
 #include "kvvm/err.h"
-#include "kvvm/settings.h"
 
 KVVM_API const char *kvvm_paths_state_dir(void);
 KVVM_API const char *kvvm_paths_store_root(void);
 KVVM_API const char *kvvm_paths_hooks_dir(void);
-/* What the store backend of this platform installs into (kvvm_settings_opts.store_kind). */
+/* What certificates are installed into on this system (kvvm_settings_opts.store_kind): files
+ * in folders (Linux), or the Windows certificate store, where certificateStoreLocation can
+ * only name LocalMachine or CurrentUser and the Linux-only keys are ignored with a warning. */
+enum kvvm_store_kind { KVVM_STORE_FILES, KVVM_STORE_WINDOWS };
 KVVM_API enum kvvm_store_kind kvvm_paths_store_kind(void);
 /* The absolute path of the running executable, as a new string (NULL if unknown). */
 KVVM_API char *kvvm_paths_self_exe(void);

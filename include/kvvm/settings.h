@@ -8,14 +8,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "kvvm/err.h"
+#include "kvvm/paths.h"
 
 enum kvvm_schema { KVVM_SCHEMA_V1, KVVM_SCHEMA_V3 };  /* flat string list vs objects */
 enum kvvm_store_loc { KVVM_LOC_LOCAL_MACHINE, KVVM_LOC_CURRENT_USER, KVVM_LOC_PATH };
 enum kvvm_client_id_kind { KVVM_ID_NONE, KVVM_ID_CLIENT_ID, KVVM_ID_RESOURCE_ID };
-/* What certificates are installed into on this system (kvvm_paths_store_kind): files in
- * folders (Linux), or the Windows certificate store, where certificateStoreLocation can
- * only name LocalMachine or CurrentUser and the Linux-only keys are ignored with a warning. */
-enum kvvm_store_kind { KVVM_STORE_FILES, KVVM_STORE_WINDOWS };
 
 struct kvvm_acl_entry {
   char *user;   /* NULL when only a group is named */

@@ -107,7 +107,7 @@ static void load_settings(struct daemon *d)
   }
   /* The agent keeps its transport certificates in Lib.Dir, the package folder's parent. */
   char *lib = kvvm_path_dirname(d->henv->root);
-  struct kvvm_settings_opts opts = {kvvm_paths_store_root(), lib};
+  struct kvvm_settings_opts opts = {kvvm_paths_store_root(), lib, kvvm_paths_store_kind()};
   enum kvvm_err rc = kvvm_settings_load(d->henv->config_dir, d->seq, &opts, &cfg, d->why,
                                         sizeof(d->why));
   free(lib);

@@ -76,20 +76,12 @@ const char *kvvm_paths_hooks_dir(void)
   return dir;
 }
 
-/* The certificate store is crypt32's system store, not a folder; its location is named as
- * settings name it (LocalMachine, the default). How store names map onto it is the Windows
- * store backend's business. KVVM_STORE_ROOT still moves it for tests. */
-const char *kvvm_paths_store_root(void)
-{
-  static char *root;
-  if (!root) {
-    char *v = env_utf8(L"KVVM_STORE_ROOT");
-    root = v && absolute(v) ? v : kvvm_xstrdup("LocalMachine");
-    if (root != v)
-      free(v);
-  }
-  return root;
-}
+/* The certificate store is crypt32's system store, not a folder: settings map location and
+ * name to "LocalMachine\\MY" and the like (settings_cert.c), so no root is needed; this is
+ * what `kvvm status` shows as the default location. */
+const char *kvvm_paths_store_root(void) { return "LocalMachine"; }
+
+enum kvvm_store_kind kvvm_paths_store_kind(void) { return KVVM_STORE_WINDOWS; }
 
 /* GetModuleFileNameW truncates silently: grow until the path fits (long paths exceed
  * MAX_PATH). */
