@@ -17,7 +17,7 @@
 KVVM_API int64_t kvvm_sched_retry_ms(unsigned failures, uint32_t rnd);
 /* Delay until the next poll for an interval of polling_s seconds. */
 KVVM_API int64_t kvvm_sched_poll_ms(unsigned polling_s, uint32_t rnd);
-/* A random 32-bit value from the kernel (getrandom), for the two functions above. */
+/* A random 32-bit value from the system (kvvm_rand_bytes), for the two functions above. */
 KVVM_API uint32_t kvvm_sched_random(void);
 
 #endif

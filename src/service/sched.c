@@ -1,7 +1,7 @@
 /* Backoff and poll delays. Jitter is "equal jitter": half the delay is fixed and half random,
  * so a retry is never immediate yet a scale set spreads out. */
-#include <sys/random.h>
 
+#include "kvvm/rand.h"
 #include "kvvm/sched.h"
 
 int64_t kvvm_sched_retry_ms(unsigned failures, uint32_t rnd)
@@ -24,9 +24,8 @@ int64_t kvvm_sched_poll_ms(unsigned polling_s, uint32_t rnd)
 uint32_t kvvm_sched_random(void)
 {
   uint32_t v = 0;
-  /* getrandom never blocks once the pool is initialised (it is, long before kvvmd runs);
-   * a short read leaves a predictable value, which only costs jitter quality. */
-  if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v))
+  /* A failure (logged) leaves a predictable value, which only costs jitter quality. */
+  if (kvvm_rand_bytes(&v, sizeof(v)) != KVVM_OK)
     v ^= 0x9e3779b9u;
   return v;
 }

@@ -9,14 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
-#include <unistd.h>
 
 #include "kvvm/clock.h"
 #include "kvvm/http.h"
 #include "kvvm/kv.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
+#include "kvvm/rand.h"
 
 /* Backoff windows without Retry-After: full jitter in [floor, 1 s * 2^(try-1)], at most
  * BACKOFF_CAP_MS; the floor keeps a retry from ever being immediate. */
@@ -133,8 +132,10 @@ static const char *what(const struct job *j, char *buf, size_t n)
 static uint64_t rng_next(void)
 {
   static uint64_t s;
-  if (!s && (getrandom(&s, sizeof s, GRND_NONBLOCK) != sizeof s || !s))
-    s = ((uint64_t)kvvm_clock_mono_ms() * 0x9E3779B97F4A7C15ULL) ^ (uint64_t)getpid();
+  /* Without the system's bytes, uptimes differ enough between machines, and the address of
+   * s adds what ASLR gives; | 1 because xorshift never leaves zero. */
+  if (!s && (kvvm_rand_bytes(&s, sizeof s) != KVVM_OK || !s))
+    s = ((uint64_t)kvvm_clock_mono_ms() * 0x9E3779B97F4A7C15ULL ^ (uint64_t)(uintptr_t)&s) | 1;
   s ^= s << 13;
   s ^= s >> 7;
   s ^= s << 17;
