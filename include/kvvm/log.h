@@ -20,7 +20,7 @@ KVVM_API void kvvm_log_set_stderr_level(enum kvvm_log_level lvl);
 /* Rotate when the log passes max_bytes; keep `keep` gzipped generations (kvvm.log.1.gz ...). */
 KVVM_API void kvvm_log_set_limits(size_t max_bytes, int keep);
 KVVM_API void kvvm_log(enum kvvm_log_level lvl, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+    __attribute__((format(gnu_printf, 2, 3)));
 
 #define KVVM_DEBUG(...) kvvm_log(KVVM_LOG_DEBUG, __VA_ARGS__)
 #define KVVM_INFO(...) kvvm_log(KVVM_LOG_INFO, __VA_ARGS__)

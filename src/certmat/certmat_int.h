@@ -60,6 +60,6 @@ void certmat_rng_free(struct certmat_rng *rng);
 /* Say why in words: fmt into why, and the same line into the log at ERR level. Returns
  * KVVM_E_CERT, so callers write `return certmat_fail(...)`. */
 enum kvvm_err certmat_fail(char *why, size_t whylen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    __attribute__((format(gnu_printf, 3, 4)));
 
 #endif

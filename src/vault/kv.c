@@ -103,7 +103,7 @@ struct kv_error {
 };
 
 static void say(struct job *j, enum kvvm_err e, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    __attribute__((format(gnu_printf, 3, 4)));
 
 static void say(struct job *j, enum kvvm_err e, const char *fmt, ...)
 {
