@@ -1,5 +1,7 @@
-/* The real clocks. Tests replace these by defining the same kvvm_clock_* functions (see
- * clock.h), so nothing here may be called by another name inside this file. */
+/* The real clocks on POSIX (clock_windows.c is the Windows twin). Tests replace these by
+ * defining the same kvvm_clock_* functions (see clock.h), so nothing here may be called by
+ * another name inside this file, and the four stay in one object: a static link that takes
+ * the test's definitions must not need this file for anything else. */
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
