@@ -3,11 +3,10 @@
  * never assumed from position); the chain follows issuer -> subject names and AKI -> SKI
  * key identifiers from the leaf up; the rest is kept as unrelated. Also the entry points
  * that pick the container by a Key Vault secret's contentType. */
-#include <arpa/inet.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 
 #include <mbedtls/bignum.h>
 #include <mbedtls/platform_util.h>
@@ -154,6 +153,56 @@ static time_t x509_time(const mbedtls_x509_time *t)
   return timegm(&tm);
 }
 
+/* Room for the longest IPv6 text, "ffff:...:ffff:255.255.255.255" and its NUL. */
+#define IP_TEXT_CAP 46
+
+static size_t ipv4_text(const unsigned char *a, char *out, size_t cap)
+{
+  return (size_t)snprintf(out, cap, "%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
+}
+
+/* The longest run of two or more zero groups, the first of equal ones; *len 0 if none. */
+static void zero_run(const unsigned *g, int n, int *start, int *len)
+{
+  *start = -1;
+  *len = 0;
+  for (int i = 0, j; i < n; i = j + 1) {
+    for (j = i; j < n && g[j] == 0; j++)
+      ;
+    if (j - i >= 2 && j - i > *len) {
+      *start = i;
+      *len = j - i;
+    }
+  }
+}
+
+/* RFC 5952 (section 4: lower case, no leading zeros, the longest zero run as "::"; section 5:
+ * an IPv4-mapped address ends in its IPv4 text). Done here rather than by inet_ntop, which
+ * would tie this portable file to the sockets headers of each system. */
+static void ipv6_text(const unsigned char *a, char *out, size_t cap)
+{
+  static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  bool v4 = memcmp(a, mapped, sizeof mapped) == 0;
+  int groups = v4 ? 6 : 8, start, len;
+  unsigned g[8];
+  for (int i = 0; i < 8; i++)
+    g[i] = (unsigned)a[2 * i] << 8 | a[2 * i + 1];
+  zero_run(g, groups, &start, &len);
+  size_t n = 0;
+  for (int i = 0; i < groups; i++) {
+    if (i == start) {
+      n += (size_t)snprintf(out + n, cap - n, "::");
+      i += len - 1;
+      continue;
+    }
+    n += (size_t)snprintf(out + n, cap - n, "%s%x", i && i != start + len ? ":" : "", g[i]);
+  }
+  if (v4) {
+    out[n++] = ':';  /* after the ffff group, which "::" never swallows */
+    ipv4_text(a + 12, out + n, cap - n);
+  }
+}
+
 /* One SAN as text: DNS names and URIs as written (bytes outside printable ASCII become
  * '?', since the text reaches hook environments and logs), IPs in the usual notation. */
 static char *san_string(const mbedtls_x509_buf *san)
@@ -166,10 +215,15 @@ static char *san_string(const mbedtls_x509_buf *san)
     s[san->len] = '\0';
     return s;
   }
-  char ip[INET6_ADDRSTRLEN];
-  if (type == 7 && (san->len == 4 || san->len == 16) &&
-      inet_ntop(san->len == 4 ? AF_INET : AF_INET6, san->p, ip, sizeof ip))
+  char ip[IP_TEXT_CAP];
+  if (type == 7 && san->len == 4) {
+    ipv4_text(san->p, ip, sizeof ip);
     return kvvm_xstrdup(ip);
+  }
+  if (type == 7 && san->len == 16) {
+    ipv6_text(san->p, ip, sizeof ip);
+    return kvvm_xstrdup(ip);
+  }
   return NULL; /* e-mail, directory names, otherName: not facts anyone asked for */
 }
 

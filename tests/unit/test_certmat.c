@@ -346,6 +346,30 @@ static void expired_builds(void)
   kvvm_bundle_free(b);
 }
 
+/* IP SANs in RFC 5952 form, from one self-signed certificate: the zero-run rules (longest,
+ * first of equals, never a single group), case, leading zeros, IPv4-mapped. */
+static void ip_sans(void)
+{
+  static const char *const want[] = {
+      "0.0.0.0", "255.255.255.255", "::", "::1", "2001:db8::1:0:0:1", "2001:db8:0:1:1:1:1:1",
+      "2001:0:0:1::1", "fe80::", "::ffff:192.0.2.1", "2001:db8:ab::1", "1:2:3:4:5:6:7:8", NULL};
+  KT_CHECK(sh("cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+              "-keyout ips.key -out ips.crt -subj /CN=ips -days 2 -addext subjectAltName="
+              "IP:0.0.0.0,IP:255.255.255.255,IP:0:0:0:0:0:0:0:0,IP:0:0:0:0:0:0:0:1,"
+              "IP:2001:DB8:0:0:1:0:0:1,IP:2001:db8:0:1:1:1:1:1,IP:2001:0:0:1:0:0:0:1,"
+              "IP:FE80:0:0:0:0:0:0:0,IP:::ffff:192.0.2.1,IP:2001:0DB8:00AB:0:0:0:0:1,"
+              "IP:1:2:3:4:5:6:7:8 2>/dev/null", fx) == 0);
+  const char *names[] = {"ips.key", "ips.crt"};
+  struct kvvm_bundle *b = NULL;
+  char why[256] = "";
+  KT_CHECK(from_files(names, 2, &b, why, sizeof why) == KVVM_OK);
+  const struct kvvm_cert_facts *f = b ? kvvm_bundle_facts(b) : NULL;
+  for (size_t i = 0; f && want[i]; i++)
+    KT_STREQ(f->sans ? f->sans[i] : NULL, want[i]);
+  KT_CHECK(f && f->sans && f->sans[11] == NULL);
+  kvvm_bundle_free(b);
+}
+
 static struct kvvm_bundle *bundle_of(const struct kind *k)
 {
   char *key = name_of(k->name, ".key"), *crt = name_of(k->name, ".crt");
@@ -493,7 +517,7 @@ int main(void)
       KT_CASE(chains_all_types), KT_CASE(pem_every_order), KT_CASE(key_forms),
       KT_CASE(unrelated_kept),   KT_CASE(crlf_text),       KT_CASE(key_errors),      KT_CASE(text_errors),
       KT_CASE(expired_builds),   KT_CASE(pem_read_by_openssl), KT_CASE(pkcs12_written),
-      KT_CASE(secret_content_types),
+      KT_CASE(secret_content_types), KT_CASE(ip_sans),
   };
   int rc = KT_RUN("certmat", cases);
   kt_rmtree(fx);
