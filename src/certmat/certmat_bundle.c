@@ -4,7 +4,9 @@
  * key identifiers from the leaf up; the rest is kept as unrelated. Also the entry points
  * that pick the container by a Key Vault secret's contentType. */
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -146,11 +148,22 @@ static char *dn_string(const mbedtls_x509_name *dn)
   return kvvm_xstrdup("(name too long)");
 }
 
+/* Days from 1970-01-01 to a Gregorian date, counting years from March so that the leap
+ * day ends one; X.509 years (1950-9999) keep every term positive. timegm would do, but
+ * Windows' C library lacks it. */
+static int64_t days_from_civil(int y, int m, int d)
+{
+  y -= m <= 2;
+  int era = y / 400, yoe = y % 400;
+  int doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return (int64_t)era * 146097 + doe - 719468;
+}
+
 static time_t x509_time(const mbedtls_x509_time *t)
 {
-  struct tm tm = {.tm_year = t->year - 1900, .tm_mon = t->mon - 1, .tm_mday = t->day,
-                  .tm_hour = t->hour, .tm_min = t->min, .tm_sec = t->sec};
-  return timegm(&tm);
+  int64_t days = days_from_civil(t->year, t->mon, t->day);
+  return (time_t)(days * 86400 + t->hour * 3600 + t->min * 60 + t->sec);
 }
 
 /* Room for the longest IPv6 text, "ffff:...:ffff:255.255.255.255" and its NUL. */
@@ -257,10 +270,9 @@ static void fill_facts(struct kvvm_bundle *b)
   f->key_bits = (unsigned)mbedtls_pk_get_bitlen(&b->key);
   /* Expired is reported, not refused: the user may be mid-renewal and still want it. */
   if (f->not_after < kvvm_clock_now()) {
-    char when[32];
-    struct tm tm;
-    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&f->not_after, &tm));
-    KVVM_WARN("certificate %s (%s) expired on %s", f->thumbprint, f->subject, when);
+    const mbedtls_x509_time *t = &leaf->valid_to;
+    KVVM_WARN("certificate %s (%s) expired on %04d-%02d-%02d %02d:%02d:%02d UTC",
+              f->thumbprint, f->subject, t->year, t->mon, t->day, t->hour, t->min, t->sec);
   }
 }
 
@@ -376,7 +388,7 @@ enum kvvm_err kvvm_certmat_from_secret(const char *content_type, const char *val
    * a dash. */
   if (content_type && *content_type)
     KVVM_INFO("secret has an unknown contentType; recognising its value by its content");
-  if (memmem(value, len, "-----BEGIN", 10))
+  if (certmat_find(value, len, "-----BEGIN"))
     return kvvm_certmat_from_pem(value, len, out, why, whylen);
   return from_base64_pfx(value, len, out, why, whylen);
 }

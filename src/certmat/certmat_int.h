@@ -57,6 +57,9 @@ struct certmat_rng {
 };
 enum kvvm_err certmat_rng_init(struct certmat_rng *rng);
 void certmat_rng_free(struct certmat_rng *rng);
+/* The first occurrence of the string needle in [hay, hay + len), or NULL: memmem is in
+ * neither C11 nor Windows' C library. */
+const char *certmat_find(const char *hay, size_t len, const char *needle);
 /* Say why in words: fmt into why, and the same line into the log at ERR level. Returns
  * KVVM_E_CERT, so callers write `return certmat_fail(...)`. */
 enum kvvm_err certmat_fail(char *why, size_t whylen, const char *fmt, ...)

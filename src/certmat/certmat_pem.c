@@ -28,11 +28,11 @@ struct pem_block {
  * has no matching END line (a truncated secret must not pass as "junk"). */
 static int next_block(const char *p, const char *end, struct pem_block *b)
 {
-  const char *s = memmem(p, (size_t)(end - p), BEGIN, strlen(BEGIN));
+  const char *s = certmat_find(p, (size_t)(end - p), BEGIN);
   if (!s)
     return 0;
   const char *lab = s + strlen(BEGIN);
-  const char *lab_end = memmem(lab, (size_t)(end - lab), DASHES, strlen(DASHES));
+  const char *lab_end = certmat_find(lab, (size_t)(end - lab), DASHES);
   size_t n = lab_end ? (size_t)(lab_end - lab) : 0;
   if (!lab_end || n == 0 || n > LABEL_MAX || memchr(lab, '\n', n))
     return -1;
@@ -41,7 +41,7 @@ static int next_block(const char *p, const char *end, struct pem_block *b)
   char footer[LABEL_MAX + 16];
   int flen = snprintf(footer, sizeof footer, "-----END %s-----", b->label);
   b->body = lab_end + strlen(DASHES);
-  const char *f = memmem(b->body, (size_t)(end - b->body), footer, (size_t)flen);
+  const char *f = certmat_find(b->body, (size_t)(end - b->body), footer);
   if (!f)
     return -1;
   b->body_len = (size_t)(f - b->body);
@@ -58,8 +58,8 @@ static bool is_key_label(const char *label)
 /* OpenSSL's traditional encrypted keys keep their label and add RFC 1421 headers. */
 static bool has_encryption_header(const struct pem_block *b)
 {
-  return memmem(b->body, b->body_len, "Proc-Type:", 10) ||
-         memmem(b->body, b->body_len, "DEK-Info:", 9);
+  return certmat_find(b->body, b->body_len, "Proc-Type:") ||
+         certmat_find(b->body, b->body_len, "DEK-Info:");
 }
 
 static enum kvvm_err read_cert(const struct pem_block *b, struct certmat_parts *parts,

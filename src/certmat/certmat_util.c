@@ -17,6 +17,21 @@
 #define OID_SKI MBEDTLS_OID_ID_CE "\x0e" /* 2.5.29.14 subjectKeyIdentifier */
 #define OID_AKI MBEDTLS_OID_ID_CE "\x23" /* 2.5.29.35 authorityKeyIdentifier */
 
+const char *certmat_find(const char *hay, size_t len, const char *needle)
+{
+  size_t n = strlen(needle);
+  for (size_t i = 0; n && i + n <= len; i++) {
+    /* Only starts that leave room for the whole needle. */
+    const char *p = memchr(hay + i, needle[0], len - n + 1 - i);
+    if (!p)
+      return NULL;
+    i = (size_t)(p - hay);
+    if (memcmp(p, needle, n) == 0)
+      return p;
+  }
+  return n ? NULL : hay;
+}
+
 enum kvvm_err certmat_fail(char *why, size_t whylen, const char *fmt, ...)
 {
   char line[512];
