@@ -2,9 +2,10 @@
  * portable half (log_int.h has the platform half).
  *
  * Every line is formatted into a buffer and appended with one write, so lines of different
- * processes never interleave. Writers hold a shared lock while they write; rotation holds it
- * exclusively. So once a rotation renamed kvvm.log, no writer can still append to the
- * renamed file: each finds, under the shared lock, the file that is kvvm.log now.
+ * processes never interleave. Writers hold a lock while they write (shared where the system
+ * appends atomically); rotation holds it exclusively. So once a rotation renamed kvvm.log,
+ * no writer can still append to the renamed file: each finds, under the lock, the file that
+ * is kvvm.log now.
  *
  * This module never logs through itself: its own failures go to stderr, and nothing on
  * the write path allocates (an OOM exit would log from inside a log call).

@@ -24,12 +24,13 @@
 int kvvm_log_os_open(const char *dir, const char **what);
 void kvvm_log_os_close(void);
 
-/* Append one line with a single write, under the shared lock, to the file that is
- * kvvm.log now (another process may have rotated since the last line). *size: the file's
- * size before the line. A line is written whole or counted as failed. */
+/* Append one line with a single write, under the lock (shared where the system makes one
+ * append one line, as POSIX O_APPEND does; else exclusive), to the file that is kvvm.log
+ * now (another process may have rotated since the last line). *size: the file's size before
+ * the line. A line is written whole or counted as failed. */
 int kvvm_log_os_append(const char *line, size_t n, uint64_t *size, const char **what);
 
-/* The exclusive lock: no line is being appended while it is held. */
+/* The lock, exclusively: no line is being appended while it is held. */
 int kvvm_log_os_lock_rotation(void);
 void kvvm_log_os_unlock_rotation(void);
 
