@@ -38,7 +38,7 @@ struct kvvm_cert_outcome {
 /* Set o->why from a format (an empty result clears it); kvvm_outcome_why reads it ("" when
  * none); kvvm_outcomes_clear frees the texts of n outcomes (not the array). */
 KVVM_API void kvvm_outcome_say(struct kvvm_cert_outcome *o, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+    __attribute__((format(gnu_printf, 2, 3)));
 KVVM_API const char *kvvm_outcome_why(const struct kvvm_cert_outcome *o);
 KVVM_API void kvvm_outcomes_clear(struct kvvm_cert_outcome *out, size_t n);
 

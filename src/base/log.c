@@ -266,7 +266,7 @@ static bool append_escaped(char *buf, size_t cap, size_t *n, const char *msg)
 }
 
 /* Formats the whole line, '\n' included; *head is where the part after the stamp starts. */
-__attribute__((format(printf, 3, 0))) static size_t
+__attribute__((format(gnu_printf, 3, 0))) static size_t
 format_line(char line[LINE_CAP], enum kvvm_log_level lvl, const char *fmt, va_list ap,
             size_t *head)
 {

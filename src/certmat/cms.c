@@ -3,6 +3,7 @@
  * decrypt the content. mbedTLS 2.28 has no CMS, so the walk is ours; its ASN.1 reader is
  * DER-only, which is what the fabric and `openssl cms -outform DER` produce. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <mbedtls/asn1.h>

@@ -42,7 +42,7 @@ struct p12_view {
 /* "wrong password or corrupt file (cannot decrypt <where>)" */
 enum kvvm_err p12_undecryptable(struct p12_ctx *c);
 enum kvvm_err p12_fail(struct p12_ctx *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+    __attribute__((format(gnu_printf, 2, 3)));
 /* "truncated or corrupt PKCS#12 at <where>, <what>" */
 enum kvvm_err p12_corrupt(struct p12_ctx *c, const char *what);
 /* "unsupported <kind> <name> (OID 1.2.840...)" */

@@ -1,7 +1,9 @@
 /* RC2 decryption (RFC 2268). mbedTLS 2.28 has no RC2, yet OpenSSL's -legacy, older Windows
  * and Java exports encrypt certificate bags with pbeWithSHAAnd40BitRC2-CBC, so we carry the
  * cipher ourselves. Only decryption: kvvm never writes RC2. */
-#include <string.h>   /* explicit_bzero: wipes the compiler may not drop */
+#include <string.h>
+
+#include <mbedtls/platform_util.h> /* wipes the compiler may not drop, on every system */
 
 #include "kvvm/p12.h"
 
@@ -46,7 +48,7 @@ void kvvm_rc2_setkey(struct kvvm_rc2 *c, const unsigned char *key, size_t len, u
     l[i] = pitable[l[i + 1] ^ l[i + t8]];
   for (size_t i = 0; i < 64; i++)
     c->k[i] = (uint16_t)(l[2 * i] | (l[2 * i + 1] << 8));
-  explicit_bzero(l, sizeof(l));
+  mbedtls_platform_zeroize(l, sizeof(l));
 }
 
 static uint16_t ror16(uint16_t x, unsigned s)
@@ -108,10 +110,10 @@ void kvvm_rc2_cbc_decrypt(const struct kvvm_rc2 *c, unsigned char iv[8],
       out[off + i] = block[i] ^ iv[i];
     memcpy(iv, next_iv, 8);
   }
-  explicit_bzero(block, sizeof(block));
+  mbedtls_platform_zeroize(block, sizeof(block));
 }
 
 void kvvm_rc2_wipe(struct kvvm_rc2 *c)
 {
-  explicit_bzero(c, sizeof(*c));
+  mbedtls_platform_zeroize(c, sizeof(*c));
 }

@@ -47,9 +47,9 @@ static inline bool settings_windows(const struct sctx *c)
 
 /* settings.c: messages, types, key paths. */
 enum kvvm_err settings_fail(struct sctx *c, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    __attribute__((format(gnu_printf, 3, 4)));
 void settings_warn(struct sctx *c, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    __attribute__((format(gnu_printf, 3, 4)));
 const char *settings_quote(const char *s, char *buf, size_t n);
 const char *settings_type(const json_t *v);
 const char *settings_key(char *buf, const char *base, const char *key);
