@@ -97,7 +97,8 @@ int kvvm_log_os_open(const char *dir, const char **what)
   *what = "convert the folder name";
   if (!wd)
     return ERROR_NO_UNICODE_TRANSLATION;
-  swprintf(w.dir, KVVM_LOG_DIR_CAP, L"%ls", wd);
+  /* Fits: log.c refused longer UTF-8, and UTF-16 never has more units than UTF-8 bytes. */
+  wmemcpy(w.dir, wd, wcslen(wd) + 1);
   free(wd);
   *what = "create the folder";
   int e = make_dir();
