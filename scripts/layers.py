@@ -21,7 +21,7 @@ PLATFORMS = {"posix": ("_posix",), "linux": ("_linux",), "windows": ("_windows",
 # Modules with no portable file: their layer is their header's.
 PLATFORM_ONLY = {"fileio": "base", "paths": "base", "proc": "base", "rand": "base",
                  "wake": "service", "worker": "service", "service": "service", "acl": "store",
-                 "win": "base"}
+                 "win": "base", "posix": "base"}
 # Files whose module is not their name's first word.
 ALIASES = {"rc2": "p12", "unit_linux": "service", "jansson_link_linux": None, "version": "version"}
 OS_HEADERS = re.compile(r"#include <(unistd|fcntl|poll|signal|dirent|pwd|grp|dlfcn|spawn|"

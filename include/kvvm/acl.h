@@ -1,14 +1,12 @@
 /* Read grants (design.md, Store mapping on Linux): the accounts and groups a certificate's
- * settings name, resolved on this machine, turned into POSIX ACL entries on the files kvvm
- * owns and traverse-only entries on the folders above them. The Linux implementation is
- * acl_linux.c; it writes the system.posix_acl_access attribute itself (no libacl).
- * Folder descriptors come from the store's safe walk (O_NOFOLLOW, checked). */
+ * settings name, resolved on this machine. What they become (POSIX ACL entries on Linux)
+ * is the platform's: the descriptor-level half is posix/acl_int.h, implemented by
+ * acl_linux.c. */
 #ifndef KVVM_ACL_H
 #define KVVM_ACL_H
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <sys/stat.h>
 #include "kvvm/err.h"
 #include "kvvm/settings.h"
 
@@ -29,32 +27,5 @@ KVVM_API enum kvvm_err kvvm_acl_resolve(const struct kvvm_cert_cfg *cc,
 KVVM_API void kvvm_principals_free(struct kvvm_principal *p, size_t n);
 /* "user:app1,group:web" for messages and state; a new string. */
 KVVM_API char *kvvm_principals_str(const struct kvvm_principal *p, size_t n);
-
-/* The exact ACL of a file kvvm owns: owner rw-, each principal r--, nobody else anything
- * (with no principals: a plain 0600 file). */
-KVVM_API enum kvvm_err kvvm_acl_set_file(int fd, const struct kvvm_principal *p, size_t n,
-                                         char *why, size_t whylen);
-/* Let p traverse the folder: nothing when it already can (mode bits, its groups, existing
- * entries); otherwise add an --x entry for it, and x to the mask when the mask lacks it.
- * Then the entries the old mask kept from x lose their x, so no one else gains anything;
- * *trimmed (a new string, or NULL) names them for kvvm_acl_dir_remove_traverse.
- * *added tells whether an entry was added, *mask_added which mask bits were. An existing
- * entry for p that denies traverse is left alone and reported (KVVM_E_GRANT). */
-KVVM_API enum kvvm_err kvvm_acl_dir_add_traverse(int dfd, const struct kvvm_principal *p,
-                                                 bool *added, unsigned *mask_added,
-                                                 char **trimmed, char *why, size_t whylen);
-/* Undo an added --x entry (left alone if someone changed it since). With mask_bits (when
- * the last entry kvvm added there goes): clear them from the mask and give back the x of
- * the entries in trimmed. An ACL left with no named entries becomes plain mode bits. */
-KVVM_API enum kvvm_err kvvm_acl_dir_remove_traverse(int dfd, bool group, unsigned id,
-                                                    unsigned mask_bits, const char *trimmed,
-                                                    char *why, size_t whylen);
-/* True when a user other than root could write into or replace what fd names: owned by
- * another user, group- or world-writable (world-writable sticky folders such as /tmp are
- * allowed when sticky_ok), or an ACL entry granting write. why says which. */
-KVVM_API bool kvvm_acl_writable_by_others(int fd, const struct stat *st, bool sticky_ok,
-                                          char *why, size_t whylen);
-/* Remove ACLs a new folder inherited from a default ACL above it. */
-KVVM_API enum kvvm_err kvvm_acl_strip(int fd);
 
 #endif

@@ -1,15 +1,13 @@
-/* Service control for kvvmd: exactly one instance, run by systemd when PID 1 is systemd
- * (a handler-owned, hardened unit) and detached (setsid, double fork) otherwise.
- * kvvmd holds <state>/kvvmd.lock while it runs and writes <state>/kvvmd.pid; that pair is
- * how every command and the CLI tell whether it runs and from which package folder.
- * Linux implementation: service_linux.c and unit_linux.c. */
+/* Service control for kvvmd: exactly one instance (Linux: a systemd unit or detached;
+ * Windows: a service). kvvmd, and `kvvm run` in its place, holds <state>/kvvmd.lock while it
+ * runs and writes <state>/kvvmd.pid; that pair is how every command and the CLI tell whether
+ * it runs and from which package folder. The pair: service_lock.c; the rest per platform
+ * (Linux: service_linux.c, unit_linux.c, whose private half is linux/service_int.h). */
 #ifndef KVVM_SERVICE_H
 #define KVVM_SERVICE_H
 
 #include <stdbool.h>
 #include "kvvm/err.h"
-
-enum kvvm_service_mode { KVVM_SVC_DETACHED, KVVM_SVC_SYSTEMD };
 
 struct kvvm_daemon {
   bool running;
@@ -17,11 +15,19 @@ struct kvvm_daemon {
   char *exe;    /* the executable it runs from (its package folder tells the version) */
 };
 
-/* systemd when /run/systemd/system exists; KVVM_SERVICE_MODE=systemd|detached overrides
- * (a documented testing aid). */
-KVVM_API enum kvvm_service_mode kvvm_service_mode(void);
+struct kvvm_lock;
+
+/* <state>/kvvmd.lock and <state>/kvvmd.pid, as new strings. */
 KVVM_API char *kvvm_service_lock_path(void);
 KVVM_API char *kvvm_service_pid_path(void);
+/* Take the single-instance lock for this process (kvvmd, or `kvvm run` in its place) and
+ * write the pid file naming exe. KVVM_E_LOCKED when a live kvvmd or run holds it (logged
+ * as information: giving way is not an error). wait_for_dead: while the holder's process is
+ * gone, wait (bounded) for the lock to be let go. */
+KVVM_API enum kvvm_err kvvm_service_hold(const char *exe, bool wait_for_dead,
+                                         struct kvvm_lock **out);
+/* Remove the pid file and let go of the lock. NULL-safe. */
+KVVM_API void kvvm_service_release(struct kvvm_lock *l);
 
 /* Is kvvmd running, and from where? Fills d (free with kvvm_daemon_clear). */
 KVVM_API enum kvvm_err kvvm_service_query(struct kvvm_daemon *d);
@@ -38,17 +44,5 @@ KVVM_API enum kvvm_err kvvm_service_stop(void);
 KVVM_API enum kvvm_err kvvm_service_remove(const char *root);
 /* Ask a running kvvmd for a pass now (SIGUSR1). KVVM_E_SERVICE when none runs. */
 KVVM_API enum kvvm_err kvvm_service_sync_now(void);
-
-/* systemd half (unit_linux.c), used by service_linux.c. */
-KVVM_API enum kvvm_err kvvm_unit_ensure(const char *root, const char *const *rw_paths,
-                                        bool running_here, bool reload);
-KVVM_API enum kvvm_err kvvm_unit_stop(void);
-KVVM_API enum kvvm_err kvvm_unit_remove(const char *root);
-/* The environment kvvmd gets: proxy variables, IDENTITY_ENDPOINT, IMDS_ENDPOINT and the
- * KVVM_* testing aids, as NULL-terminated "NAME=value" strings (free with kvvm_strv_free). */
-KVVM_API char **kvvm_service_env(void);
-/* Run argv (argv[0] looked up on PATH), wait up to timeout_s; returns the exit status,
- * or -1 if it could not run or was killed. */
-KVVM_API int kvvm_service_run(const char *const *argv, unsigned timeout_s);
 
 #endif

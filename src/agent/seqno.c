@@ -1,20 +1,19 @@
 /* Sequence numbers. The agent passes the goal state's number in ConfigSequenceNumber; the
  * newest settings file by mtime is its own fallback. Numbers may repeat with new content
- * and restart at 0 after a re-add, so nothing here assumes they only grow. */
-#include <dirent.h>
-#include <errno.h>
+ * and restart at 0 after a re-add, so nothing here assumes they only grow. The record of the
+ * most recent one processed is the platform's: seqno_posix.c, seqno_windows.c. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "kvvm/fileio.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
 #include "kvvm/seqno.h"
+#include "agent/seqno_int.h"
 
-/* Parse a whole non-negative decimal number; -1 if s is anything else. */
-static long parse_seq(const char *s, const char *end)
+long kvvm_seqno_parse(const char *s, const char *end)
 {
   if (s == end || end - s > 9)
     return -1;
@@ -32,34 +31,38 @@ static long settings_file_seq(const char *name)
   const char *dot = strchr(name, '.');
   if (!dot || strcmp(dot, ".settings") != 0)
     return -1;
-  return parse_seq(name, dot);
+  return kvvm_seqno_parse(name, dot);
+}
+
+/* The mtime of config_dir/name, or -1 when it cannot be read. */
+static int64_t mtime_of(const char *config_dir, const char *name)
+{
+  char *path = kvvm_path_join(config_dir, name);
+  struct kvvm_file_info fi;
+  int64_t t = kvvm_file_info(path, &fi) == KVVM_OK ? fi.mtime_ns : -1;
+  free(path);
+  return t;
 }
 
 static enum kvvm_err newest_settings(const char *config_dir, long *out)
 {
-  DIR *d = opendir(config_dir);
-  if (!d) {
-    KVVM_ERR("%s: %s", config_dir, strerror(errno));
+  char **names = NULL;
+  enum kvvm_err rc = kvvm_dir_list(config_dir, &names);
+  if (rc == KVVM_E_NOENT)
+    KVVM_ERR("%s: no such folder", config_dir);
+  if (rc != KVVM_OK)
     return KVVM_E_SEQNO;
-  }
   long best = -1;
-  struct timespec best_t = {0, 0};
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL) {
-    long seq = settings_file_seq(e->d_name);
-    struct stat st;
-    if (seq < 0 || fstatat(dirfd(d), e->d_name, &st, 0) != 0)
-      continue;
-    struct timespec t = st.st_mtim;
-    int newer = t.tv_sec > best_t.tv_sec ||
-                (t.tv_sec == best_t.tv_sec && t.tv_nsec > best_t.tv_nsec);
-    int tie = t.tv_sec == best_t.tv_sec && t.tv_nsec == best_t.tv_nsec;
-    if (best < 0 || newer || (tie && seq > best)) {
+  int64_t best_t = 0;
+  for (char **n = names; *n; n++) {
+    long seq = settings_file_seq(*n);
+    int64_t t = seq < 0 ? -1 : mtime_of(config_dir, *n);
+    if (t >= 0 && (best < 0 || t > best_t || (t == best_t && seq > best))) {
       best = seq;
       best_t = t;
     }
   }
-  closedir(d);
+  kvvm_strv_free(names);
   if (best < 0) {
     KVVM_ERR("%s: no <n>.settings file and no ConfigSequenceNumber", config_dir);
     return KVVM_E_SEQNO;
@@ -72,7 +75,7 @@ enum kvvm_err kvvm_seqno_current(const char *config_dir, long *out)
 {
   const char *env = getenv("ConfigSequenceNumber");
   if (env && *env) {
-    long v = parse_seq(env, env + strlen(env));
+    long v = kvvm_seqno_parse(env, env + strlen(env));
     if (v >= 0) {
       *out = v;
       return KVVM_OK;
@@ -81,33 +84,4 @@ enum kvvm_err kvvm_seqno_current(const char *config_dir, long *out)
               env);
   }
   return newest_settings(config_dir, out);
-}
-
-enum kvvm_err kvvm_seqno_read_mrseq(const char *root, long *out)
-{
-  char *path = kvvm_path_join(root, "mrseq"), *text = NULL;
-  enum kvvm_err rc = kvvm_file_read(path, 64, &text, NULL);
-  if (rc == KVVM_OK) {
-    char *end = text + strcspn(text, " \t\r\n");
-    long v = parse_seq(text, end);
-    if (v < 0) {
-      KVVM_WARN("%s holds no number; ignoring it", path);
-      rc = KVVM_E_NOENT;
-    } else {
-      *out = v;
-    }
-  }
-  free(text);
-  free(path);
-  return rc;
-}
-
-enum kvvm_err kvvm_seqno_write_mrseq(const char *root, long seq)
-{
-  char *path = kvvm_path_join(root, "mrseq");
-  char buf[32];
-  int n = snprintf(buf, sizeof(buf), "%ld", seq);
-  enum kvvm_err rc = kvvm_file_write_atomic(path, buf, (size_t)n, 0600);
-  free(path);
-  return rc;
 }

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "kvvm/fileio.h"
 #include "kvvm/log.h"
@@ -111,14 +110,12 @@ enum kvvm_err kvvm_state_remove_all(const char *dir)
   enum kvvm_err rc = KVVM_OK;
   for (const char *const *f = files; *f; f++) {
     char *path = kvvm_path_join(dir, *f);
-    if (unlink(path) != 0 && errno != ENOENT) {
-      KVVM_ERR("%s: %s", path, strerror(errno));
+    if (kvvm_file_remove(path) != KVVM_OK)
       rc = KVVM_E_STATE;
-    }
     free(path);
   }
   kvvm_dir_sweep_prefix(dir, KVVM_TEMP_PREFIX);
-  if (rmdir(dir) != 0 && errno != ENOENT)
-    KVVM_INFO("%s kept: %s", dir, strerror(errno));
+  if (kvvm_dir_remove(dir) != KVVM_OK)
+    KVVM_INFO("%s kept: not empty, or not removable", dir);
   return rc;
 }

@@ -17,6 +17,7 @@
 #include "kvvm/acl.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
+#include "posix/acl_int.h"
 
 #define XATTR_ACCESS "system.posix_acl_access"
 #define XATTR_DEFAULT "system.posix_acl_default"

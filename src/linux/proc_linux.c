@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "kvvm/log.h"
 #include "kvvm/proc.h"
@@ -18,3 +19,5 @@ void kvvm_proc_protect(void)
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
     KVVM_WARN("cannot mark the process not dumpable (prctl: %s)", strerror(errno));
 }
+
+long kvvm_proc_self_id(void) { return (long)getpid(); }

@@ -17,6 +17,7 @@
 #include "kvvm/mem.h"
 #include "kvvm/paths.h"
 #include "kvvm/service.h"
+#include "linux/service_int.h"
 
 /* How long disable waits for kvvmd to finish the install in progress before SIGKILL. */
 #define STOP_GRACE_MS 30000
@@ -38,8 +39,6 @@ enum kvvm_service_mode kvvm_service_mode(void)
                                                                         : KVVM_SVC_DETACHED;
 }
 
-char *kvvm_service_lock_path(void) { return kvvm_path_join(kvvm_paths_state_dir(), "kvvmd.lock"); }
-char *kvvm_service_pid_path(void) { return kvvm_path_join(kvvm_paths_state_dir(), "kvvmd.pid"); }
 
 void kvvm_daemon_clear(struct kvvm_daemon *d)
 {

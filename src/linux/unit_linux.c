@@ -10,6 +10,7 @@
 #include "kvvm/mem.h"
 #include "kvvm/paths.h"
 #include "kvvm/service.h"
+#include "linux/service_int.h"
 
 #define UNIT_NAME "kvvmd.service"
 #define SYSTEMCTL_TIMEOUT_S 120

@@ -18,6 +18,7 @@
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
 #include "kvvm/worker.h"
+#include "posix/posix_int.h"
 
 #define READ_STEP 65536
 

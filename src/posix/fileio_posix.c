@@ -12,6 +12,15 @@
 #include "kvvm/fileio.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
+#include "posix/posix_int.h"
+
+struct kvvm_wfile {
+  int fd;
+};
+
+struct kvvm_lock {
+  int fd;
+};
 
 
 char *kvvm_path_join(const char *a, const char *b)
@@ -150,20 +159,27 @@ struct bytes {
   size_t len;
 };
 
-static int write_bytes(int fd, void *ctx)
+int kvvm_wfile_write(struct kvvm_wfile *f, const void *data, size_t len)
 {
-  const struct bytes *b = ctx;
-  return kvvm_fd_write_all(fd, b->data, b->len);
+  return kvvm_fd_write_all(f->fd, data, len);
 }
 
-enum kvvm_err kvvm_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+static int write_bytes(struct kvvm_wfile *f, void *ctx)
+{
+  const struct bytes *b = ctx;
+  return kvvm_wfile_write(f, b->data, b->len);
+}
+
+enum kvvm_err kvvm_file_write_atomic(const char *path, const void *data, size_t len,
+                                     unsigned mode)
 {
   struct bytes b = {data, len};
   return kvvm_file_write_atomic_with(path, mode, write_bytes, &b);
 }
 
-enum kvvm_err kvvm_file_write_atomic_with(const char *path, mode_t mode,
-                                          int (*fill)(int fd, void *ctx), void *ctx)
+enum kvvm_err kvvm_file_write_atomic_with(const char *path, unsigned mode,
+                                          int (*fill)(struct kvvm_wfile *f, void *ctx),
+                                          void *ctx)
 {
   enum kvvm_err rc = KVVM_E_IO;
   char *dir = kvvm_path_dirname(path), *tmp = NULL;
@@ -172,7 +188,8 @@ enum kvvm_err kvvm_file_write_atomic_with(const char *path, mode_t mode,
     KVVM_ERR("%s: cannot create a temp file: %s", dir, strerror(errno));
     goto out;
   }
-  if (fill(fd, ctx) != 0 || fchmod(fd, mode) != 0 || fsync(fd) != 0) {
+  struct kvvm_wfile f = {fd};
+  if (fill(&f, ctx) != 0 || fchmod(fd, (mode_t)mode) != 0 || fsync(fd) != 0) {
     KVVM_ERR("%s: write: %s", tmp, strerror(errno));
     goto out;
   }
@@ -201,7 +218,7 @@ out:
   return rc;
 }
 
-enum kvvm_err kvvm_dir_ensure(const char *path, mode_t mode)
+enum kvvm_err kvvm_dir_ensure(const char *path, unsigned mode)
 {
   struct stat st;
   if (stat(path, &st) == 0) {
@@ -217,12 +234,12 @@ enum kvvm_err kvvm_dir_ensure(const char *path, mode_t mode)
   free(parent);
   if (rc != KVVM_OK)
     return rc;
-  if (mkdir(path, mode) != 0 && errno != EEXIST) {
+  if (mkdir(path, (mode_t)mode) != 0 && errno != EEXIST) {
     KVVM_ERR("%s: mkdir: %s", path, strerror(errno));
     return KVVM_E_IO;
   }
   /* mkdir applies the umask; the mode we promise is exact. */
-  if (chmod(path, mode) != 0) {
+  if (chmod(path, (mode_t)mode) != 0) {
     KVVM_ERR("%s: chmod: %s", path, strerror(errno));
     return KVVM_E_IO;
   }
@@ -247,9 +264,111 @@ int kvvm_dir_sweep_prefix(const char *dir, const char *prefix)
   return count;
 }
 
-enum kvvm_err kvvm_lock_open(const char *path, bool exclusive, bool nonblock, int *fd_out)
+enum kvvm_err kvvm_file_info(const char *path, struct kvvm_file_info *out)
 {
-  *fd_out = -1;
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR)
+      return KVVM_E_NOENT;
+    KVVM_ERR("%s: stat: %s", path, strerror(errno));
+    return KVVM_E_IO;
+  }
+  out->is_dir = S_ISDIR(st.st_mode);
+  out->is_file = S_ISREG(st.st_mode);
+  out->size = (uint64_t)st.st_size;
+  out->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+  out->mode = (unsigned)(st.st_mode & 07777);
+  return KVVM_OK;
+}
+
+enum kvvm_err kvvm_dir_list(const char *dir, char ***names)
+{
+  *names = NULL;
+  DIR *d = opendir(dir);
+  if (!d) {
+    if (errno == ENOENT)
+      return KVVM_E_NOENT;
+    KVVM_ERR("%s: %s", dir, strerror(errno));
+    return KVVM_E_IO;
+  }
+  size_t n = 0, cap = 16;
+  char **v = kvvm_xmalloc(cap * sizeof *v);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+      continue;
+    if (n + 1 == cap)
+      v = kvvm_xrealloc(v, (cap *= 2) * sizeof *v);
+    v[n++] = kvvm_xstrdup(e->d_name);
+  }
+  v[n] = NULL;
+  closedir(d);
+  *names = v;
+  return KVVM_OK;
+}
+
+enum kvvm_err kvvm_file_remove(const char *path)
+{
+  if (unlink(path) == 0 || errno == ENOENT)
+    return KVVM_OK;
+  KVVM_ERR("%s: %s", path, strerror(errno));
+  return KVVM_E_IO;
+}
+
+enum kvvm_err kvvm_dir_remove(const char *path)
+{
+  return rmdir(path) == 0 || errno == ENOENT ? KVVM_OK : KVVM_E_IO;
+}
+
+/* Why the opened file may not be trusted, or "" when it may. */
+static void trust_fault(const struct stat *st, size_t max, char *reason, size_t n)
+{
+  reason[0] = '\0';
+  if (!S_ISREG(st->st_mode))
+    snprintf(reason, n, "is not a regular file");
+  else if (st->st_uid != 0)
+    snprintf(reason, n, "is owned by uid %u, not root", (unsigned)st->st_uid);
+  else if (st->st_mode & (S_IWGRP | S_IWOTH))
+    snprintf(reason, n, "is writable by group or others (mode %04o)",
+             (unsigned)(st->st_mode & 07777));
+  else if ((uint64_t)st->st_size > max)
+    snprintf(reason, n, "is larger than %zu bytes", max);
+}
+
+enum kvvm_err kvvm_file_read_trusted(const char *path, size_t max, char **out,
+                                     char *reason, size_t reasonlen)
+{
+  *out = NULL;
+  reason[0] = '\0';
+  /* O_NOFOLLOW: the file checked is the file used; O_NONBLOCK: a FIFO cannot hang us. */
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    snprintf(reason, reasonlen, "cannot be opened: %s",
+             errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+    return KVVM_E_IO;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0)
+    snprintf(reason, reasonlen, "cannot be examined: %s", strerror(errno));
+  else
+    trust_fault(&st, max, reason, reasonlen);
+  /* A size that changed since fstat is refused too: the file checked is the file read. */
+  size_t len = 0;
+  if (!reason[0] && (read_fd(fd, path, max, out, &len) != KVVM_OK || len != (size_t)st.st_size))
+    snprintf(reason, reasonlen, "could not be read whole");
+  close(fd);
+  if (reason[0]) {
+    free(*out);
+    *out = NULL;
+    return KVVM_E_IO;
+  }
+  return KVVM_OK;
+}
+
+enum kvvm_err kvvm_lock_open(const char *path, bool exclusive, bool nonblock,
+                             struct kvvm_lock **out)
+{
+  *out = NULL;
   int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
     KVVM_ERR("%s: open lock: %s", path, strerror(errno));
@@ -266,8 +385,18 @@ enum kvvm_err kvvm_lock_open(const char *path, bool exclusive, bool nonblock, in
     KVVM_ERR("%s: flock: %s", path, strerror(e));
     return KVVM_E_IO;
   }
-  *fd_out = fd;
+  *out = kvvm_xmalloc(sizeof **out);
+  (*out)->fd = fd;
   return KVVM_OK;
+}
+
+/* Closing the descriptor releases the flock. */
+void kvvm_lock_close(struct kvvm_lock *l)
+{
+  if (!l)
+    return;
+  close(l->fd);
+  free(l);
 }
 
 bool kvvm_lock_is_held(const char *path)

@@ -22,6 +22,7 @@
 #include "kvvm/mem.h"
 #include "kvvm/paths.h"
 #include "store/store_int.h"
+#include "posix/acl_int.h"
 
 #define HOOK_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define OUTPUT_LOG_MAX (64 * 1024)  /* per hook: a runaway hook must not flood the log */

@@ -15,6 +15,7 @@
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
 #include "store/store_int.h"
+#include "posix/acl_int.h"
 
 #define DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 

@@ -16,6 +16,7 @@
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
 #include "store/store_int.h"
+#include "posix/acl_int.h"
 
 struct fctx {
   struct kvvm_store *s;

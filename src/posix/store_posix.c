@@ -18,6 +18,8 @@
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
 #include "store/store_int.h"
+#include "posix/posix_int.h"
+#include "posix/acl_int.h"
 
 /* One install: the folder, the names in it and what the record says. */
 struct op {

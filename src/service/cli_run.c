@@ -42,37 +42,9 @@ struct runner {
   const struct kvvm_config *cfg;
   struct kvvm_store *store;
   struct kvvm_plan plan;  /* outcomes and when each certificate is next due */
-  int lock_fd;
+  struct kvvm_lock *lock;
   sigset_t sigs;
 };
-
-static enum kvvm_err take_lock(struct runner *r)
-{
-  char *lock = kvvm_service_lock_path(), *pidf = kvvm_service_pid_path();
-  char *exe = kvvm_paths_self_exe();
-  enum kvvm_err rc = kvvm_dir_ensure(kvvm_paths_state_dir(), 0700);
-  if (rc == KVVM_OK)
-    rc = kvvm_lock_open(lock, true, true, &r->lock_fd);
-  if (rc == KVVM_OK) {
-    char *text = kvvm_xasprintf("%ld\n%s\n", (long)getpid(), exe ? exe : "kvvm");
-    rc = kvvm_file_write_atomic(pidf, text, strlen(text), 0600);
-    free(text);
-  }
-  free(exe);
-  free(lock);
-  free(pidf);
-  return rc;
-}
-
-static void release_lock(struct runner *r)
-{
-  if (r->lock_fd < 0)
-    return;
-  char *pidf = kvvm_service_pid_path();
-  unlink(pidf);
-  free(pidf);
-  close(r->lock_fd);
-}
 
 static void print_outcome(const struct kvvm_cert_cfg *cc, const struct kvvm_cert_outcome *o)
 {
@@ -180,7 +152,9 @@ static int serve(struct runner *r, bool once)
 static int start(struct runner *r, bool once)
 {
   size_t n = r->cfg->n_certs ? r->cfg->n_certs : 1;
-  enum kvvm_err rc = take_lock(r);
+  char *exe = kvvm_paths_self_exe();
+  enum kvvm_err rc = kvvm_service_hold(exe ? exe : "kvvm", false, &r->lock);
+  free(exe);
   if (rc == KVVM_E_LOCKED) {
     fprintf(stderr, "kvvm: kvvmd or another `kvvm run` is running (it holds the lock)\n");
     return KVVM_CLI_NOT_RUNNING;
@@ -225,7 +199,7 @@ int kvvm_cli_run(int argc, char **argv)
     fputs(run_help, stderr);
     return KVVM_CLI_USAGE;
   }
-  struct runner r = {.lock_fd = -1};
+  struct runner r = {0};
   /* Blocked before anything else, taken synchronously: SIGTERM ends a pass's retries
    * cleanly (kvvm_clock), SIGUSR1 asks for a pass. */
   sigemptyset(&r.sigs);
@@ -243,7 +217,7 @@ int kvvm_cli_run(int argc, char **argv)
   r.cfg = cfg;
   rc = start(&r, once);
 out:
-  release_lock(&r);
+  kvvm_service_release(r.lock);
   kvvm_store_close(r.store);
   kvvm_identity_forget();
   kvvm_http_shutdown();

@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "kvvm/cmd.h"
 #include "kvvm/fileio.h"
@@ -73,8 +72,8 @@ static void add_closed_ancestors(char ***v, size_t *n, const char *dir)
 {
   char *p = kvvm_path_dirname(dir);
   while (strcmp(p, "/") != 0 && strcmp(p, ".") != 0) {
-    struct stat st;
-    if (stat(p, &st) == 0 && !(st.st_mode & S_IXOTH))
+    struct kvvm_file_info fi;
+    if (kvvm_file_info(p, &fi) == KVVM_OK && !(fi.mode & 01)) 
       add_unique(v, n, p);
     char *up = kvvm_path_dirname(p);
     free(p);

@@ -42,7 +42,7 @@ struct daemon {
   long cfg_seq;
   long seq;                  /* the sequence number whose status we write */
   char why[900];             /* why the settings of seq were refused, if they were */
-  int lock_fd;
+  struct kvvm_lock *lock;    /* the single-instance lock, while held */
   struct kvvm_store *store;  /* in the worker only */
   struct kvvm_plan plan;      /* per certificate of cfg: outcomes and when each is due */
   bool passed;               /* a pass has run with cfg */
@@ -339,61 +339,6 @@ static void report(const struct daemon *d)
     kvvm_report_clear(&r);
 }
 
-/* The lock held while the kvvmd in the pid file is gone: a killed kvvmd's pass worker dies
- * with it, but only once the system call it is in returns (an fsync on a busy disk). That
- * lock is waited for, up to this long; a kvvmd that runs is given way to at once. */
-#define LOCK_WAIT_MS 10000
-
-static bool other_kvvmd_runs(void)
-{
-  struct kvvm_daemon other;
-  kvvm_service_query(&other);
-  bool runs = other.running;
-  kvvm_daemon_clear(&other);
-  return runs;
-}
-
-static enum kvvm_err lock_waiting(const char *lock, int *fd)
-{
-  enum kvvm_err rc = kvvm_lock_open(lock, true, true, fd);
-  for (int waited = 0; rc == KVVM_E_LOCKED && waited < LOCK_WAIT_MS && !other_kvvmd_runs();
-       waited += 100) {
-    struct timespec ts = {0, 100 * 1000000L};
-    nanosleep(&ts, NULL);
-    rc = kvvm_lock_open(lock, true, true, fd);
-  }
-  return rc;
-}
-
-static enum kvvm_err take_lock(struct daemon *d, const char *exe)
-{
-  char *lock = kvvm_service_lock_path(), *pidf = kvvm_service_pid_path();
-  enum kvvm_err rc = kvvm_dir_ensure(kvvm_paths_state_dir(), 0700);
-  if (rc == KVVM_OK)
-    rc = lock_waiting(lock, &d->lock_fd);
-  if (rc == KVVM_E_LOCKED)
-    KVVM_INFO("another kvvmd holds %s; exiting", lock);
-  if (rc == KVVM_OK) {
-    char *text = kvvm_xasprintf("%ld\n%s\n", (long)getpid(), exe);
-    rc = kvvm_file_write_atomic(pidf, text, strlen(text), 0600);
-    free(text);
-  }
-  free(lock);
-  free(pidf);
-  return rc;
-}
-
-static void release_lock(struct daemon *d)
-{
-  if (d->lock_fd < 0)
-    return;
-  char *pidf = kvvm_service_pid_path();
-  unlink(pidf);
-  free(pidf);
-  close(d->lock_fd);
-  d->lock_fd = -1;
-}
-
 /* Sleep until the next pass is due or a signal asks for something. Returns the signal,
  * or 0 when the time is up. */
 static int wait_next(const sigset_t *set, int64_t ms)
@@ -452,13 +397,14 @@ int kvvm_daemon_main(int argc, char **argv)
   block_signals(&set);
   (void)argc;
   (void)argv;
-  struct daemon d = {.seq = -1, .cfg_seq = -1, .lock_fd = -1};
+  struct daemon d = {.seq = -1, .cfg_seq = -1};
   char *exe = kvvm_paths_self_exe();
   enum kvvm_err rc = kvvm_henv_load(exe, &d.henv);
   if (rc != KVVM_OK)
     goto out;
   kvvm_log_open(d.henv->log_dir, "kvvmd");
-  rc = take_lock(&d, exe ? exe : "?");
+  /* Started right after a kill (enable replacing kvvmd), it waits for the dead one's lock. */
+  rc = kvvm_service_hold(exe ? exe : "?", true, &d.lock);
   if (rc != KVVM_OK)
     goto out;
   KVVM_INFO("kvvmd %s started from %s", kvvm_version(), d.henv->root);
@@ -469,7 +415,7 @@ int kvvm_daemon_main(int argc, char **argv)
   if (!d.stop)
     serve(&d, &set);
 out:
-  release_lock(&d);   /* store, tokens and connections lived and died in the workers */
+  kvvm_service_release(d.lock);   /* store, tokens and connections lived and died in the workers */
   kvvm_plan_free(&d.plan);
   kvvm_config_free(d.cfg);
   kvvm_henv_free(d.henv);

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 
 #include "kvvm/cms.h"
 #include "kvvm/fileio.h"
@@ -457,12 +456,12 @@ enum kvvm_err kvvm_settings_load(const char *config_dir, long seq,
   char *path = kvvm_xasprintf("%s/%ld.settings", config_dir, seq);
   char *text = NULL;
   size_t len = 0;
-  struct stat st;
+  struct kvvm_file_info fi;
   enum kvvm_err rc;
   *out = NULL;
-  if (stat(path, &st) == 0 && st.st_size > KVVM_SETTINGS_MAX_BYTES) {
-    rc = settings_fail(&c, path, "is %lld bytes; the limit is %d bytes (1 MiB)",
-                       (long long)st.st_size, KVVM_SETTINGS_MAX_BYTES);
+  if (kvvm_file_info(path, &fi) == KVVM_OK && fi.size > KVVM_SETTINGS_MAX_BYTES) {
+    rc = settings_fail(&c, path, "is %llu bytes; the limit is %d bytes (1 MiB)",
+                       (unsigned long long)fi.size, KVVM_SETTINGS_MAX_BYTES);
     goto out;
   }
   rc = kvvm_file_read(path, KVVM_SETTINGS_MAX_BYTES, &text, &len);

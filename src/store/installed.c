@@ -157,7 +157,8 @@ enum kvvm_err kvvm_installed_load(const char *dir, struct kvvm_installed **out)
 /* installed.json is streamed to the file through a small buffer: built in memory first it
  * would cost its whole size (1.4 MB for 1,000 certificates) at the peak of a pass. */
 struct sink {
-  int fd, err;
+  struct kvvm_wfile *f;
+  int err;
   size_t used;
   char buf[32768];
 };
@@ -166,12 +167,12 @@ static int sink_put(const char *p, size_t n, void *ctx)
 {
   struct sink *k = ctx;
   if (k->used + n > sizeof k->buf) {
-    if (kvvm_fd_write_all(k->fd, k->buf, k->used) != 0)
+    if (kvvm_wfile_write(k->f, k->buf, k->used) != 0)
       return k->err = -1;
     k->used = 0;
   }
   if (n > sizeof k->buf)
-    return kvvm_fd_write_all(k->fd, p, n) != 0 ? (k->err = -1) : 0;
+    return kvvm_wfile_write(k->f, p, n) != 0 ? (k->err = -1) : 0;
   memcpy(k->buf + k->used, p, n);
   k->used += n;
   return 0;
@@ -212,10 +213,10 @@ static int put_certs(struct sink *k, json_t *certs)
 }
 
 /* The whole document, streamed: the other top-level keys first, then the records. */
-static int write_doc(int fd, void *doc)
+static int write_doc(struct kvvm_wfile *f, void *doc)
 {
   struct sink *k = kvvm_xcalloc(1, sizeof *k);
-  k->fd = fd;
+  k->f = f;
   const char *key;
   json_t *v;
   int rc = put_str(k, "{");
@@ -224,7 +225,7 @@ static int write_doc(int fd, void *doc)
       rc = put_key(k, key, "\n") || put_json(k, v) || put_str(k, ",") ? -1 : 0;
   if (rc == 0)
     rc = put_certs(k, json_object_get(doc, "certs")) || put_str(k, "\n}\n") ? -1 : 0;
-  rc = rc || k->err || kvvm_fd_write_all(fd, k->buf, k->used) != 0 ? -1 : 0;
+  rc = rc || k->err || kvvm_wfile_write(f, k->buf, k->used) != 0 ? -1 : 0;
   free(k);
   return rc;
 }

@@ -4,18 +4,14 @@
  * Only libcurl features present in 7.61 (RHEL 8) are relied on; newer ones are used after a
  * run-time version check, with the 7.61 way kept as the fallback. */
 #include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "vault/curlapi.h"
 #include "kvvm/clock.h"
+#include "kvvm/fileio.h"
 #include "kvvm/http.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
@@ -76,62 +72,13 @@ static enum kvvm_err refuse(char *why, size_t whylen, const char *what, const ch
   return KVVM_E_SETTINGS;
 }
 
-static bool read_fd(int fd, size_t size, char **pem)
-{
-  char *buf = kvvm_xmalloc(size + 1);
-  size_t got = 0;
-  while (got < size) {
-    ssize_t r = read(fd, buf + got, size - got);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      break;
-    got += (size_t)r;
-  }
-  buf[got] = '\0';
-  if (got != size) {
-    free(buf);
-    return false;
-  }
-  *pem = buf;
-  return true;
-}
-
-/* Why the opened file may not serve as the trust anchor, or "" when it may. */
-static void ca_fault(const struct stat *st, char *reason, size_t n)
-{
-  reason[0] = '\0';
-  if (!S_ISREG(st->st_mode))
-    snprintf(reason, n, "is not a regular file");
-  else if (st->st_uid != 0)
-    snprintf(reason, n, "is owned by uid %u, not root", (unsigned)st->st_uid);
-  else if (st->st_mode & (S_IWGRP | S_IWOTH))
-    snprintf(reason, n, "is writable by group or others (mode %04o)",
-             (unsigned)(st->st_mode & 07777));
-  else if (st->st_size > CA_MAX)
-    snprintf(reason, n, "is larger than 1 MiB");
-}
-
 enum kvvm_err kvvm_http_check_ca_file(const char *path, char **pem, char *why, size_t whylen)
 {
   char what[300], reason[120];
-  struct stat st;
   snprintf(what, sizeof what, "KVVM_CA_FILE %s", path);
-  /* O_NOFOLLOW: the file checked is the file used; O_NONBLOCK: a FIFO cannot hang us. */
-  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) {
-    snprintf(reason, sizeof reason, "cannot be opened: %s",
-             errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+  if (kvvm_file_read_trusted(path, CA_MAX, pem, reason, sizeof reason) != KVVM_OK)
     return refuse(why, whylen, what, reason);
-  }
-  if (fstat(fd, &st) != 0)
-    snprintf(reason, sizeof reason, "cannot be examined: %s", strerror(errno));
-  else
-    ca_fault(&st, reason, sizeof reason);
-  if (!reason[0] && !read_fd(fd, (size_t)st.st_size, pem))
-    snprintf(reason, sizeof reason, "could not be read whole");
-  close(fd);
-  return reason[0] ? refuse(why, whylen, what, reason) : KVVM_OK;
+  return KVVM_OK;
 }
 
 /* A host name, an IPv4 address or a bracketed IPv6 address, then ':'. Returns the length
@@ -502,7 +449,7 @@ size_t kvvm_http_step(int wait_ms)
     int64_t t0 = kvvm_clock_mono_ms();
     curl_multi_wait(g.multi, NULL, 0, wait_ms, &fds);
     if (fds == 0 && kvvm_clock_mono_ms() - t0 < IDLE_NAP_MS)
-      poll(NULL, 0, wait_ms < IDLE_NAP_MS ? wait_ms : IDLE_NAP_MS);
+      kvvm_clock_sleep_ms(wait_ms < IDLE_NAP_MS ? wait_ms : IDLE_NAP_MS);
     curl_multi_perform(g.multi, &running);
     report_done();
   }

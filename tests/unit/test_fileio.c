@@ -85,20 +85,74 @@ static void dir_modes(void)
 static void lock_exclusive(void)
 {
   char *dir = kt_tmpdir(), *lock = kvvm_path_join(dir, "l");
-  int fd = -1, fd2 = -1;
+  struct kvvm_lock *l = NULL, *l2 = NULL;
   KT_CHECK(!kvvm_lock_is_held(lock));
-  KT_CHECK(kvvm_lock_open(lock, true, true, &fd) == KVVM_OK);
+  KT_CHECK(kvvm_lock_open(lock, true, true, &l) == KVVM_OK && l != NULL);
   pid_t pid = fork();
   if (pid == 0)
-    _exit(kvvm_lock_is_held(lock) && kvvm_lock_open(lock, true, true, &fd2) == KVVM_E_LOCKED
-              ? 0 : 1);
+    _exit(kvvm_lock_is_held(lock) && kvvm_lock_open(lock, true, true, &l2) == KVVM_E_LOCKED &&
+          l2 == NULL ? 0 : 1);
   int st = 1;
   waitpid(pid, &st, 0);
   KT_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-  close(fd);
+  kvvm_lock_close(l);
   KT_CHECK(!kvvm_lock_is_held(lock));
+  kvvm_lock_close(NULL);
   kt_rmtree(dir);
   free(lock);
+  free(dir);
+}
+
+static int fill_twice(struct kvvm_wfile *f, void *ctx)
+{
+  return kvvm_wfile_write(f, ctx, 3) || kvvm_wfile_write(f, ctx, 3) ? -1 : 0;
+}
+
+static int fill_fails(struct kvvm_wfile *f, void *ctx)
+{
+  (void)f;
+  (void)ctx;
+  return -1;
+}
+
+/* Streamed content lands whole; a fill that fails leaves the old file and no temp file. */
+static void atomic_with_fill(void)
+{
+  char *dir = kt_tmpdir(), *path = kvvm_path_join(dir, "f"), *text = NULL, abc[] = "abc";
+  KT_CHECK(kvvm_file_write_atomic_with(path, 0600, fill_twice, abc) == KVVM_OK);
+  KT_CHECK(kvvm_file_write_atomic_with(path, 0600, fill_fails, NULL) == KVVM_E_IO);
+  KT_CHECK(kvvm_file_read(path, 100, &text, NULL) == KVVM_OK);
+  KT_STREQ(text, "abcabc");
+  KT_CHECK(kvvm_dir_sweep_prefix(dir, KVVM_TEMP_PREFIX) == 0);
+  free(text);
+  kt_rmtree(dir);
+  free(path);
+  free(dir);
+}
+
+static void info_list_remove(void)
+{
+  char *dir = kt_tmpdir(), *a = kvvm_path_join(dir, "a"), *sub = kvvm_path_join(dir, "sub");
+  char **names = NULL;
+  struct kvvm_file_info fi;
+  kt_write(a, "12345");
+  KT_CHECK(kvvm_dir_ensure(sub, 0750) == KVVM_OK);
+  KT_CHECK(kvvm_file_info(a, &fi) == KVVM_OK && fi.is_file && !fi.is_dir && fi.size == 5);
+  struct stat st;
+  KT_CHECK(stat(a, &st) == 0 && fi.mtime_ns / 1000000000 == (int64_t)st.st_mtime);
+  KT_CHECK(kvvm_file_info(sub, &fi) == KVVM_OK && fi.is_dir && fi.mode == 0750);
+  KT_CHECK(kvvm_dir_list(dir, &names) == KVVM_OK && names[0] && names[1] && !names[2]);
+  KT_CHECK((strcmp(names[0], "a") == 0 && strcmp(names[1], "sub") == 0) ||
+           (strcmp(names[0], "sub") == 0 && strcmp(names[1], "a") == 0));
+  kvvm_strv_free(names);
+  KT_CHECK(kvvm_dir_remove(dir) == KVVM_E_IO);   /* not empty */
+  KT_CHECK(kvvm_file_remove(a) == KVVM_OK && kvvm_file_remove(a) == KVVM_OK);
+  KT_CHECK(kvvm_file_info(a, &fi) == KVVM_E_NOENT);
+  KT_CHECK(kvvm_dir_remove(sub) == KVVM_OK && kvvm_dir_remove(sub) == KVVM_OK);
+  KT_CHECK(kvvm_dir_list(sub, &names) == KVVM_E_NOENT && names == NULL);
+  kt_rmtree(dir);
+  free(sub);
+  free(a);
   free(dir);
 }
 
@@ -120,6 +174,7 @@ int main(void)
 {
   static const struct kt_case cases[] = {KT_CASE(atomic_replace), KT_CASE(symlink_not_followed),
                                          KT_CASE(bounded_read), KT_CASE(dir_modes),
-                                         KT_CASE(lock_exclusive), KT_CASE(paths)};
+                                         KT_CASE(lock_exclusive), KT_CASE(atomic_with_fill),
+                                         KT_CASE(info_list_remove), KT_CASE(paths)};
   return KT_RUN("fileio", cases);
 }
