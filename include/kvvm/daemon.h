@@ -6,7 +6,9 @@
 
 #include "kvvm/err.h"
 
-/* Returns the process exit code. */
+/* Returns the process exit code. `kvvmd service` serves under the platform's service
+ * manager (kvvm_service_dispatch: the Windows SCM); without a verb kvvmd serves in the
+ * foreground, as systemd, the detached start and tests run it. */
 KVVM_API int kvvm_daemon_main(int argc, char **argv);
 
 #endif

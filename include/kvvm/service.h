@@ -44,5 +44,10 @@ KVVM_API enum kvvm_err kvvm_service_stop(void);
 KVVM_API enum kvvm_err kvvm_service_remove(const char *root);
 /* Ask a running kvvmd for a pass now (SIGUSR1). KVVM_E_SERVICE when none runs. */
 KVVM_API enum kvvm_err kvvm_service_sync_now(void);
+/* `kvvmd service`: hand the process to the platform's service manager, which runs
+ * serve(argc, argv) as the service and delivers stop, reload and pass-now through kvvm_wake
+ * (wake.h). Returns the process exit code. Windows only (the Service Control Manager's
+ * dispatcher); elsewhere it refuses with a message. */
+KVVM_API int kvvm_service_dispatch(int (*serve)(int argc, char **argv), int argc, char **argv);
 
 #endif

@@ -12,6 +12,10 @@
 enum kvvm_schema { KVVM_SCHEMA_V1, KVVM_SCHEMA_V3 };  /* flat string list vs objects */
 enum kvvm_store_loc { KVVM_LOC_LOCAL_MACHINE, KVVM_LOC_CURRENT_USER, KVVM_LOC_PATH };
 enum kvvm_client_id_kind { KVVM_ID_NONE, KVVM_ID_CLIENT_ID, KVVM_ID_RESOURCE_ID };
+/* What certificates are installed into on this system (kvvm_paths_store_kind): files in
+ * folders (Linux), or the Windows certificate store, where certificateStoreLocation can
+ * only name LocalMachine or CurrentUser and the Linux-only keys are ignored with a warning. */
+enum kvvm_store_kind { KVVM_STORE_FILES, KVVM_STORE_WINDOWS };
 
 struct kvvm_acl_entry {
   char *user;   /* NULL when only a group is named */
@@ -27,7 +31,8 @@ struct kvvm_cert_cfg {
   char *resource;     /* token audience of the vault's cloud, e.g. https://vault.azure.net */
   enum kvvm_store_loc location;
   char *store_name;   /* as given; NULL when MY or absent */
-  char *store_dir;    /* resolved absolute folder the files go to */
+  char *store_dir;    /* files: the resolved absolute folder the files go to; Windows:
+                         <LocalMachine|CurrentUser>\<name>, e.g. LocalMachine\MY */
   char *link_name;    /* customSymbolicLinkName, validated; NULL for <vault>.<secret> */
   char **accounts;    /* Windows `accounts`, NULL-terminated (may be empty) */
   struct kvvm_acl_entry *acls;  /* Linux `acls` */
@@ -64,6 +69,8 @@ struct kvvm_settings_opts {
   /* The agent's Lib.Dir holding <THUMB>.crt/.prv (the parent of the package folder);
    * NULL: protected settings are noted but not decrypted. */
   const char *certs_dir;
+  /* KVVM_STORE_FILES when left zero, so callers that predate Windows read as before. */
+  enum kvvm_store_kind store_kind;
 };
 
 /* Parse the text of a <seq>.settings file. On error returns KVVM_E_SETTINGS, writes the

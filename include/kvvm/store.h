@@ -10,7 +10,9 @@
  *   when settings changed] -> kvvm_store_install per certificate -> kvvm_store_commit
  *   (folder fsyncs, old versions, installed.json: before the status says "installed") ->
  *   kvvm_hooks_run_due -> status -> kvvm_store_close.
- * The implementation is store_posix.c, store_dir_posix.c and store_grants_posix.c. */
+ * The implementations: store_posix.c, store_dir_posix.c and store_grants_posix.c (files);
+ * store_windows.c (the Windows certificate store, store_dir LocalMachine\MY); store.c
+ * holds what both share. */
 #ifndef KVVM_STORE_H
 #define KVVM_STORE_H
 

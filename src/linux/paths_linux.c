@@ -22,6 +22,8 @@ const char *kvvm_paths_store_root(void)
 
 const char *kvvm_paths_hooks_dir(void) { return env_or("KVVM_HOOKS_DIR", "/etc/kvvm/hooks.d"); }
 
+enum kvvm_store_kind kvvm_paths_store_kind(void) { return KVVM_STORE_FILES; }
+
 char *kvvm_paths_self_exe(void)
 {
   char buf[PATH_MAX];

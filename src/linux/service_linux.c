@@ -40,14 +40,6 @@ enum kvvm_service_mode kvvm_service_mode(void)
 }
 
 
-void kvvm_daemon_clear(struct kvvm_daemon *d)
-{
-  free(d->exe);
-  d->exe = NULL;
-  d->running = false;
-  d->pid = 0;
-}
-
 static void sleep_ms(long ms)
 {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -237,6 +229,18 @@ enum kvvm_err kvvm_service_remove(const char *root)
 }
 
 enum kvvm_err kvvm_service_sync_now(void) { return signal_daemon(SIGUSR1); }
+
+/* systemd and the detached start both run kvvmd without a verb: a service dispatcher is
+ * Windows's way alone. */
+int kvvm_service_dispatch(int (*serve)(int argc, char **argv), int argc, char **argv)
+{
+  (void)serve;
+  (void)argc;
+  (void)argv;
+  KVVM_ERR("`kvvmd service` starts the Windows service dispatcher; on Linux run kvvmd without "
+           "a verb (enable starts it under systemd or detached)");
+  return kvvm_err_exit_code(KVVM_E_USAGE);
+}
 
 static bool carried(const char *entry)
 {

@@ -463,15 +463,3 @@ bool kvvm_store_keep(struct kvvm_store *s, const struct kvvm_cert_cfg *cc, const
     kvvm_install_result_clear(res);
   return kept;
 }
-
-void kvvm_install_result_clear(struct kvvm_install_result *res)
-{
-  if (!res)
-    return;
-  free(res->file);
-  free(res->link);
-  free(res->pfx);
-  free(res->prev_version);
-  free(res->prev_thumbprint);
-  memset(res, 0, sizeof *res);
-}

@@ -119,7 +119,8 @@ static bool daemon_runs_here(const struct ctx *c)
   struct kvvm_daemon d;
   kvvm_service_query(&d);
   size_t n = strlen(c->henv->root);
-  bool here = d.running && d.exe && strncmp(d.exe, c->henv->root, n) == 0 && d.exe[n] == '/';
+  bool here = d.running && d.exe && strncmp(d.exe, c->henv->root, n) == 0 &&
+              (d.exe[n] == '/' || d.exe[n] == '\\');   /* Windows: the SCM's binary path */
   kvvm_daemon_clear(&d);
   return here;
 }

@@ -390,7 +390,7 @@ static void serve(struct daemon *d, const sigset_t *set)
   }
 }
 
-int kvvm_daemon_main(int argc, char **argv)
+static int daemon_serve(int argc, char **argv)
 {
   sigset_t set;
   kvvm_proc_protect();
@@ -422,4 +422,12 @@ out:
   free(exe);
   kvvm_log_close();
   return rc == KVVM_E_LOCKED ? 0 : kvvm_err_exit_code(rc);
+}
+
+/* `kvvmd service`: the same serve loop, run by the platform's service manager. */
+int kvvm_daemon_main(int argc, char **argv)
+{
+  if (argc > 1 && strcmp(argv[1], "service") == 0)
+    return kvvm_service_dispatch(daemon_serve, argc, argv);
+  return daemon_serve(argc, argv);
 }

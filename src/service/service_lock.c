@@ -76,3 +76,11 @@ void kvvm_service_release(struct kvvm_lock *l)
   free(pidf);
   kvvm_lock_close(l);
 }
+
+void kvvm_daemon_clear(struct kvvm_daemon *d)
+{
+  free(d->exe);
+  d->exe = NULL;
+  d->running = false;
+  d->pid = 0;
+}

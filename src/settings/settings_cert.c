@@ -1,5 +1,6 @@
 /* One observed certificate (a URL string, or an object with the Windows v3.0 and Linux
- * keys) and the folder it goes to (design.md, Store mapping on Linux). */
+ * keys) and the folder it goes to (design.md, Store mapping on Linux), or on Windows the
+ * system store (LocalMachine\MY by default). */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,11 +72,29 @@ static enum kvvm_err parse_dir(struct sctx *c, const char *path, const char *s,
   return KVVM_OK;
 }
 
+/* C:\x, \\server\x or /x: a folder, which only the files store can use. */
+static bool is_folder(const char *s)
+{
+  return s[0] == '/' || s[0] == '\\' || (isalpha((unsigned char)s[0]) && s[1] == ':');
+}
+
+static enum kvvm_err windows_location(struct sctx *c, const char *path, const char *s)
+{
+  char q[SETTINGS_QUOTE_MAX];
+  bool folder = is_folder(s);
+  return settings_fail(c, path, "%s is %s; on Windows certificates go to the certificate "
+                       "store: expected \"LocalMachine\" or \"CurrentUser\"%s",
+                       settings_quote(s, q, sizeof q),
+                       folder ? "a folder" : "not a store location",
+                       folder ? " (a folder is a store location on Linux only)" : "");
+}
+
 static enum kvvm_err parse_location(struct sctx *c, const char *path, const json_t *v,
                                     struct store_spec *spec)
 {
   char q[SETTINGS_QUOTE_MAX];
-  enum kvvm_err rc = settings_want(c, path, v, JSON_STRING,
+  enum kvvm_err rc = settings_want(c, path, v, JSON_STRING, settings_windows(c) ?
+                                   "\"LocalMachine\" or \"CurrentUser\"" :
                                    "\"LocalMachine\", \"CurrentUser\" or an absolute folder");
   if (rc != KVVM_OK)
     return rc;
@@ -85,6 +104,8 @@ static enum kvvm_err parse_location(struct sctx *c, const char *path, const json
     spec->loc = KVVM_LOC_LOCAL_MACHINE;
   else if (strcasecmp(s, "CurrentUser") == 0)
     spec->loc = KVVM_LOC_CURRENT_USER;
+  else if (settings_windows(c))
+    return windows_location(c, path, s);
   else if (s[0] == '/')
     return parse_dir(c, path, s, spec);
   else
@@ -94,6 +115,14 @@ static enum kvvm_err parse_location(struct sctx *c, const char *path, const json
                          strchr(s, '/') || s[0] == '.' ? "a relative path" :
                                                          "not a store location");
   return KVVM_OK;
+}
+
+/* A Windows system store name is a registry key, not a file: "Remote Desktop" is one. */
+static bool windows_store_name_ok(const char *s)
+{
+  size_t n = strlen(s);
+  return n && n <= 64 && s[0] != ' ' && s[n - 1] != ' ' &&
+         strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_. ") == n;
 }
 
 static enum kvvm_err parse_name(struct sctx *c, const char *path, const json_t *v,
@@ -107,7 +136,11 @@ static enum kvvm_err parse_name(struct sctx *c, const char *path, const json_t *
   spec->has_name = true;
   if (strcasecmp(s, "MY") == 0)
     return KVVM_OK;
-  if (!settings_is_token(s))
+  if (settings_windows(c) && !windows_store_name_ok(s))
+    return settings_fail(c, path, "%s is not a certificate store name (letters, digits, -, _, "
+                         ". and inner spaces, at most 64) such as \"MY\" or \"TrustedPeople\"",
+                         settings_quote(s, q, sizeof q));
+  if (!settings_windows(c) && !settings_is_token(s))
     return settings_fail(c, path, "%s is not a simple store name (letters, digits, -, _ and ., "
                          "no leading dot) such as \"MY\" or \"TrustedPeople\"",
                          settings_quote(s, q, sizeof q));
@@ -136,11 +169,22 @@ void settings_store_clear(struct store_spec *spec)
   memset(spec, 0, sizeof *spec);
 }
 
+/* Windows: the system store, named as crypt32 and PowerShell's Cert: drive name it. The
+ * name keeps the case it was given (system store names are case-insensitive); MY in any
+ * case is "MY", so one store has one record key whatever case the settings use. */
+static char *system_store_for(const struct store_spec *loc, const char *name)
+{
+  bool user = loc->has_loc && loc->loc == KVVM_LOC_CURRENT_USER;
+  return kvvm_xasprintf("%s\\%s", user ? "CurrentUser" : "LocalMachine", name ? name : "MY");
+}
+
 /* A folder location is used as is: Microsoft's Linux extension ignores the store name
  * there, and settings written for it must keep putting files where they did. */
 static char *folder_for(struct sctx *c, const char *path, const struct store_spec *loc,
                         const char *name)
 {
+  if (settings_windows(c))
+    return system_store_for(loc, name);
   const char *root = c->opts && c->opts->default_store_root ? c->opts->default_store_root :
                                                                 DEFAULT_STORE_ROOT;
   if (loc->has_loc && loc->loc == KVVM_LOC_PATH) {
@@ -293,12 +337,45 @@ static enum kvvm_err acls(struct sctx *c, const char *path, const json_t *v,
   return rc;
 }
 
+/* A warning, not an error: on Windows these keys have nothing to act on, one settings
+ * template often serves Linux and Windows VMs alike, and Microsoft's Windows extension
+ * ignores keys it does not know. Refusing would leave every certificate uninstalled over a
+ * key that, ignored, grants nothing (not granting is the safe direction) and moves nothing
+ * already installed. The value is not checked: it is never used. */
+void settings_linux_only(struct sctx *c, const char *path, const char *effect)
+{
+  settings_warn(c, path, "is Linux-only; ignored on Windows (%s)", effect);
+}
+
+/* customSymbolicLinkName and acls: read on Linux, warned about on Windows. */
+static enum kvvm_err linux_extras(struct sctx *c, const char *path, const json_t *obj,
+                                  struct kvvm_cert_cfg *cert)
+{
+  char p[SETTINGS_PATH_MAX];
+  const json_t *link = settings_get(obj, "customSymbolicLinkName");
+  const json_t *acl = settings_get(obj, "acls");
+  enum kvvm_err rc = KVVM_OK;
+  if (settings_windows(c)) {
+    if (link)
+      settings_linux_only(c, settings_key(p, path, "customSymbolicLinkName"),
+                          "the certificate is found by its thumbprint; no file is linked");
+    if (acl)
+      settings_linux_only(c, settings_key(p, path, "acls"),
+                          "no one is granted read access by it; use accounts on Windows");
+    return KVVM_OK;
+  }
+  if (link)
+    rc = link_name(c, settings_key(p, path, "customSymbolicLinkName"), link, cert);
+  if (rc == KVVM_OK && acl)
+    rc = acls(c, settings_key(p, path, "acls"), acl, cert);
+  return rc;
+}
+
 static enum kvvm_err cert_extras(struct sctx *c, const char *path, const json_t *obj,
                                  struct kvvm_cert_cfg *cert)
 {
   char p[SETTINGS_PATH_MAX];
-  const json_t *acc = settings_get(obj, "accounts"), *link;
-  const json_t *acl = settings_get(obj, "acls");
+  const json_t *acc = settings_get(obj, "accounts");
   enum kvvm_err rc = KVVM_OK;
   settings_key(p, path, "accounts");
   if (acc)
@@ -309,10 +386,8 @@ static enum kvvm_err cert_extras(struct sctx *c, const char *path, const json_t 
   if (rc == KVVM_OK)
     rc = settings_bool(c, settings_key(p, path, "keyExportable"),
                        settings_get(obj, "keyExportable"), &cert->key_exportable);
-  if (rc == KVVM_OK && (link = settings_get(obj, "customSymbolicLinkName")))
-    rc = link_name(c, settings_key(p, path, "customSymbolicLinkName"), link, cert);
-  if (rc == KVVM_OK && acl)
-    rc = acls(c, settings_key(p, path, "acls"), acl, cert);
+  if (rc == KVVM_OK)
+    rc = linux_extras(c, path, obj, cert);
   return rc;
 }
 

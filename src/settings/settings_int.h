@@ -39,6 +39,12 @@ struct sctx {
   size_t n_shown;            /* of those, the ones that fit in why (whole lines only) */
 };
 
+/* Certificates go to the Windows certificate store (opts->store_kind). */
+static inline bool settings_windows(const struct sctx *c)
+{
+  return c->opts && c->opts->store_kind == KVVM_STORE_WINDOWS;
+}
+
 /* settings.c: messages, types, key paths. */
 enum kvvm_err settings_fail(struct sctx *c, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -64,7 +70,9 @@ enum kvvm_err settings_msi_endpoint(struct sctx *c, const char *path, const char
 enum kvvm_err settings_client_id(struct sctx *c, const char *path, const char *raw,
                                  char **out, enum kvvm_client_id_kind *kind);
 
-/* settings_cert.c: one observed certificate and where it is stored. */
+/* settings_cert.c: one observed certificate and where it is stored. On Windows a Linux-only
+ * key is warned about (path names it) and not applied. */
+void settings_linux_only(struct sctx *c, const char *path, const char *effect);
 enum kvvm_err settings_store_parse(struct sctx *c, const char *base, const json_t *obj,
                                    struct store_spec *spec);
 void settings_store_clear(struct store_spec *spec);

@@ -168,6 +168,11 @@ static enum kvvm_err flags(struct sctx *c, const json_t *sms)
     rc = settings_bool(c, SMS ".aclEnabled", settings_get(sms, "aclEnabled"),
                        &cfg->acl_enabled);
   c->linux_keys = c->linux_keys || settings_get(sms, "aclEnabled");
+  if (rc == KVVM_OK && settings_windows(c) && settings_get(sms, "aclEnabled"))
+    settings_linux_only(c, SMS ".aclEnabled", "no POSIX ACL is set; use accounts on Windows");
+  if (rc == KVVM_OK && settings_windows(c) && cfg->link_on_renewal)
+    settings_warn(c, SMS ".linkOnRenewal", "is not applied yet on Windows: no renewal link "
+                  "is set from an older certificate to its successor");
   return rc;
 }
 
@@ -265,12 +270,16 @@ static const char *stable_name(const struct kvvm_cert_cfg *cert, char *buf, size
   return buf;
 }
 
-/* Store folder and stable file name; names compare without case, as Key Vault's do. */
-static char *dup_key_of(const struct kvvm_cert_cfg *cert)
+/* Store folder and stable file name; names compare without case, as Key Vault's do. In a
+ * Windows store there is no file name, only the certificate: the key is the store (its
+ * names are case-insensitive too) and the URL. */
+static char *dup_key_of(const struct sctx *c, const struct kvvm_cert_cfg *cert)
 {
   char name[512];
-  char *k = kvvm_xasprintf("%s/%s", cert->store_dir, stable_name(cert, name, sizeof name));
-  for (char *p = k + strlen(cert->store_dir); *p; p++)
+  bool win = settings_windows(c);
+  char *k = win ? kvvm_xasprintf("%s %s", cert->store_dir, cert->url) :
+                  kvvm_xasprintf("%s/%s", cert->store_dir, stable_name(cert, name, sizeof name));
+  for (char *p = k + (win ? 0 : strlen(cert->store_dir)); *p; p++)
     *p = (char)tolower((unsigned char)*p);
   return k;
 }
@@ -294,7 +303,7 @@ static enum kvvm_err duplicates(struct sctx *c)
   struct dup_key *keys = kvvm_xcalloc(n, sizeof *keys);
   enum kvvm_err rc = KVVM_OK;
   for (size_t i = 0; i < n; i++) {
-    keys[i].key = dup_key_of(&c->cfg->certs[i]);
+    keys[i].key = dup_key_of(c, &c->cfg->certs[i]);
     keys[i].i = i;
   }
   qsort(keys, n, sizeof *keys, dup_cmp);

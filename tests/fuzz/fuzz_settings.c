@@ -11,7 +11,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   fuzz_quiet();
-  struct kvvm_settings_opts opts = {"/var/lib/waagent/Microsoft.Azure.KeyVault.Store"};
+  struct kvvm_settings_opts opts = {.default_store_root = "/var/lib/waagent/Microsoft.Azure.KeyVault.Store"};
   struct kvvm_config *cfg = NULL;
   char why[512];
   if (kvvm_settings_parse((const char *)data, size, &opts, &cfg, why, sizeof(why)) == KVVM_OK) {

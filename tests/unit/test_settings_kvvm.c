@@ -14,7 +14,7 @@ static enum kvvm_err parse(const char *sms_extra, struct kvvm_config **cfg, char
            "\"secretsManagementSettings\":{%s\"observedCertificates\":"
            "[\"https://vault1.vault.azure.net/secrets/c\"]}}}}]}",
            sms_extra);
-  struct kvvm_settings_opts opts = {"/store", NULL};
+  struct kvvm_settings_opts opts = {.default_store_root = "/store"};
   return kvvm_settings_parse(text, strlen(text), &opts, cfg, why, n);
 }
 
@@ -46,7 +46,7 @@ static void every_problem(void)
       "\"secretsManagementSettings\":{\"observedCertificates\":["
       "\"http://vault1.vault.azure.net/secrets/a\",\"https://vault2.vault.azure.net/certificates/b\","
       "\"https://vault3.vault.azure.net/secrets/c\"]}}}}]}";
-  struct kvvm_settings_opts opts = {"/store", NULL};
+  struct kvvm_settings_opts opts = {.default_store_root = "/store"};
   struct kvvm_config *cfg = NULL;
   char why[1024] = "";
   KT_CHECK(kvvm_settings_parse(text, strlen(text), &opts, &cfg, why, sizeof(why)) ==
@@ -69,7 +69,7 @@ static void problems_beyond_the_buffer(void)
     n += (size_t)snprintf(text + n, sizeof(text) - n, "%s\"http://v.vault.azure.net/secrets/c%d\"",
                           i ? "," : "", i);
   snprintf(text + n, sizeof(text) - n, "]}}}}]}");
-  struct kvvm_settings_opts opts = {"/store", NULL};
+  struct kvvm_settings_opts opts = {.default_store_root = "/store"};
   struct kvvm_config *cfg = NULL;
   KT_CHECK(kvvm_settings_parse(text, strlen(text), &opts, &cfg, why, sizeof(why)) ==
            KVVM_E_SETTINGS);

@@ -1,0 +1,394 @@
+/* The Windows store backend (src/windows/store_windows.c) on a real crypt32: Windows, or wine
+ * in a fresh WINEPREFIX (tests/windows/build-store-test.sh builds and runs it).
+ *   test_store_win.exe DATADIR            the cases below; DATADIR holds v1.pem, v2.pem (RSA
+ *                                         leaf + chain + key), ec.pem, and gets state\
+ *   test_store_win.exe find THUMB NAME [key]
+ *                                         a second process: THUMB is in LocalMachine\MY with a
+ *                                         friendly name containing NAME; with "key", its key is
+ *                                         in the machine keyset, matches, is not exportable.
+ * What wine cannot show is skipped with the reason printed, never passed. */
+#include <process.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <windows.h>
+#include <wincrypt.h>
+#include <ncrypt.h>
+
+#include "../unit/kt.h"
+#include "kvvm/certmat.h"
+#include "kvvm/fileio.h"
+#include "kvvm/mem.h"
+#include "kvvm/settings.h"
+#include "kvvm/store.h"
+
+#define URL "https://vault1.vault.azure.net/secrets/web"
+
+static const char *datadir;
+static char self[MAX_PATH];
+static char thumb1[41], thumb2[41];
+
+static bool under_wine(void)
+{
+  return GetProcAddress(GetModuleHandleA("ntdll.dll"), "wine_get_version") != NULL;
+}
+
+static char *path_in(const char *name) { return kvvm_path_join(datadir, name); }
+
+static struct kvvm_bundle *bundle(const char *name)
+{
+  char *path = path_in(name), *text = NULL, why[256] = "";
+  size_t len = 0;
+  struct kvvm_bundle *b = NULL;
+  if (kvvm_file_read(path, 1 << 20, &text, &len) != KVVM_OK ||
+      kvvm_certmat_from_pem(text, len, &b, why, sizeof why) != KVVM_OK)
+    fprintf(stderr, "  %s: %s\n", path, why);
+  free(text);
+  free(path);
+  return b;
+}
+
+/* The settings as enable would read them on Windows: one certificate, extra in its object. */
+static struct kvvm_config *config(const char *extra)
+{
+  char text[1024], why[512] = "";
+  struct kvvm_settings_opts opts = {.store_kind = KVVM_STORE_WINDOWS};
+  struct kvvm_config *cfg = NULL;
+  snprintf(text, sizeof text, "{\"runtimeSettings\":[{\"handlerSettings\":{\"publicSettings\":"
+           "{\"secretsManagementSettings\":{\"observedCertificates\":[{\"url\":\"" URL "\"%s}]"
+           "}}}}]}", extra);
+  if (kvvm_settings_parse(text, strlen(text), &opts, &cfg, why, sizeof why) != KVVM_OK)
+    fprintf(stderr, "  settings: %s\n", why);
+  return cfg;
+}
+
+static struct kvvm_store *open_store(void)
+{
+  char *state = path_in("state");
+  struct kvvm_store_opts o = {.state_dir = state};
+  struct kvvm_store *s = NULL;
+  KT_CHECK(kvvm_store_open(&o, &s) == KVVM_OK);
+  free(state);
+  return s;
+}
+
+/* A second process of this executable: its exit status. */
+static int find_in_child(const char *thumb, const char *name, bool key)
+{
+  intptr_t rc = _spawnl(_P_WAIT, self, self, "find", thumb, name, key ? "key" : NULL, NULL);
+  return (int)rc;
+}
+
+static FILETIME state_mtime(void)
+{
+  WIN32_FILE_ATTRIBUTE_DATA a = {0};
+  char *p = path_in("state\\installed.json");
+  GetFileAttributesExA(p, GetFileExInfoStandard, &a);
+  free(p);
+  return a.ftLastWriteTime;
+}
+
+static void install_v1(void)
+{
+  struct kvvm_config *cfg = config("");
+  struct kvvm_bundle *b = bundle("v1.pem");
+  struct kvvm_store *s = open_store();
+  struct kvvm_install_result res;
+  if (!cfg || !b)
+    goto out;
+  KT_STREQ(cfg->certs[0].store_dir, "LocalMachine\\MY");
+  snprintf(thumb1, sizeof thumb1, "%s", kvvm_bundle_facts(b)->thumbprint);
+  KT_CHECK(kvvm_store_install(s, &cfg->certs[0], b, "v1", &res) == KVVM_OK);
+  KT_CHECK(res.changed && res.first && !res.prev_version);
+  char *want = kvvm_xasprintf("Cert:\\LocalMachine\\MY\\%s", thumb1);
+  KT_STREQ(res.file, want);
+  free(want);
+  kvvm_install_result_clear(&res);
+  KT_CHECK(kvvm_store_commit(s) == KVVM_OK);
+  struct kvvm_installed_cert rec;
+  KT_CHECK(kvvm_installed_get(kvvm_store_installed(s), URL, "LocalMachine\\MY", &rec));
+  KT_STREQ(rec.version, "v1");
+  KT_STREQ(rec.thumbprint, thumb1);
+  KT_CHECK(rec.not_after == kvvm_bundle_facts(b)->not_after && !rec.last_error);
+  KT_CHECK(find_in_child(thumb1, "vault1/web/v1", true) == 0);
+out:
+  kvvm_store_close(s);
+  kvvm_bundle_free(b);
+  kvvm_config_free(cfg);
+}
+
+/* A new process (a new store object) keeps v1 without decoding or writing anything; the same
+ * version installed again writes nothing either. */
+static void keep_without_writes(void)
+{
+  struct kvvm_config *cfg = config("");
+  struct kvvm_bundle *b = bundle("v1.pem");
+  struct kvvm_store *s = open_store();
+  struct kvvm_install_result res;
+  enum kvvm_err rc = KVVM_E_INTERNAL;
+  FILETIME before = state_mtime();
+  if (!cfg || !b)
+    goto out;
+  Sleep(20);
+  KT_CHECK(kvvm_store_keep(s, &cfg->certs[0], "v1", &res, &rc) && rc == KVVM_OK);
+  KT_CHECK(!res.changed && res.prev_version && strcmp(res.prev_version, "v1") == 0);
+  kvvm_install_result_clear(&res);
+  KT_CHECK(!kvvm_store_keep(s, &cfg->certs[0], "v2", &res, &rc));
+  KT_CHECK(kvvm_store_install(s, &cfg->certs[0], b, "v1", &res) == KVVM_OK && !res.changed);
+  kvvm_install_result_clear(&res);
+  KT_CHECK(kvvm_store_commit(s) == KVVM_OK);
+  FILETIME after = state_mtime();
+  KT_CHECK(CompareFileTime(&before, &after) == 0);
+out:
+  kvvm_store_close(s);
+  kvvm_bundle_free(b);
+  kvvm_config_free(cfg);
+}
+
+/* v2 goes in beside v1: v1 is still there afterwards (never removed before the add; old
+ * versions are not removed at all yet). */
+static void second_version_beside_the_first(void)
+{
+  struct kvvm_config *cfg = config("");
+  struct kvvm_bundle *b = bundle("v2.pem");
+  struct kvvm_store *s = open_store();
+  struct kvvm_install_result res;
+  if (!cfg || !b)
+    goto out;
+  snprintf(thumb2, sizeof thumb2, "%s", kvvm_bundle_facts(b)->thumbprint);
+  KT_CHECK(kvvm_store_install(s, &cfg->certs[0], b, "v2", &res) == KVVM_OK);
+  KT_CHECK(res.changed && !res.first);
+  KT_STREQ(res.prev_version, "v1");
+  KT_STREQ(res.prev_thumbprint, thumb1);
+  kvvm_install_result_clear(&res);
+  KT_CHECK(kvvm_store_commit(s) == KVVM_OK);
+  KT_CHECK(find_in_child(thumb2, "vault1/web/v2", true) == 0);
+  /* wine keeps one key container per keyset, so v1's key is now v2's: only the certificate
+   * can be checked there. */
+  KT_CHECK(find_in_child(thumb1, "vault1/web/v1", !under_wine()) == 0);
+  if (under_wine())
+    printf("SKIP v1's key after v2: wine shares one key container per keyset\n");
+out:
+  kvvm_store_close(s);
+  kvvm_bundle_free(b);
+  kvvm_config_free(cfg);
+}
+
+/* accounts and keyExportable are not applied yet: installed, and the outcome says so. */
+static void not_applied_is_said(void)
+{
+  struct kvvm_config *cfg = config(",\"accounts\":[\"Network Service\"],\"keyExportable\":true");
+  struct kvvm_bundle *b = bundle("v2.pem");
+  struct kvvm_store *s = open_store();
+  struct kvvm_install_result res;
+  enum kvvm_err rc = KVVM_OK;
+  if (!cfg || !b)
+    goto out;
+  KT_CHECK(kvvm_store_install(s, &cfg->certs[0], b, "v2", &res) == KVVM_E_GRANT);
+  KT_CONTAINS(res.why, "accounts (Network Service) not granted read access to the key: key "
+              "permissions are not applied yet on Windows");
+  KT_CONTAINS(res.why, "keyExportable is not applied yet on Windows");
+  kvvm_install_result_clear(&res);
+  KT_CHECK(kvvm_store_keep(s, &cfg->certs[0], "v2", &res, &rc) && rc == KVVM_E_GRANT);
+  kvvm_install_result_clear(&res);
+  struct kvvm_installed_cert rec;
+  KT_CHECK(kvvm_installed_get(kvvm_store_installed(s), URL, "LocalMachine\\MY", &rec) &&
+           rec.last_error && strstr(rec.last_error, "Network Service"));
+out:
+  kvvm_store_close(s);
+  kvvm_bundle_free(b);
+  kvvm_config_free(cfg);
+}
+
+/* Settings read for the files store name a folder: refused, nothing installed. */
+static void folder_is_not_a_store(void)
+{
+  struct kvvm_bundle *b = bundle("v1.pem");
+  struct kvvm_store *s = open_store();
+  char url[] = "https://vault1.vault.azure.net/secrets/other", vault[] = "vault1",
+       secret[] = "other", dir[] = "/var/lib/waagent/Microsoft.Azure.KeyVault.Store";
+  struct kvvm_cert_cfg cc = {.url = url, .vault_name = vault, .secret_name = secret,
+                             .store_dir = dir};
+  struct kvvm_install_result res;
+  if (b) {
+    KT_CHECK(kvvm_store_install(s, &cc, b, "v1", &res) == KVVM_E_STORE);
+    KT_CONTAINS(res.why, "is not a Windows certificate store");
+    kvvm_install_result_clear(&res);
+  }
+  kvvm_store_close(s);
+  kvvm_bundle_free(b);
+}
+
+static void ec_key(void)
+{
+  if (under_wine()) {
+    printf("SKIP ec_key: wine's PFXImportCertStore refuses EC keys\n");
+    return;
+  }
+  struct kvvm_config *cfg = config(",\"certificateStoreName\":\"kvvm-test-ec\"");
+  struct kvvm_bundle *b = bundle("ec.pem");
+  struct kvvm_store *s = open_store();
+  struct kvvm_install_result res;
+  if (cfg && b) {
+    KT_CHECK(kvvm_store_install(s, &cfg->certs[0], b, "ec1", &res) == KVVM_OK);
+    kvvm_install_result_clear(&res);
+  }
+  kvvm_store_close(s);
+  kvvm_bundle_free(b);
+  kvvm_config_free(cfg);
+}
+
+/* ---- the second process ---- */
+
+static bool friendly_name_has(PCCERT_CONTEXT c, const char *want)
+{
+  wchar_t name[256];
+  DWORD n = sizeof name;
+  char utf8[512];
+  if (!CertGetCertificateContextProperty(c, CERT_FRIENDLY_NAME_PROP_ID, name, &n))
+    return false;
+  WideCharToMultiByte(CP_UTF8, 0, name, -1, utf8, sizeof utf8, NULL, NULL);
+  return strstr(utf8, want) != NULL;
+}
+
+/* Wine records key spec 3 (both bits); Windows one of AT_KEYEXCHANGE, AT_SIGNATURE. */
+static bool get_key(HCRYPTPROV prov, DWORD spec, HCRYPTKEY *key)
+{
+  if (spec == AT_KEYEXCHANGE || spec == AT_SIGNATURE || !under_wine())
+    return CryptGetUserKey(prov, spec, key);
+  printf("SKIP the key spec of the key info: wine records %lu\n", spec);
+  return CryptGetUserKey(prov, AT_KEYEXCHANGE, key) || CryptGetUserKey(prov, AT_SIGNATURE, key);
+}
+
+/* The CAPI key: opened in the machine keyset by the container the certificate names, its
+ * public half equal to the certificate's, its private half not exportable. */
+static bool capi_key_ok(PCCERT_CONTEXT c, const CRYPT_KEY_PROV_INFO *info)
+{
+  HCRYPTPROV prov = 0;
+  HCRYPTKEY key = 0, pub = 0;
+  BYTE a[2048], b[2048];
+  DWORD na = sizeof a, nb = sizeof b, nx = 0;
+  int step = 0;
+  bool ok = ++step && CryptAcquireContextW(&prov, info->pwszContainerName, info->pwszProvName,
+                                           info->dwProvType, CRYPT_MACHINE_KEYSET) &&
+            ++step && get_key(prov, info->dwKeySpec, &key) &&
+            ++step && CryptExportKey(key, 0, PUBLICKEYBLOB, 0, a, &na) &&
+            ++step && CryptImportPublicKeyInfo(prov, X509_ASN_ENCODING,
+                                               &c->pCertInfo->SubjectPublicKeyInfo, &pub) &&
+            ++step && CryptExportKey(pub, 0, PUBLICKEYBLOB, 0, b, &nb) &&
+            ++step && na == nb && !memcmp(a, b, na);
+  if (!ok)
+    fprintf(stderr, "  the machine key: step %d failed (0x%lx; container %ls, spec %lu)\n",
+            step, GetLastError(), info->pwszContainerName, info->dwKeySpec);
+  if (ok && CryptExportKey(key, 0, PRIVATEKEYBLOB, 0, NULL, &nx)) {
+    fprintf(stderr, "  the private key is exportable\n");
+    ok = false;
+  }
+  if (pub)
+    CryptDestroyKey(pub);
+  if (key)
+    CryptDestroyKey(key);
+  if (prov)
+    CryptReleaseContext(prov, 0);
+  return ok;
+}
+
+/* The CNG key (Windows decides CAPI or CNG): a machine key whose export policy allows
+ * nothing. */
+static bool cng_key_ok(const CRYPT_KEY_PROV_INFO *info)
+{
+  NCRYPT_PROV_HANDLE ksp = 0;
+  NCRYPT_KEY_HANDLE key = 0;
+  DWORD policy = ~0u, n = 0;
+  bool ok = NCryptOpenStorageProvider(&ksp, info->pwszProvName, 0) == ERROR_SUCCESS &&
+            NCryptOpenKey(ksp, &key, info->pwszContainerName, 0, NCRYPT_MACHINE_KEY_FLAG) ==
+                ERROR_SUCCESS &&
+            NCryptGetProperty(key, NCRYPT_EXPORT_POLICY_PROPERTY, (PBYTE)&policy,
+                              sizeof policy, &n, 0) == ERROR_SUCCESS &&
+            !(policy & (NCRYPT_ALLOW_EXPORT_FLAG | NCRYPT_ALLOW_PLAINTEXT_EXPORT_FLAG));
+  if (key)
+    NCryptFreeObject(key);
+  if (ksp)
+    NCryptFreeObject(ksp);
+  return ok;
+}
+
+static bool user_key_exists(const CRYPT_KEY_PROV_INFO *info)
+{
+  HCRYPTPROV prov = 0;
+  if (!CryptAcquireContextW(&prov, info->pwszContainerName, info->pwszProvName,
+                            info->dwProvType, 0))
+    return false;
+  CryptReleaseContext(prov, 0);
+  return true;
+}
+
+static bool key_ok(PCCERT_CONTEXT c)
+{
+  DWORD n = 0;
+  bool ok = false;
+  if (!CertGetCertificateContextProperty(c, CERT_KEY_PROV_INFO_PROP_ID, NULL, &n))
+    return false;
+  CRYPT_KEY_PROV_INFO *info = malloc(n);
+  if (info && CertGetCertificateContextProperty(c, CERT_KEY_PROV_INFO_PROP_ID, info, &n)) {
+    /* Windows records the keyset in the key's info; wine leaves the flags 0, so there the
+     * machine keyset is shown by opening the container in it (and not in the user's). */
+    bool machine = info->dwFlags & CRYPT_MACHINE_KEYSET;
+    if (!machine && under_wine()) {
+      printf("SKIP the keyset flag of the key info: wine does not record it\n");
+      machine = !user_key_exists(info);
+    }
+    if (!machine)
+      fprintf(stderr, "  the key is not in the machine keyset (flags 0x%lx)\n", info->dwFlags);
+    ok = machine && (info->dwProvType ? capi_key_ok(c, info) : cng_key_ok(info));
+  }
+  free(info);
+  return ok;
+}
+
+static int find_main(const char *thumb, const char *name, bool key)
+{
+  BYTE hash[20];
+  CRYPT_HASH_BLOB blob = {sizeof hash, hash};
+  for (int i = 0; i < 20; i++) {
+    unsigned v = 0;
+    sscanf(thumb + 2 * i, "%2x", &v);
+    hash[i] = (BYTE)v;
+  }
+  HCERTSTORE h = CertOpenStore(CERT_STORE_PROV_SYSTEM_W, 0, 0, CERT_SYSTEM_STORE_LOCAL_MACHINE |
+                               CERT_STORE_OPEN_EXISTING_FLAG | CERT_STORE_READONLY_FLAG, L"MY");
+  PCCERT_CONTEXT c = h ? CertFindCertificateInStore(h, X509_ASN_ENCODING, 0,
+                                                    CERT_FIND_SHA1_HASH, &blob, NULL) : NULL;
+  int rc = !c ? 2 : !friendly_name_has(c, name) ? 3 : key && !key_ok(c) ? 4 : 0;
+  if (rc)
+    fprintf(stderr, "  find %s: %s\n", thumb, rc == 2 ? "not in LocalMachine\\MY" :
+            rc == 3 ? "friendly name differs" : "key check failed");
+  CertFreeCertificateContext(c);
+  if (h)
+    CertCloseStore(h, 0);
+  return rc;
+}
+
+int main(int argc, char **argv)
+{
+  static const struct kt_case cases[] = {
+      {"install_v1", install_v1},
+      {"keep_without_writes", keep_without_writes},
+      {"second_version_beside_the_first", second_version_beside_the_first},
+      {"not_applied_is_said", not_applied_is_said},
+      {"folder_is_not_a_store", folder_is_not_a_store},
+      {"ec_key", ec_key},
+  };
+  if (argc >= 4 && strcmp(argv[1], "find") == 0)
+    return find_main(argv[2], argv[3], argc > 4 && strcmp(argv[4], "key") == 0);
+  if (argc != 2) {
+    fprintf(stderr, "usage: test_store_win DATADIR | find THUMB NAME [key]\n");
+    return 2;
+  }
+  datadir = argv[1];
+  GetModuleFileNameA(NULL, self, sizeof self);
+  if (under_wine())
+    printf("under wine: CNG and EC keys cannot be shown here (docs windows.md)\n");
+  return kt_main("store_win", cases, sizeof(cases) / sizeof(cases[0]));
+}
