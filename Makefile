@@ -236,11 +236,12 @@ WBINS := $(MAINS:%=$(WPKG)/bin/%.exe)
 WPREFIX_FILE := $(WBUILD)/prefix
 # _WIN32_WINNT 0x0601: Windows 7's API (what wine 8 reports), which Server 2012 R2 and newer
 # all provide. __USE_MINGW_ANSI_STDIO: C99 printf formats (%zu, %lld) on msvcrt.
-WIN_CPPFLAGS = -Iinclude -Isrc -I$(shell cat $(WPREFIX_FILE))/include -DCURL_STATICLIB \
-  -D_WIN32_WINNT=0x0601 -DWIN32_LEAN_AND_MEAN -DUNICODE -D_UNICODE -D__USE_MINGW_ANSI_STDIO=1
+WIN_CPPFLAGS = -Iinclude -Isrc -I$(shell cat $(WPREFIX_FILE))/include -DCURL_STATICLIB -D_GNU_SOURCE \
+  -D_POSIX_THREAD_SAFE_FUNCTIONS -D_WIN32_WINNT=0x0601 -DWIN32_LEAN_AND_MEAN -DUNICODE -D_UNICODE \
+  -D__USE_MINGW_ANSI_STDIO=1
 WIN_CFLAGS := -std=c11 $(WARN) -O2 -g -ffile-prefix-map=$(CURDIR)=.
 WIN_LIBS = -L$(shell cat $(WPREFIX_FILE))/lib \
-  $(shell cat $(shell cat $(WPREFIX_FILE))/libs.txt)
+  $(shell cat $(shell cat $(WPREFIX_FILE))/libs.txt) -lncrypt -lshell32 -lole32 -luuid
 
 .PHONY: windows check-windows win-deps
 $(WPREFIX_FILE): scripts/win-deps.sh

@@ -1,6 +1,5 @@
 /* Allocation wrappers: on OOM log once and exit, so no caller carries an OOM branch. */
 #include <jansson.h>
-#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +7,7 @@
 
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
+#include "base/mem_int.h"
 
 static void oom(size_t n)
 {
@@ -59,14 +59,17 @@ char *kvvm_xasprintf(const char *fmt, ...)
   return s;
 }
 
-void kvvm_free_secret(void *p, size_t n)
+void kvvm_wipe(void *p, size_t n)
 {
-  if (!p)
-    return;
   /* A volatile pointer keeps the compiler from dropping stores to memory about to be freed. */
   volatile unsigned char *v = p;
-  while (n--)
+  while (p && n--)
     *v++ = 0;
+}
+
+void kvvm_free_secret(void *p, size_t n)
+{
+  kvvm_wipe(p, n);
   free(p);
 }
 
@@ -84,7 +87,7 @@ void kvvm_strv_free(char **v)
 static void wipe_free(void *p)
 {
   if (p)
-    explicit_bzero(p, malloc_usable_size(p));
+    kvvm_wipe(p, kvvm_mem_usable(p));
   free(p);
 }
 
@@ -92,12 +95,5 @@ static void wipe_free(void *p)
 __attribute__((constructor)) static void route_jansson(void)
 {
   json_set_alloc_funcs(kvvm_xmalloc, wipe_free);
-}
-
-void kvvm_mem_release(void)
-{
-#ifdef __GLIBC__
-  malloc_trim(0);
-#endif
 }
 

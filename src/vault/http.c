@@ -62,7 +62,7 @@ static void wipe_slist(struct curl_slist *s)
   if (!s)
     return;   /* and libcurl may not be loaded */
   for (struct curl_slist *p = s; p; p = p->next)
-    explicit_bzero(p->data, strlen(p->data));
+    kvvm_wipe(p->data, strlen(p->data));
   curl_slist_free_all(s);
 }
 

@@ -153,7 +153,7 @@ static void wipe_json_string(json_t *s)
   const char *v = json_string_value(s);
   /* jansson owns the buffer and frees it unwiped: clear it first. */
   if (v)
-    explicit_bzero((void *)(uintptr_t)v, json_string_length(s));
+    kvvm_wipe((void *)(uintptr_t)v, json_string_length(s));
 }
 
 /* A number of seconds given as a JSON number or a string of digits. */
@@ -298,16 +298,26 @@ static void service_words(const struct kvvm_http_resp *r, char *out, size_t n)
   json_decref(j);
 }
 
+/* IMDS words its errors in mixed case over the years; strcasestr is a GNU extension. */
+static bool says(const char *words, const char *what)
+{
+  size_t n = strlen(what);
+  for (const char *p = words; *p; p++)
+    if (strncasecmp(p, what, n) == 0)
+      return true;
+  return false;
+}
+
 static enum verdict refused(const struct source *src, const struct kvvm_config *cfg,
                             const struct kvvm_http_resp *r, char *why, size_t whylen)
 {
   char words[2 * QUOTE_MAX + 16];
   service_words(r, words, sizeof words);
-  if (strcasestr(words, "Identity not found") && cfg->msi_client_id)
+  if (says(words, "Identity not found") && cfg->msi_client_id)
     snprintf(why, whylen, "%s answered %ld%s: the identity %s is not assigned to this VM; "
              "check authenticationSettings.msiClientId", src->name, r->status, words,
              cfg->msi_client_id);
-  else if (strcasestr(words, "Identity not found"))
+  else if (says(words, "Identity not found"))
     snprintf(why, whylen, "%s answered %ld%s: the VM has no system-assigned identity, or "
              "several user-assigned ones; set authenticationSettings.msiClientId to the "
              "client id of the identity that may read the vault", src->name, r->status, words);

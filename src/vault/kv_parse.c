@@ -220,7 +220,7 @@ static void take_value(json_t *v, struct kvvm_secret *s)
   s->value_len = json_string_length(v);
   s->value = kvvm_xmalloc(s->value_len + 1);
   memcpy(s->value, text, s->value_len + 1);
-  explicit_bzero((void *)(uintptr_t)text, s->value_len);
+  kvvm_wipe((void *)(uintptr_t)text, s->value_len);
 }
 
 /* value stays NULL when absent (a disabled version may come without one); the caller
