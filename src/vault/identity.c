@@ -374,7 +374,7 @@ static bool switch_to_arc(struct source *src, const struct kvvm_http_resp *r)
   if (!src->loopback || strcmp(src->api_version, ARC_API) == 0 || r->status != 400)
     return false;
   service_words(r, words, sizeof words);
-  if (!strcasestr(words, "version"))
+  if (!says(words, "version"))
     return false;
   KVVM_INFO("managed identity: %s refused api-version " IMDS_API "%s; speaking Azure Arc's "
             ARC_API, src->name, words);
