@@ -19,7 +19,8 @@
  * KVVM_E_NOENT if it does not exist (not logged: callers decide), KVVM_E_IO otherwise. */
 KVVM_API enum kvvm_err kvvm_file_read(const char *path, size_t max, char **out, size_t *len);
 /* Replace path atomically with data; the new file gets `mode`. A reader sees the old or
- * the new content, never a mix; a crash leaves one of the two. */
+ * the new content, never a mix; a crash leaves one of the two. On Windows a target another
+ * process holds open (the agent reading a status file) is waited for, up to 5 s. */
 KVVM_API enum kvvm_err kvvm_file_write_atomic(const char *path, const void *data, size_t len,
                                               unsigned mode);
 /* The temp file that kvvm_file_write_atomic_with's fill callback writes to. */
