@@ -36,7 +36,12 @@ KVVM_API enum kvvm_err kvvm_file_write_atomic_with(const char *path, unsigned mo
 /* Create dir and missing parents; folders created get `mode`, existing ones are left alone. */
 KVVM_API enum kvvm_err kvvm_dir_ensure(const char *path, unsigned mode);
 KVVM_API bool kvvm_path_exists(const char *path);
-/* A new string "a/b" (one slash between). */
+/* Absolute on this system: "/x"; on Windows "C:\x", "C:/x" or "\\server\share\x". */
+KVVM_API bool kvvm_path_is_absolute(const char *path);
+/* path made absolute against the current folder, as a new string (POSIX: symbolic links
+ * resolved, and the path must exist); NULL when it cannot be. */
+KVVM_API char *kvvm_path_absolute(const char *path);
+/* A new string "a/b" (one separator between: '\' on Windows). */
 KVVM_API char *kvvm_path_join(const char *a, const char *b);
 /* The folder part of path, as a new string ("." if none). */
 KVVM_API char *kvvm_path_dirname(const char *path);

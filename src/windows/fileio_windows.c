@@ -71,6 +71,33 @@ char *kvvm_path_dirname(const char *path)
   return kvvm_xasprintf("%.*s", (int)(last - path), path);
 }
 
+/* "C:\x" or "C:/x", and UNC or device paths ("\\srv\share", "\\?\C:\x"). "\x" (the
+ * current drive's root) and "C:x" (relative to C:'s current folder) are not. */
+bool kvvm_path_is_absolute(const char *path)
+{
+  if (!path || !path[0])
+    return false;
+  if (is_sep(path[0]))
+    return is_sep(path[1]);
+  return ((path[0] | 0x20) >= 'a' && (path[0] | 0x20) <= 'z') && path[1] == ':' &&
+         is_sep(path[2]);
+}
+
+char *kvvm_path_absolute(const char *path)
+{
+  wchar_t *w = wide_path(path), *full = NULL;
+  DWORD n = w ? GetFullPathNameW(w, 0, NULL, NULL) : 0;
+  char *out = NULL;
+  if (n) {
+    full = kvvm_xmalloc(n * sizeof *full);
+    if (GetFullPathNameW(w, n, full, NULL) < n)
+      out = kvvm_win_utf8(full);
+  }
+  free(full);
+  free(w);
+  return out;
+}
+
 bool kvvm_path_exists(const char *path)
 {
   wchar_t *w = kvvm_win_wide(path);
