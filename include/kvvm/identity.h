@@ -61,8 +61,8 @@ KVVM_API enum kvvm_err kvvm_identity_arc_read_key(const char *realm_path, const 
                                                   char **key, size_t *len, char *why,
                                                   size_t whylen);
 /* True when every socket listening on ip:port (or the wildcard address on port) belongs to
- * root or the himds user (Windows: to the himds service's process): any local user could otherwise stand up a fake agent and collect
- * the key. */
+ * root or the himds user (Windows: to the himds service's process): any local user could
+ * otherwise stand up a fake agent and collect the key. */
 KVVM_API bool kvvm_identity_arc_listener_ok(const char *ip, long port, char *why, size_t whylen);
 
 #endif
