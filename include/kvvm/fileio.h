@@ -19,7 +19,8 @@
  * KVVM_E_NOENT if it does not exist (not logged: callers decide), KVVM_E_IO otherwise. */
 KVVM_API enum kvvm_err kvvm_file_read(const char *path, size_t max, char **out, size_t *len);
 /* Replace path atomically with data; the new file gets `mode`. A reader sees the old or
- * the new content, never a mix; a crash leaves one of the two. */
+ * the new content, never a mix; a crash leaves one of the two. On Windows a target another
+ * process holds open (the agent reading a status file) is waited for, up to 5 s. */
 KVVM_API enum kvvm_err kvvm_file_write_atomic(const char *path, const void *data, size_t len,
                                               unsigned mode);
 /* The temp file that kvvm_file_write_atomic_with's fill callback writes to. */
@@ -35,7 +36,12 @@ KVVM_API enum kvvm_err kvvm_file_write_atomic_with(const char *path, unsigned mo
 /* Create dir and missing parents; folders created get `mode`, existing ones are left alone. */
 KVVM_API enum kvvm_err kvvm_dir_ensure(const char *path, unsigned mode);
 KVVM_API bool kvvm_path_exists(const char *path);
-/* A new string "a/b" (one slash between). */
+/* Absolute on this system: "/x"; on Windows "C:\x", "C:/x" or "\\server\share\x". */
+KVVM_API bool kvvm_path_is_absolute(const char *path);
+/* path made absolute against the current folder, as a new string (POSIX: symbolic links
+ * resolved, and the path must exist); NULL when it cannot be. */
+KVVM_API char *kvvm_path_absolute(const char *path);
+/* A new string "a/b" (one separator between: '\' on Windows). */
 KVVM_API char *kvvm_path_join(const char *a, const char *b);
 /* The folder part of path, as a new string ("." if none). */
 KVVM_API char *kvvm_path_dirname(const char *path);

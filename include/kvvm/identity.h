@@ -38,7 +38,8 @@ KVVM_API void kvvm_identity_describe(const struct kvvm_config *cfg, char *buf, s
 /* Wipe and drop every cached token (settings changed, orderly exit, tests). */
 KVVM_API void kvvm_identity_forget(void);
 
-/* The Arc agent's tokens folder: /var/opt/azcmagent/tokens on Linux, or the testing aid
+/* The Arc agent's tokens folder: /var/opt/azcmagent/tokens on Linux,
+ * %ProgramData%\AzureConnectedMachineAgent\Tokens on Windows, or the testing aid
  * KVVM_ARC_TOKENS_DIR (environment only; logged once as a test override) so tests can serve
  * realm files from a temporary folder. */
 KVVM_API const char *kvvm_identity_arc_tokens_dir(void);
@@ -54,13 +55,14 @@ KVVM_API enum kvvm_err kvvm_identity_parse_token(const char *body, size_t len, t
 KVVM_API char *kvvm_identity_parse_realm(const char *www_authenticate);
 /* Read the Arc key file a realm names: its resolved path inside tokens_dir, ending in .key,
  * opened without following a link, a regular file owned by root or himds (user or group),
- * 1..KVVM_ARC_KEY_MAX bytes. *key is secret: wipe it (kvvm_free_secret(key, len)). */
+ * 1..KVVM_ARC_KEY_MAX bytes (Windows: directly inside tokens_dir as Windows resolves both,
+ * not a reparse point; the folder's ACL stands for the owner check). *key is secret: wipe it (kvvm_free_secret(key, len)). */
 KVVM_API enum kvvm_err kvvm_identity_arc_read_key(const char *realm_path, const char *tokens_dir,
                                                   char **key, size_t *len, char *why,
                                                   size_t whylen);
 /* True when every socket listening on ip:port (or the wildcard address on port) belongs to
- * root or the himds user: any local user could otherwise stand up a fake agent and collect
- * the key. */
+ * root or the himds user (Windows: to the himds service's process): any local user could
+ * otherwise stand up a fake agent and collect the key. */
 KVVM_API bool kvvm_identity_arc_listener_ok(const char *ip, long port, char *why, size_t whylen);
 
 #endif

@@ -1,7 +1,8 @@
 /* Service control for kvvmd: exactly one instance (Linux: a systemd unit or detached;
  * Windows: a service). kvvmd, and `kvvm run` in its place, holds <state>/kvvmd.lock while it
  * runs and writes <state>/kvvmd.pid; that pair is how every command and the CLI tell whether
- * it runs and from which package folder. The pair: service_lock.c; the rest per platform
+ * it runs and from which package folder. The pair: service_lock.c; the environment handed
+ * on: service_env.c; the rest per platform
  * (Linux: service_linux.c, unit_linux.c, whose private half is linux/service_int.h). */
 #ifndef KVVM_SERVICE_H
 #define KVVM_SERVICE_H
@@ -28,6 +29,12 @@ KVVM_API enum kvvm_err kvvm_service_hold(const char *exe, bool wait_for_dead,
                                          struct kvvm_lock **out);
 /* Remove the pid file and let go of the lock. NULL-safe. */
 KVVM_API void kvvm_service_release(struct kvvm_lock *l);
+
+/* The variables of env (NULL-terminated "NAME=value" strings, UTF-8) that kvvmd must see:
+ * proxies, IDENTITY_ENDPOINT, IMDS_ENDPOINT and the KVVM_* testing aids. The service manager
+ * starts kvvmd without the agent's environment, so enable hands these on. A new
+ * NULL-terminated array (free with kvvm_strv_free). service_env.c. */
+KVVM_API char **kvvm_service_env(const char *const *env);
 
 /* Is kvvmd running, and from where? Fills d (free with kvvm_daemon_clear). */
 KVVM_API enum kvvm_err kvvm_service_query(struct kvvm_daemon *d);

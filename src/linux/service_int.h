@@ -16,9 +16,9 @@ enum kvvm_err kvvm_unit_ensure(const char *root, const char *const *rw_paths,
                                bool running_here, bool reload);
 enum kvvm_err kvvm_unit_stop(void);
 enum kvvm_err kvvm_unit_remove(const char *root);
-/* The environment kvvmd gets: proxy variables, IDENTITY_ENDPOINT, IMDS_ENDPOINT and the
- * KVVM_* testing aids, as NULL-terminated "NAME=value" strings (free with kvvm_strv_free). */
-char **kvvm_service_env(void);
+/* The environment kvvmd gets: kvvm_service_env's list (service.h) of this process's
+ * environment, and PATH (a default when there is none). Free with kvvm_strv_free. */
+char **kvvm_service_env_linux(void);
 /* Run argv (argv[0] looked up on PATH), wait up to timeout_s; returns the exit status,
  * or -1 if it could not run or was killed. */
 int kvvm_service_run(const char *const *argv, unsigned timeout_s);

@@ -114,7 +114,7 @@ static void exec_daemon(const char *exe)
   for (int fd = 3; fd < 1024; fd++)
     close(fd);
   umask(077);
-  char **env = kvvm_service_env();
+  char **env = kvvm_service_env_linux();
   char name[] = "kvvmd";
   char *const argv[] = {name, NULL};
   execve(exe, argv, env);
@@ -242,37 +242,18 @@ int kvvm_service_dispatch(int (*serve)(int argc, char **argv), int argc, char **
   return kvvm_err_exit_code(KVVM_E_USAGE);
 }
 
-static bool carried(const char *entry)
+/* service_env.c's list, with PATH: systemd and the detached start give kvvmd none, and its
+ * hooks look commands up on it. */
+char **kvvm_service_env_linux(void)
 {
-  static const char *const names[] = {"http_proxy", "https_proxy", "no_proxy", "all_proxy",
-                                      "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY",
-                                      "IDENTITY_ENDPOINT", "IMDS_ENDPOINT", "PATH", NULL};
-  if (strncmp(entry, "KVVM_", 5) == 0)
-    return true;
-  for (const char *const *n = names; *n; n++) {
-    size_t len = strlen(*n);
-    if (strncmp(entry, *n, len) == 0 && entry[len] == '=')
-      return true;
-  }
-  return false;
-}
-
-char **kvvm_service_env(void)
-{
-  size_t n = 0, cap = 16;
-  char **out = kvvm_xcalloc(cap, sizeof(*out));
-  bool has_path = false;
-  for (char **e = environ; e && *e; e++) {
-    if (!carried(*e))
-      continue;
-    if (n + 2 >= cap)
-      out = kvvm_xrealloc(out, (cap *= 2) * sizeof(*out));
-    has_path |= strncmp(*e, "PATH=", 5) == 0;
-    out[n++] = kvvm_xstrdup(*e);
-  }
-  if (!has_path)
-    out[n++] = kvvm_xstrdup("PATH=/usr/sbin:/usr/bin:/sbin:/bin");
-  out[n] = NULL;
+  char **out = kvvm_service_env((const char *const *)environ);
+  const char *path = getenv("PATH");
+  size_t n = 0;
+  while (out[n])
+    n++;
+  out = kvvm_xrealloc(out, (n + 2) * sizeof(*out));
+  out[n] = kvvm_xasprintf("PATH=%s", path && path[0] ? path : "/usr/sbin:/usr/bin:/sbin:/bin");
+  out[n + 1] = NULL;
   return out;
 }
 

@@ -98,7 +98,7 @@ static enum kvvm_err render_unit(const char *root, const char *const *rw_paths, 
  * breaks cannot be expressed and are left out. */
 static char *render_env(void)
 {
-  char **env = kvvm_service_env();
+  char **env = kvvm_service_env_linux();
   char *text = kvvm_xstrdup("");
   for (char **e = env; *e; e++) {
     char *eq = strchr(*e, '=');

@@ -42,6 +42,16 @@ char *kvvm_path_dirname(const char *path)
   return kvvm_xasprintf("%.*s", (int)(slash - path), path);
 }
 
+bool kvvm_path_is_absolute(const char *path) { return path && path[0] == '/'; }
+
+char *kvvm_path_absolute(const char *path)
+{
+  char *abs = realpath(path, NULL);
+  char *copy = abs ? kvvm_xstrdup(abs) : NULL;   /* kvvm's allocator, as the header says */
+  free(abs);
+  return copy;
+}
+
 bool kvvm_path_exists(const char *path)
 {
   struct stat st;

@@ -70,15 +70,17 @@ static void add_unique(char ***v, size_t *n, const char *path)
  * inside its sandbox too. */
 static void add_closed_ancestors(char ***v, size_t *n, const char *dir)
 {
-  char *p = kvvm_path_dirname(dir);
-  while (strcmp(p, "/") != 0 && strcmp(p, ".") != 0) {
+  char *p = kvvm_path_dirname(dir), *up = kvvm_path_dirname(p);
+  /* Up to the root, which is its own folder ("/"; "C:\" on Windows). */
+  while (strcmp(p, up) != 0 && strcmp(p, ".") != 0) {
     struct kvvm_file_info fi;
-    if (kvvm_file_info(p, &fi) == KVVM_OK && !(fi.mode & 01)) 
+    if (kvvm_file_info(p, &fi) == KVVM_OK && !(fi.mode & 01))
       add_unique(v, n, p);
-    char *up = kvvm_path_dirname(p);
     free(p);
     p = up;
+    up = kvvm_path_dirname(p);
   }
+  free(up);
   free(p);
 }
 

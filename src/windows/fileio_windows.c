@@ -71,6 +71,33 @@ char *kvvm_path_dirname(const char *path)
   return kvvm_xasprintf("%.*s", (int)(last - path), path);
 }
 
+/* "C:\x" or "C:/x", and UNC or device paths ("\\srv\share", "\\?\C:\x"). "\x" (the
+ * current drive's root) and "C:x" (relative to C:'s current folder) are not. */
+bool kvvm_path_is_absolute(const char *path)
+{
+  if (!path || !path[0])
+    return false;
+  if (is_sep(path[0]))
+    return is_sep(path[1]);
+  return ((path[0] | 0x20) >= 'a' && (path[0] | 0x20) <= 'z') && path[1] == ':' &&
+         is_sep(path[2]);
+}
+
+char *kvvm_path_absolute(const char *path)
+{
+  wchar_t *w = wide_path(path), *full = NULL;
+  DWORD n = w ? GetFullPathNameW(w, 0, NULL, NULL) : 0;
+  char *out = NULL;
+  if (n) {
+    full = kvvm_xmalloc(n * sizeof *full);
+    if (GetFullPathNameW(w, n, full, NULL) < n)
+      out = kvvm_win_utf8(full);
+  }
+  free(full);
+  free(w);
+  return out;
+}
+
 bool kvvm_path_exists(const char *path)
 {
   wchar_t *w = kvvm_win_wide(path);
@@ -210,12 +237,39 @@ enum kvvm_err kvvm_file_write_atomic(const char *path, const void *data, size_t 
   return kvvm_file_write_atomic_with(path, mode, write_bytes, &b);
 }
 
-/* Rename tmp over path; MOVEFILE_WRITE_THROUGH returns once the rename is on disk. */
+/* How long a replace waits for another process to let go of the target: the agent reads a
+ * status file (and a user's editor or scanner may hold any file) without FILE_SHARE_DELETE,
+ * and then a rename onto it fails. Reads take milliseconds; a command must not hang. */
+#define REPLACE_WAIT_MS 5000
+#define REPLACE_FIRST_MS 20
+#define REPLACE_MAX_STEP_MS 500
+
+/* The errors of a target held open: ACCESS_DENIED is also a plain refusal, which then
+ * costs the bounded wait before it is reported. */
+static bool held_elsewhere(DWORD e)
+{
+  return e == ERROR_SHARING_VIOLATION || e == ERROR_ACCESS_DENIED;
+}
+
+/* Rename tmp over path; MOVEFILE_WRITE_THROUGH returns once the rename is on disk. While
+ * another process holds path, retry with a doubling pause, up to REPLACE_WAIT_MS. */
 static bool replace_with(const char *tmp, const char *path)
 {
   wchar_t *wt = wide_path(tmp), *wp = wide_path(path);
-  bool ok = wt && wp &&
-            MoveFileExW(wt, wp, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH);
+  bool ok = false;
+  DWORD waited = 0, step = REPLACE_FIRST_MS;
+  while (wt && wp) {
+    ok = MoveFileExW(wt, wp, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH);
+    DWORD e = GetLastError();
+    if (ok || !held_elsewhere(e) || waited >= REPLACE_WAIT_MS)
+      break;
+    Sleep(step);
+    waited += step;
+    step = step * 2 > REPLACE_MAX_STEP_MS ? REPLACE_MAX_STEP_MS : step * 2;
+  }
+  if (ok && waited)
+    KVVM_INFO("%s: replaced after waiting %lu ms for another process to close it", path,
+              (unsigned long)waited);
   free(wt);
   free(wp);
   return ok;

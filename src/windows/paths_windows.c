@@ -33,7 +33,7 @@ static bool absolute(const char *p)
   return drive || (p[0] == '\\' && p[1] == '\\');
 }
 
-static const char *program_data(void)
+const char *kvvm_win_program_data(void)
 {
   static char *dir;
   wchar_t *w = NULL;
@@ -57,7 +57,7 @@ static char *env_or(const wchar_t *name, const char *sub)
   if (v && absolute(v))
     return v;
   free(v);
-  return kvvm_xasprintf("%s\\%s", program_data(), sub);
+  return kvvm_xasprintf("%s\\%s", kvvm_win_program_data(), sub);
 }
 
 const char *kvvm_paths_state_dir(void)

@@ -4,7 +4,10 @@
 #ifndef KVVM_WINDOWS_SERVICE_INT_H
 #define KVVM_WINDOWS_SERVICE_INT_H
 
+#include <stdbool.h>
 #include <windows.h>
+
+#include "kvvm/err.h"
 
 /* Not Microsoft's `akvvm_service`: both extensions may sit on one machine. */
 #define KVVM_SVC_NAME L"kvvmd"
@@ -17,5 +20,12 @@
 /* How long a stop may take: kvvmd finishes the install in progress first. The service
  * announces it as its wait hint; the controller kills the process after it. */
 #define KVVM_SVC_STOP_GRACE_MS 30000
+
+/* kvvmd's environment (service_env_windows.c): <package>\kvvmd.env, written by enable
+ * (*changed: it differed, so a running kvvmd must restart to see it) and loaded by the
+ * service before it serves. A missing file is no error (the system's environment only). */
+#define KVVM_SVC_ENV_NAME "kvvmd.env"
+enum kvvm_err kvvm_win_service_env_write(const char *root, bool *changed);
+enum kvvm_err kvvm_win_service_env_load(void);
 
 #endif

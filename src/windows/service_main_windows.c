@@ -90,6 +90,13 @@ static void WINAPI service_main(DWORD argc, LPWSTR *argv)
     svc.exit_code = kvvm_err_exit_code(KVVM_E_SERVICE);
     return;
   }
+  /* Before anything reads a variable: the SCM gave the system's environment, not the
+   * agent's. A file that cannot be applied stops the service with the reason logged. */
+  if (kvvm_win_service_env_load() != KVVM_OK) {
+    svc.exit_code = kvvm_err_exit_code(KVVM_E_SERVICE);
+    report(SERVICE_STOPPED, svc.exit_code);
+    return;
+  }
   /* Before RUNNING: from then on the handler may post. */
   kvvm_wake_init();
   report(SERVICE_RUNNING, 0);

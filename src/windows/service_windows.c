@@ -328,17 +328,27 @@ enum kvvm_err kvvm_service_ensure(const char *root, const char *const *rw_paths,
   wchar_t *wcmd = kvvm_win_wide(cmd);
   SC_HANDLE scm = NULL, svc = NULL;
   enum kvvm_err rc = KVVM_E_SERVICE;
-  bool here;
+  bool here, env_changed;
   (void)rw_paths;
   if (!wcmd) {
     KVVM_ERR("the package folder %s is not valid UTF-8", root);
     goto out;
   }
-  if (!(svc = open_or_create(&scm, wcmd)) || (rc = runs_here(svc, exe, &here)) != KVVM_OK)
+  if (!(svc = open_or_create(&scm, wcmd)) ||
+      (rc = kvvm_win_service_env_write(root, &env_changed)) != KVVM_OK ||
+      (rc = runs_here(svc, exe, &here)) != KVVM_OK)
     goto out;
   rc = KVVM_E_SERVICE;
   if (!configure(svc, wcmd))
     goto out;
+  /* A service sees its environment only as it starts (as systemd's unit, restarted when
+   * its environment file changes). */
+  if (here && env_changed) {
+    KVVM_INFO("kvvmd's environment changed: restarting it");
+    if ((rc = stop_service(svc)) != KVVM_OK)
+      goto out;
+    here = false;
+  }
   if (here)
     rc = reload ? send_control(svc, KVVM_SVC_CTRL_RELOAD) : KVVM_OK;
   else

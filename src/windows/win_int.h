@@ -17,6 +17,10 @@ void kvvm_win_adopt_stop_event(HANDLE h);
 wchar_t *kvvm_win_wide(const char *utf8);
 /* A new UTF-8 copy of a UTF-16 string, or NULL. */
 char *kvvm_win_utf8(const wchar_t *w);
+/* The ProgramData folder (C:\ProgramData unless Windows says otherwise), UTF-8, kept for the
+ * process. paths_windows.c. */
+const char *kvvm_win_program_data(void);
+
 /* A Win32 error code in words ("Access is denied. (5)"), in buf. */
 const char *kvvm_win_strerror(DWORD code, char *buf, size_t n);
 

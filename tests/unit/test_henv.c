@@ -1,8 +1,12 @@
 /* HandlerEnvironment.json: the agent's real shape, where it is looked for, what is refused. */
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "kt.h"
+#include "kvvm/clock.h"
 #include "kvvm/fileio.h"
 #include "kvvm/henv.h"
 #include "kvvm/mem.h"
@@ -88,10 +92,84 @@ static void found_beside_or_above(void)
   free(dir);
 }
 
+/* The schema version is a number from the agent and a string from Azure Arc; neither is
+ * refused, and neither is taken for the extension's version. */
+static void version_number_or_string(void)
+{
+  static const char *const versions[] = {"1.0", "\"1.0\"", "1", "\"2.0\""};
+  for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
+    char *text = kvvm_xasprintf("[{\"version\": %s, \"handlerEnvironment\": {\"logFolder\":"
+                                " \"/l\", \"configFolder\": \"/c\", \"statusFolder\": \"/s\"}}]",
+                                versions[i]);
+    struct kvvm_henv *h = NULL;
+    KT_CHECK(kvvm_henv_parse(text, "/p", &h) == KVVM_OK);
+    KT_STREQ(h ? h->status_dir : NULL, "/s");
+    kvvm_henv_free(h);
+    free(text);
+  }
+}
+
+/* Write text to path after ms, from a child process, as the agent would while a command
+ * is starting. */
+static pid_t write_later(const char *path, const char *text, long ms)
+{
+  pid_t pid = fork();
+  if (pid == 0) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    _exit(kvvm_file_write_atomic(path, text, strlen(text), 0600) == KVVM_OK ? 0 : 1);
+  }
+  return pid;
+}
+
+static int reap(pid_t pid)
+{
+  int st = -1;
+  waitpid(pid, &st, 0);
+  return st;
+}
+
+/* Missing, or cut short as the agent writes it: read again after a pause, so a file that
+ * turns up or is completed within the retries is taken; one that stays bad fails after
+ * all of them (100+200+400+800 ms of pauses). */
+static void retried_while_written(void)
+{
+  char *dir = kt_tmpdir();
+  char *file = kvvm_path_join(dir, "HandlerEnvironment.json");
+  char *exe = kvvm_xasprintf("%s/bin/enable", dir);
+  struct kvvm_henv *h = NULL;
+  unsetenv("AZURE_GUEST_AGENT_EXTENSION_PATH");
+  int64_t t0 = kvvm_clock_mono_ms();
+  pid_t pid = write_later(file, agent_text, 250);
+  KT_CHECK(kvvm_henv_load(exe, &h) == KVVM_OK);
+  KT_CHECK(kvvm_clock_mono_ms() - t0 >= 250);
+  KT_STREQ(h ? h->root : NULL, dir);
+  KT_CHECK(reap(pid) == 0);
+  kvvm_henv_free(h);
+  h = NULL;
+  kt_write(file, "[{\"version\": 1.0, \"handlerEnv");   /* cut short */
+  pid = write_later(file, agent_text, 250);
+  KT_CHECK(kvvm_henv_load(exe, &h) == KVVM_OK && h && h->log_dir);
+  KT_CHECK(reap(pid) == 0);
+  kvvm_henv_free(h);
+  h = (struct kvvm_henv *)1;
+  kt_write(file, "[{\"version\": 1.0}]");
+  t0 = kvvm_clock_mono_ms();
+  KT_CHECK(kvvm_henv_load(exe, &h) == KVVM_E_HENV && h == NULL);
+  int64_t took = kvvm_clock_mono_ms() - t0;
+  KT_CHECK(took >= 1500 && took < 3000);
+  kt_rmtree(dir);
+  free(exe);
+  free(file);
+  free(dir);
+}
+
 int main(void)
 {
   static const struct kt_case cases[] = {KT_CASE(parses_agent_shape), KT_CASE(refuses_bad_shapes),
                                          KT_CASE(heartbeat_optional),
-                                         KT_CASE(found_beside_or_above)};
+                                         KT_CASE(found_beside_or_above),
+                                         KT_CASE(version_number_or_string),
+                                         KT_CASE(retried_while_written)};
   return KT_RUN("henv", cases);
 }

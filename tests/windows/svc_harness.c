@@ -5,9 +5,10 @@
  *   svc_harness ctl ensure ROOT [reload] | stop | remove ROOT | query | sync-now | show
  *   svc_harness idle SECONDS       an ordinary process that keeps wine's services alive
  *   svc_harness paths | protect    paths_windows.c's answers; proc_windows.c's protection
- * The serve loop appends to events.log beside the executable; a file ignore-stop there makes
+ * The serve loop appends to events.log beside the executable (with the KVVM_SVC_PROBE and
+ * https_proxy it sees, which only kvvmd.env can have given it); a file ignore-stop there makes
  * it ignore stops (to reach the controller's TerminateProcess). Test doubles for kvvm_log,
- * kvvm_xmalloc/kvvm_xasprintf and kvvm_wake stand in for log.c and mem.c (not yet ported
+ * kvvm_xmalloc and the other mem.h helpers, and kvvm_wake stand in for log.c and mem.c (not yet ported
  * to Windows) and the worker engineer's wake. */
 #include <stdarg.h>
 #include <stdint.h>
@@ -54,6 +55,36 @@ void *kvvm_xmalloc(size_t n)
   return p;
 }
 
+void *kvvm_xcalloc(size_t n, size_t size)
+{
+  void *p = calloc(n ? n : 1, size ? size : 1);
+  if (!p)
+    abort();
+  return p;
+}
+
+void *kvvm_xrealloc(void *p, size_t n)
+{
+  p = realloc(p, n ? n : 1);
+  if (!p)
+    abort();
+  return p;
+}
+
+void kvvm_strv_free(char **v)
+{
+  for (char **p = v; p && *p; p++)
+    free(*p);
+  free(v);
+}
+
+void kvvm_free_secret(void *p, size_t n)
+{
+  if (p)
+    SecureZeroMemory(p, n);
+  free(p);
+}
+
 char *kvvm_xstrdup(const char *s)
 {
   return s ? strcpy(kvvm_xmalloc(strlen(s) + 1), s) : NULL;
@@ -70,6 +101,13 @@ char *kvvm_xasprintf(const char *fmt, ...)
   vsnprintf(s, (size_t)n + 1, fmt, ap);
   va_end(ap);
   return s;
+}
+
+/* service_lock.c's, which needs clock.c (not yet ported). */
+void kvvm_daemon_clear(struct kvvm_daemon *d)
+{
+  free(d->exe);
+  d->exe = NULL;
 }
 
 /* Wake double: posted kinds as bits, an auto-reset event to end the wait. */
@@ -126,8 +164,10 @@ static int serve(int argc, char **argv)
   char path[MAX_PATH + 20];
   beside_exe("ignore-stop", path, sizeof path);
   int stubborn = GetFileAttributesA(path) != INVALID_FILE_ATTRIBUTES;
-  fprintf(events, "serve pid=%lu argc=%d verb=%s stubborn=%d\n", GetCurrentProcessId(), argc,
-          argc > 1 ? argv[1] : "", stubborn);
+  const char *probe = getenv("KVVM_SVC_PROBE"), *proxy = getenv("https_proxy");
+  fprintf(events, "serve pid=%lu argc=%d verb=%s stubborn=%d probe=%s proxy=%s\n",
+          GetCurrentProcessId(), argc, argc > 1 ? argv[1] : "", stubborn,
+          probe ? probe : "(unset)", proxy ? proxy : "(unset)");
   fflush(events);
   for (;;) {
     enum kvvm_wake w = kvvm_wake_wait(60000);

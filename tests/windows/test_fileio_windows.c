@@ -16,6 +16,7 @@
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
 #include "kvvm/seqno.h"
+#include "windows/win_int.h"
 
 static int failed, passed;
 
@@ -211,6 +212,71 @@ static void locks(const char *dir)
   free(lock);
 }
 
+/* The second process: hold path open as the agent reads a status file (no
+ * FILE_SHARE_DELETE), tell the parent through the ready file, let go after ms. */
+static int hold_child(const char *path, const char *ready, int ms)
+{
+  wchar_t *w = kvvm_win_wide(path);
+  HANDLE h = CreateFileW(w, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, NULL,
+                         OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, NULL);
+  free(w);
+  if (h == INVALID_HANDLE_VALUE || kvvm_file_write_atomic(ready, "1", 1, 0600) != KVVM_OK)
+    return 1;
+  Sleep((DWORD)ms);
+  CloseHandle(h);
+  return 0;
+}
+
+/* Start this exe again with args, not waiting for it. */
+static HANDLE spawn_self(const char *args)
+{
+  char exe[MAX_PATH];
+  GetModuleFileNameA(NULL, exe, sizeof exe);
+  char *cmd = kvvm_xasprintf("\"%s\" %s", exe, args);
+  STARTUPINFOA si;
+  memset(&si, 0, sizeof si);
+  si.cb = sizeof si;
+  PROCESS_INFORMATION pi;
+  HANDLE h = NULL;
+  if (CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi)) {
+    CloseHandle(pi.hThread);
+    h = pi.hProcess;
+  }
+  free(cmd);
+  return h;
+}
+
+/* A status file another process holds open (without FILE_SHARE_DELETE) is replaced once it
+ * lets go, within the bounded wait; held past the bound, the write fails and says so. */
+static void held_target(const char *dir, int hold_ms, bool want_ok)
+{
+  char *path = kvvm_path_join(dir, "0.status"), *ready = kvvm_path_join(dir, "ready");
+  char *args = kvvm_xasprintf("hold \"%s\" \"%s\" %d", path, ready, hold_ms), *text = NULL;
+  kvvm_file_remove(ready);
+  CHECK(kvvm_file_write_atomic(path, "old", 3, 0600) == KVVM_OK);
+  HANDLE child = spawn_self(args);
+  for (int i = 0; i < 500 && !kvvm_path_exists(ready); i++)
+    Sleep(10);
+  CHECK(child != NULL && kvvm_path_exists(ready));
+  ULONGLONG t0 = GetTickCount64();
+  enum kvvm_err rc = kvvm_file_write_atomic(path, "new", 3, 0600);
+  ULONGLONG took = GetTickCount64() - t0;
+  printf("held %d ms: write %s after %llu ms\n", hold_ms, rc == KVVM_OK ? "succeeded" : "failed",
+         took);
+  CHECK((rc == KVVM_OK) == want_ok);
+  CHECK(kvvm_file_read(path, 100, &text, NULL) == KVVM_OK &&
+        !strcmp(text, want_ok ? "new" : "old"));
+  free(text);
+  if (child) {
+    WaitForSingleObject(child, INFINITE);
+    CloseHandle(child);
+  }
+  CHECK(kvvm_dir_sweep_prefix(dir, KVVM_TEMP_PREFIX) == 0);   /* no temp file left */
+  free(args);
+  free(ready);
+  free(path);
+}
+
 /* Owner Administrators, and only SYSTEM and Administrators may do anything with it. */
 static bool make_admin_only(const char *path)
 {
@@ -324,6 +390,8 @@ int main(int argc, char **argv)
   long seq = -1;
   if (argc == 3 && !strcmp(argv[1], "lock"))
     return lock_child(argv[2]);
+  if (argc == 5 && !strcmp(argv[1], "hold"))
+    return hold_child(argv[2], argv[3], atoi(argv[4]));
   if (argc == 2 && !strcmp(argv[1], "seq"))
     return kvvm_seqno_read_mrseq(ROOT, &seq) == KVVM_OK ? (int)seq : -1;
   char *dir = scratch("d");
@@ -332,6 +400,8 @@ int main(int argc, char **argv)
   atomic_writes(dir);
   folders_and_listing(dir);
   locks(dir);
+  held_target(dir, 1500, true);
+  held_target(dir, 8000, false);
   trusted(dir);
   mrseq();
   char *cmd = kvvm_xasprintf("rmdir /s /q \"%s\" >NUL 2>&1", dir);

@@ -24,7 +24,9 @@ WARN = ("-Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpoint
         "-Wformat=2 -Wcast-qual -Wvla -Wundef -Wwrite-strings -Werror").split()
 SOURCES = ["tests/windows/svc_harness.c", "src/windows/service_windows.c",
            "src/windows/service_main_windows.c", "src/windows/win_util.c",
-           "src/windows/paths_windows.c", "src/windows/proc_windows.c", "src/base/err.c"]
+           "src/windows/paths_windows.c", "src/windows/proc_windows.c", "src/base/err.c",
+           "src/windows/service_env_windows.c", "src/service/service_env.c",
+           "src/windows/fileio_windows.c"]
 LIBS = ["-ladvapi32", "-lshell32", "-lole32", "-luuid"]
 PKG = {"A": r"C:\kvvmtest\Kvvm.Test\1.0.0", "B": r"C:\kvvmtest\Kvvm.Test\1.1.0"}
 GRACE_S = 30   # KVVM_SVC_STOP_GRACE_MS
@@ -165,6 +167,40 @@ def scenario_start_and_controls(w):
     return pid
 
 
+def last_serve(w, pkg):
+    lines = [l for l in w.events(pkg).splitlines() if l.startswith("serve ")]
+    return lines[-1] if lines else ""
+
+
+def scenario_environment(w, pid):
+    """Enable's proxies and KVVM_* reach the service through <package>\\kvvmd.env (wine's
+    SCM ignores the registry's Environment value); a change restarts kvvmd."""
+    check("the service started without KVVM_SVC_PROBE", "probe=(unset)" in last_serve(w, "A"),
+          last_serve(w, "A"))
+    saved = w.env
+    w.env = dict(saved, KVVM_SVC_PROBE="one two", https_proxy="http://u:p@proxy:3128")
+    try:
+        rc, _, err, took = w.kvvmd("A", "ctl", "ensure", PKG["A"])
+        new_pid = query(w)[1]
+        print(f"  enable with a new environment (write kvvmd.env, restart): {took:.2f} s")
+        check("a changed environment restarts kvvmd, which sees it",
+              rc == 0 and new_pid != pid and "environment changed" in err
+              and "probe=one two proxy=http://u:p@proxy:3128" in last_serve(w, "A"),
+              (rc, pid, new_pid, err, last_serve(w, "A")))
+        envf = open(w.drive(PKG["A"] + r"\kvvmd.env")).read()
+        check("kvvmd.env holds the carried variables only",
+              "KVVM_SVC_PROBE=one two\n" in envf and "WINEPREFIX" not in envf
+              and "DISPLAY" not in envf, envf)
+        rc, _, err, _ = w.kvvmd("A", "ctl", "ensure", PKG["A"])
+        check("the same environment again: no restart", rc == 0 and query(w)[1] == new_pid,
+              (rc, err))
+    finally:
+        w.env = saved
+    rc, _, err, _ = w.kvvmd("A", "ctl", "ensure", PKG["A"])
+    check("the variable gone from enable's environment: restarted without it",
+          rc == 0 and "probe=(unset)" in last_serve(w, "A"), (rc, err, last_serve(w, "A")))
+
+
 def scenario_stop(w):
     rc, _, err, took = w.kvvmd("A", "ctl", "stop")
     print(f"  disable (stop, wait for STOPPED): {took:.2f} s")
@@ -287,7 +323,8 @@ def main():
         shutil.copy(exe, w.drive(PKG[pkg] + r"\bin\kvvmd.exe"))
     print(f"  fresh prefix: {time.monotonic() - t0:.1f} s")
     try:
-        scenario_start_and_controls(w)
+        pid = scenario_start_and_controls(w)
+        scenario_environment(w, pid)
         scenario_stop(w)
         scenario_replace(w)
         scenario_kill(w)
