@@ -339,7 +339,7 @@ def main():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             print(f"  kept {tmp}")
-    print(f"passed {results['ok']}, failed {results['FAIL']}, skipped {results['SKIP']}")
+    print(f"windows-service: {results['ok']} passed, {results['FAIL']} failed, {results['SKIP']} skipped")
     return 1 if results["FAIL"] else 0
 
 

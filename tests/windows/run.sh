@@ -1,0 +1,29 @@
+#!/bin/sh
+# The Windows tier (make check-windows, and make check): every Windows test under wine, each
+# in a fresh WINEPREFIX of its own, headless. Each prints "suite: N passed, N failed" lines,
+# which tests/run.sh adds up; a test that wine cannot run faithfully says "skipped" and why.
+#   sh tests/windows/run.sh WBUILD WZIP
+set -u
+wbuild=$1
+wzip=$2
+top=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$top" || exit 1
+export KVVM_WIN_PREFIX="$(cat "$wbuild/prefix")" WINEDEBUG=-all
+unset DISPLAY
+rc=0
+step() {  # name, command...
+  name=$1
+  shift
+  start=$(date +%s)
+  "$@" || { rc=1; echo "$name: exited with failure"; }
+  echo "  ($name: $(($(date +%s) - start)) s)"
+}
+step imports sh tests/windows/test_imports.sh "$wzip"
+step units sh tests/windows/units.sh "$wbuild"
+step fileio sh tests/windows/fileio.sh
+step base sh tests/windows/base.sh
+step arc sh tests/windows/arc.sh
+step store sh tests/windows/build-store-test.sh "$wbuild/store-test"
+step service /usr/bin/python3 tests/windows/test_service_win.py
+step agent env KVVM_WIN_ZIP="$wzip" /usr/bin/python3 tests/windows/test_agent_win.py
+exit $rc
