@@ -95,6 +95,9 @@ static void ask_worker(struct daemon *d, const struct kvvm_worker_req *req,
 {
   size_t len;
   char *text = d->exe ? kvvm_worker_req_encode(req, &len) : NULL;
+  /* The request's JSON tree is freed: give its pages back rather than hold them beside the
+   * worker for the whole pass (at 1,000 certificates, 1.4 MiB of the peak). */
+  kvvm_mem_release();
   memset(w, 0, sizeof *w);
   if (!d->exe)
     KVVM_ERR("kvvmd cannot find its own executable to start its pass worker");

@@ -26,7 +26,8 @@ struct job {
   struct kvvm_worker_req req;
   struct kvvm_henv *henv;
   struct kvvm_config *cfg;
-  char why[900];              /* why cfg could not be loaded */
+  char why[900];              /* why cfg cannot be used */
+  bool cfg_ok;                /* cfg is what kvvmd serves */
   int lock_fd;                /* kvvmd-worker.lock: held until the process ends */
   struct kvvm_store *store;
   struct kvvm_worker_ans ans;
@@ -159,7 +160,7 @@ static void pass(struct job *j)
   a->n = j->req.n;
   a->out = j->req.out;   /* the answer starts from what kvvmd holds */
   j->req.out = NULL;
-  if (!same_settings(j)) {
+  if (!j->cfg_ok) {
     KVVM_ERR("%s", j->why);
     kvvm_daemon_fail_due(a->out, j->req.due, a->n, KVVM_E_SETTINGS, j->why);
   } else if (store_ready(j)) {
@@ -179,7 +180,7 @@ static bool start_up(struct job *j)
 {
   if (!store_ready(j))
     return false;
-  if (j->req.seq >= 0 && same_settings(j))
+  if (j->cfg_ok)
     kvvm_store_sweep(j->store, j->cfg);
   struct kvvm_hooks_opts hopts = {NULL, 0};
   kvvm_hooks_run_due(kvvm_store_installed(j->store), &hopts);
@@ -189,6 +190,7 @@ static bool start_up(struct job *j)
 static bool answer(const struct kvvm_worker_ans *a)
 {
   size_t len;
+  kvvm_mem_release();   /* what the pass freed, before the answer's tree is built */
   char *text = kvvm_worker_ans_encode(a, &len);
   bool ok = text && fwrite(text, 1, len, stdout) == len && fflush(stdout) == 0;
   if (text && !ok)
@@ -217,6 +219,10 @@ int kvvm_daemon_worker_main(int argc, char **argv)
   if (j.req.seq >= 0 &&
       kvvm_daemon_load_settings(j.henv, j.req.seq, &j.cfg, j.why, sizeof j.why) != KVVM_OK)
     KVVM_ERR("the pass worker cannot load the settings of sequence %ld: %s", j.req.seq, j.why);
+  j.cfg_ok = j.req.seq >= 0 && same_settings(&j);
+  /* The JSON trees of the request, the settings and their fingerprint are freed: give
+   * their pages back rather than carry them through the pass (1,000 certificates: 2 MiB). */
+  kvvm_mem_release();
   if (j.req.job == KVVM_JOB_PASS)
     pass(&j);
   ok = j.req.job == KVVM_JOB_PASS || start_up(&j);
