@@ -64,6 +64,9 @@ struct kvvm_settings_opts {
   /* The agent's Lib.Dir holding <THUMB>.crt/.prv (the parent of the package folder);
    * NULL: protected settings are noted but not decrypted. */
   const char *certs_dir;
+  /* Leave out the log lines about the shape seen and lenient readings (kvvmd's pass worker
+   * reads again, every pass, the settings kvvmd has logged once). */
+  bool quiet;
 };
 
 /* Parse the text of a <seq>.settings file. On error returns KVVM_E_SETTINGS, writes the

@@ -85,7 +85,7 @@ struct kvvm_config *kvvm_cli_served_config(char *why, size_t whylen)
     snprintf(why, whylen, "the extension has not been enabled yet");
   else {
     char *lib = kvvm_path_dirname(h->root);
-    struct kvvm_settings_opts opts = {kvvm_paths_store_root(), lib};
+    struct kvvm_settings_opts opts = {kvvm_paths_store_root(), lib, false};
     kvvm_settings_load(h->config_dir, seq, &opts, &cfg, why, whylen);
     free(lib);
   }

@@ -159,7 +159,7 @@ static enum kvvm_err parse_doc(const char *text, size_t len, struct kvvm_config 
   json_t *root = load_root(text, len);
   json_t *pub = root ? classify(root, form, &prefix) : NULL;
   char *wrapped = pub ? wrap(pub) : NULL;
-  struct kvvm_settings_opts opts = {kvvm_paths_store_root(), NULL};
+  struct kvvm_settings_opts opts = {kvvm_paths_store_root(), NULL, false};
   if (!root)
     *form = "not readable as JSON";
   enum kvvm_err rc = kvvm_settings_parse(wrapped ? wrapped : text,

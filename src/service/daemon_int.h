@@ -10,8 +10,9 @@
 #include "kvvm/sync.h"
 
 /* Load <seq>.settings the way kvvmd serves them (its store root, the agent's certificates
- * for protected settings). why gets the reason when they are refused. */
-enum kvvm_err kvvm_daemon_load_settings(const struct kvvm_henv *h, long seq,
+ * for protected settings); quiet: without the settings' own log lines (the worker's read).
+ * why gets the reason when they are refused. */
+enum kvvm_err kvvm_daemon_load_settings(const struct kvvm_henv *h, long seq, bool quiet,
                                         struct kvvm_config **cfg, char *why, size_t len);
 /* Every certificate due fails with err and why (the ones not due keep their outcome). */
 void kvvm_daemon_fail_due(struct kvvm_cert_outcome *out, const bool *due, size_t n,

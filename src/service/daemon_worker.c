@@ -33,12 +33,12 @@ struct job {
   struct kvvm_worker_ans ans;
 };
 
-enum kvvm_err kvvm_daemon_load_settings(const struct kvvm_henv *h, long seq,
+enum kvvm_err kvvm_daemon_load_settings(const struct kvvm_henv *h, long seq, bool quiet,
                                         struct kvvm_config **cfg, char *why, size_t len)
 {
   /* The agent keeps its transport certificates in Lib.Dir, the package folder's parent. */
   char *lib = kvvm_path_dirname(h->root);
-  struct kvvm_settings_opts opts = {kvvm_paths_store_root(), lib};
+  struct kvvm_settings_opts opts = {kvvm_paths_store_root(), lib, quiet};
   enum kvvm_err rc = kvvm_settings_load(h->config_dir, seq, &opts, cfg, why, len);
   free(lib);
   return rc;
@@ -217,7 +217,7 @@ int kvvm_daemon_worker_main(int argc, char **argv)
     goto out;
   kvvm_log_open(j.henv->log_dir, "kvvmd");
   if (j.req.seq >= 0 &&
-      kvvm_daemon_load_settings(j.henv, j.req.seq, &j.cfg, j.why, sizeof j.why) != KVVM_OK)
+      kvvm_daemon_load_settings(j.henv, j.req.seq, true, &j.cfg, j.why, sizeof j.why) != KVVM_OK)
     KVVM_ERR("the pass worker cannot load the settings of sequence %ld: %s", j.req.seq, j.why);
   j.cfg_ok = j.req.seq >= 0 && same_settings(&j);
   /* The JSON trees of the request, the settings and their fingerprint are freed: give

@@ -177,7 +177,7 @@ int main(int argc, char **argv)
   char *text = slurp(argv[1], &len);
   char why[1024] = "";
   struct kvvm_config *cfg = NULL;
-  struct kvvm_settings_opts sopts = {store_root, NULL};
+  struct kvvm_settings_opts sopts = {store_root, NULL, false};
   if (!text || kvvm_settings_parse(text, len, &sopts, &cfg, why, sizeof why) != KVVM_OK) {
     fprintf(stderr, "soak: settings: %s\n", why);
     return 2;

@@ -46,7 +46,7 @@ static struct kvvm_config *parse(const char *tp, const char *certs_dir)
       "[\"https://vault1.vault.azure.net/secrets/c\"]}},"
       "\"protectedSettings\":\"%s\",\"protectedSettingsCertThumbprint\":\"%s\"}}]}",
       b64, tp);
-  struct kvvm_settings_opts opts = {"/store", certs_dir};
+  struct kvvm_settings_opts opts = {"/store", certs_dir, false};
   struct kvvm_config *cfg = NULL;
   char why[512] = "";
   if (kvvm_settings_parse(text, strlen(text), &opts, &cfg, why, sizeof(why)) != KVVM_OK)
