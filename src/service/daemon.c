@@ -81,7 +81,8 @@ static void load_settings(struct daemon *d)
     snprintf(d->why, sizeof(d->why), "no sequence number: enable has not run");
     return;
   }
-  if (kvvm_daemon_load_settings(d->henv, d->seq, false, &cfg, d->why, sizeof(d->why)) != KVVM_OK)
+  if (kvvm_daemon_load_settings(d->henv, d->seq, false, &cfg, d->why, sizeof(d->why)) !=
+      KVVM_OK)
     return;
   adopt(d, cfg);
   d->cfg_seq = d->seq;

@@ -105,7 +105,8 @@ kill -USR1 "$pid"
 sleep 1
 w=$(pgrep -P "$pid" | head -1)
 check "the pass worker is kvvmd's own executable run as \`kvvmd worker\`" \
-  "[ -n '$w' ] && [ \"\$(tr '\\0' ' ' < /proc/$w/cmdline)\" = 'kvvmd worker ' ] && [ \"\$(cat /proc/$w/comm)\" = kvvm-worker ] && [ /proc/$w/exe -ef '$pkg/bin/kvvmd' ]"
+  "[ -n '$w' ] && [ \"\$(tr '\\0' ' ' < /proc/$w/cmdline)\" = 'kvvmd worker ' ] &&
+   [ \"\$(cat /proc/$w/comm)\" = kvvm-worker ] && [ /proc/$w/exe -ef '$pkg/bin/kvvmd' ]"
 check "its pass waits while another worker holds kvvmd-worker.lock" \
   "[ \"\$(passes)\" = $n0 ] && alive $holder"
 wait_for "and runs once the lock is free" "[ \"\$(passes)\" -gt $n0 ]"
