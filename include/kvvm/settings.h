@@ -68,6 +68,9 @@ struct kvvm_settings_opts {
   const char *certs_dir;
   /* KVVM_STORE_FILES when left zero, so callers that predate Windows read as before. */
   enum kvvm_store_kind store_kind;
+  /* Leave out the log lines about the shape seen and lenient readings (kvvmd's pass worker
+   * reads again, every pass, the settings kvvmd has logged once). */
+  bool quiet;
 };
 
 /* Parse the text of a <seq>.settings file. On error returns KVVM_E_SETTINGS, writes the

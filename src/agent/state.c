@@ -106,7 +106,7 @@ enum kvvm_err kvvm_state_remove_all(const char *dir)
 {
   static const char *const files[] = {"state.json", "state.json.corrupt", "installed.json",
                                       "installed.json.corrupt", "kvvmd.env", "kvvmd.pid",
-                                      "kvvmd.lock", NULL};
+                                      "kvvmd.lock", "kvvmd-worker.lock", NULL};
   enum kvvm_err rc = KVVM_OK;
   for (const char *const *f = files; *f; f++) {
     char *path = kvvm_path_join(dir, *f);

@@ -21,3 +21,5 @@ void kvvm_proc_protect(void)
 }
 
 long kvvm_proc_self_id(void) { return (long)getpid(); }
+
+bool kvvm_proc_stdout_is_tty(void) { return isatty(STDOUT_FILENO) == 1; }

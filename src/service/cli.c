@@ -85,7 +85,9 @@ struct kvvm_config *kvvm_cli_served_config(char *why, size_t whylen)
     snprintf(why, whylen, "the extension has not been enabled yet");
   else {
     char *lib = kvvm_path_dirname(h->root);
-    struct kvvm_settings_opts opts = {kvvm_paths_store_root(), lib, kvvm_paths_store_kind()};
+    struct kvvm_settings_opts opts = {.default_store_root = kvvm_paths_store_root(),
+                                      .certs_dir = lib,
+                                      .store_kind = kvvm_paths_store_kind()};
     kvvm_settings_load(h->config_dir, seq, &opts, &cfg, why, whylen);
     free(lib);
   }

@@ -4,12 +4,9 @@
  * certificate), under the same lock, so it never runs beside kvvmd. It reports to the
  * terminal instead of a status file; it writes kvvmd's pid file so `kvvm status` and
  * `kvvm sync-now` work with it. */
-#include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "kvvm/cli.h"
 #include "kvvm/clock.h"
@@ -20,9 +17,11 @@
 #include "kvvm/mem.h"
 #include "kvvm/paths.h"
 #include "kvvm/plan.h"
+#include "kvvm/proc.h"
 #include "kvvm/service.h"
 #include "kvvm/store.h"
 #include "kvvm/sync.h"
+#include "kvvm/wake.h"
 
 static const char run_help[] =
     "usage: kvvm run --config FILE [--once]\n"
@@ -43,7 +42,6 @@ struct runner {
   struct kvvm_store *store;
   struct kvvm_plan plan;  /* outcomes and when each certificate is next due */
   struct kvvm_lock *lock;
-  sigset_t sigs;
 };
 
 static void print_outcome(const struct kvvm_cert_cfg *cc, const struct kvvm_cert_outcome *o)
@@ -102,7 +100,7 @@ static bool all_good(const struct runner *r)
 static void progress(const struct runner *r, int64_t left_ms, bool first)
 {
   size_t k = count_installed(r), n = r->cfg->n_certs;
-  bool tty = isatty(STDOUT_FILENO);
+  bool tty = kvvm_proc_stdout_is_tty();
   if (k == n || (!tty && !first))
     return;
   printf("%sfirst sync: %zu of %zu installed; next attempt in %lld s%s", tty ? "\r" : "", k,
@@ -110,23 +108,20 @@ static void progress(const struct runner *r, int64_t left_ms, bool first)
   fflush(stdout);
 }
 
-/* Sleep until the next pass is due or a signal asks for something; 0 when the time is up. */
-static int wait_next(struct runner *r)
+/* Sleep until the next pass is due or something is asked for (kvvm_wake). */
+static enum kvvm_wake wait_next(struct runner *r)
 {
   bool first = true;
   for (;;) {
     int64_t left = kvvm_plan_next(&r->plan) - kvvm_clock_mono_ms();
     if (left <= 0)
-      return 0;
+      return KVVM_WAKE_TIMEOUT;
     progress(r, left, first);
     first = false;
     int64_t slice = count_installed(r) < r->cfg->n_certs && left > 1000 ? 1000 : left;
-    struct timespec ts = {(time_t)(slice / 1000), (long)(slice % 1000) * 1000000L};
-    int sig = sigtimedwait(&r->sigs, NULL, &ts);
-    if (sig > 0)
-      return sig;
-    if (errno != EAGAIN && errno != EINTR)
-      return SIGTERM;
+    enum kvvm_wake w = kvvm_wake_wait(slice);
+    if (w != KVVM_WAKE_TIMEOUT)
+      return w;
   }
 }
 
@@ -138,12 +133,14 @@ static int serve(struct runner *r, bool once)
     run_pass(r);
     if (once || kvvm_clock_stopping())
       break;
-    int sig = wait_next(r);
-    if (isatty(STDOUT_FILENO) && count_installed(r) < r->cfg->n_certs)
+    enum kvvm_wake w = wait_next(r);
+    if (kvvm_proc_stdout_is_tty() && count_installed(r) < r->cfg->n_certs)
       printf("\n");
-    if (sig == SIGTERM || sig == SIGINT)
+    /* Its settings are a file named on the command line: a hang-up (RELOAD) ends it, as
+     * closing its terminal always did, only now after the work in progress. */
+    if (w == KVVM_WAKE_STOP || w == KVVM_WAKE_RELOAD)
       break;
-    if (sig == SIGUSR1)
+    if (w == KVVM_WAKE_PASS)
       kvvm_plan_poll_now(&r->plan);
   }
   return all_good(r) ? KVVM_CLI_OK : KVVM_CLI_FAIL;
@@ -200,13 +197,9 @@ int kvvm_cli_run(int argc, char **argv)
     return KVVM_CLI_USAGE;
   }
   struct runner r = {0};
-  /* Blocked before anything else, taken synchronously: SIGTERM ends a pass's retries
-   * cleanly (kvvm_clock), SIGUSR1 asks for a pass. */
-  sigemptyset(&r.sigs);
-  sigaddset(&r.sigs, SIGTERM);
-  sigaddset(&r.sigs, SIGINT);
-  sigaddset(&r.sigs, SIGUSR1);
-  sigprocmask(SIG_BLOCK, &r.sigs, NULL);
+  /* Before anything else, taken synchronously: a stop ends a pass's retries cleanly
+   * (kvvm_clock), SIGUSR1 (sync-now) asks for a pass. */
+  kvvm_wake_init();
   int rc = KVVM_CLI_FAIL;
   if (kvvm_cli_load_doc(config, &cfg, &form, why, sizeof(why)) != KVVM_OK) {
     fprintf(stderr, "kvvm: invalid settings (%s): %s\n", form, why);

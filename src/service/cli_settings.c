@@ -159,7 +159,9 @@ static enum kvvm_err parse_doc(const char *text, size_t len, struct kvvm_config 
   json_t *root = load_root(text, len);
   json_t *pub = root ? classify(root, form, &prefix) : NULL;
   char *wrapped = pub ? wrap(pub) : NULL;
-  struct kvvm_settings_opts opts = {kvvm_paths_store_root(), NULL, kvvm_paths_store_kind()};
+  struct kvvm_settings_opts opts = {.default_store_root = kvvm_paths_store_root(),
+                                    .certs_dir = NULL,
+                                    .store_kind = kvvm_paths_store_kind()};
   if (!root)
     *form = "not readable as JSON";
   enum kvvm_err rc = kvvm_settings_parse(wrapped ? wrapped : text,

@@ -42,7 +42,9 @@ static enum kvvm_err load_config(const struct ctx *c, long seq, struct kvvm_conf
 {
   /* The agent keeps its transport certificates in Lib.Dir, the package folder's parent. */
   char *lib = kvvm_path_dirname(c->henv->root);
-  struct kvvm_settings_opts opts = {kvvm_paths_store_root(), lib, kvvm_paths_store_kind()};
+  struct kvvm_settings_opts opts = {.default_store_root = kvvm_paths_store_root(),
+                                    .certs_dir = lib,
+                                    .store_kind = kvvm_paths_store_kind()};
   char why[1024] = "";
   enum kvvm_err rc = kvvm_settings_load(c->henv->config_dir, seq, &opts, cfg, why, sizeof(why));
   free(lib);

@@ -54,7 +54,8 @@ void settings_warn(struct sctx *c, const char *path, const char *fmt, ...)
   va_start(ap, fmt);
   vsnprintf(msg + n, sizeof msg - n, fmt, ap);
   va_end(ap);
-  KVVM_WARN("settings: %s", msg);
+  if (!c->opts || !c->opts->quiet)
+    KVVM_WARN("settings: %s", msg);
   struct kvvm_config *cfg = c->cfg;
   cfg->warnings = kvvm_xrealloc(cfg->warnings, (c->n_warn + 2) * sizeof *cfg->warnings);
   cfg->warnings[c->n_warn++] = kvvm_xstrdup(msg);

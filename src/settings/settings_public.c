@@ -330,8 +330,9 @@ static void log_shape(const struct sctx *c)
   else
     shape = c->linux_keys ? "Linux v3 shape (observedCertificates as objects with Linux keys)" :
                             "Windows v3.0 shape (observedCertificates as objects)";
-  KVVM_INFO("settings: %s, %zu certificate(s), polling every %u s", shape, cfg->n_certs,
-            cfg->polling_s);
+  if (!c->opts || !c->opts->quiet)
+    KVVM_INFO("settings: %s, %zu certificate(s), polling every %u s", shape, cfg->n_certs,
+              cfg->polling_s);
 }
 
 enum kvvm_err settings_public(struct sctx *c, json_t *pub)

@@ -4,7 +4,9 @@
  * not kvvm's or the system's. What each call buys is said where it is made. An
  * administrator's debugger (SeDebugPrivilege) can still read the process, as root can on
  * Linux. The newer calls are looked up at run time: wine and older Windows lack some. */
+#include <io.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <windows.h>
 
 #include "kvvm/log.h"
@@ -78,3 +80,5 @@ void kvvm_proc_protect(void)
 }
 
 long kvvm_proc_self_id(void) { return (long)GetCurrentProcessId(); }
+
+bool kvvm_proc_stdout_is_tty(void) { return _isatty(_fileno(stdout)) != 0; }

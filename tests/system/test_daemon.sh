@@ -92,6 +92,25 @@ wait_for "a removed store folder is rebuilt by the next pass" \
 wait_for "a missing status folder is written again" "[ \"\$(status_of 1)\" = success ]"
 check "kvvmd survived both" "alive $pid"
 
+# The pass runs in a fresh process of kvvmd (`kvvmd worker`, named kvvm-worker). A worker of
+# a killed kvvmd can outlive it for a moment (its last system call still running); it holds
+# kvvmd-worker.lock, played here by flock for 2 s: the next worker waits for it instead of
+# writing the store beside it, then does its pass.
+passes() { grep -c 'pass done' "$tmp/log/kvvm.log"; }
+n0=$(passes)
+flock "$tmp/state/kvvmd-worker.lock" sleep 2 &
+holder=$!
+sleep 0.3
+kill -USR1 "$pid"
+sleep 1
+w=$(pgrep -P "$pid" | head -1)
+check "the pass worker is kvvmd's own executable run as \`kvvmd worker\`" \
+  "[ -n '$w' ] && [ \"\$(tr '\\0' ' ' < /proc/$w/cmdline)\" = 'kvvmd worker ' ] &&
+   [ \"\$(cat /proc/$w/comm)\" = kvvm-worker ] && [ /proc/$w/exe -ef '$pkg/bin/kvvmd' ]"
+check "its pass waits while another worker holds kvvmd-worker.lock" \
+  "[ \"\$(passes)\" = $n0 ] && alive $holder"
+wait_for "and runs once the lock is free" "[ \"\$(passes)\" -gt $n0 ]"
+
 # A new sequence number: enable says transitioning, kvvmd reloads (SIGHUP) and reports it.
 settings 2 600
 ConfigSequenceNumber=2 "$pkg/bin/enable"

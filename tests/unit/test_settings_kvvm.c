@@ -2,8 +2,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kt.h"
+#include "kvvm/log.h"
 #include "kvvm/settings.h"
 
 static enum kvvm_err parse(const char *sms_extra, struct kvvm_config **cfg, char *why, size_t n)
@@ -84,9 +86,47 @@ static void problems_beyond_the_buffer(void)
   KT_CHECK(shown > 0 && shown + rest == 40);
 }
 
+/* Parse text with quiet as given; returns what the log wrote to stderr meanwhile. */
+static char *parse_logged(const char *text, bool quiet, struct kvvm_config **cfg)
+{
+  static char buf[2048];
+  char why[512] = "";
+  struct kvvm_settings_opts opts = {"/store", NULL, quiet};
+  FILE *f = tmpfile();
+  int saved = dup(2);
+  fflush(stderr);
+  dup2(fileno(f), 2);
+  kvvm_log_set_stderr_level(KVVM_LOG_INFO);
+  KT_CHECK(kvvm_settings_parse(text, strlen(text), &opts, cfg, why, sizeof why) == KVVM_OK);
+  kvvm_log_set_stderr_level(KVVM_LOG_WARN);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  rewind(f);
+  buf[fread(buf, 1, sizeof buf - 1, f)] = '\0';
+  fclose(f);
+  return buf;
+}
+
+/* kvvmd's pass worker reads the settings again every pass: quietly, with the same result. */
+static void quiet_reads_the_same(void)
+{
+  const char *text = "{\"runtimeSettings\":[{\"handlerSettings\":{\"publicSettings\":{"
+                     "\"secretsManagementSettings\":{\"pollingIntervalInS\":5,"
+                     "\"observedCertificates\":[\"https://vault1.vault.azure.net/secrets/c\"]}}}}]}";
+  struct kvvm_config *loud = NULL, *quiet = NULL;
+  KT_CONTAINS(parse_logged(text, false, &loud), "settings: ");
+  KT_CHECK(strcmp(parse_logged(text, true, &quiet), "") == 0);
+  KT_CHECK(loud && quiet && loud->polling_s == 60 && quiet->polling_s == 60);
+  KT_CHECK(quiet && quiet->warnings && quiet->warnings[0] != NULL);
+  kvvm_config_free(loud);
+  kvvm_config_free(quiet);
+}
+
 int main(void)
 {
   static const struct kt_case cases[] = {KT_CASE(expiry_warning_days), KT_CASE(every_problem),
-                                         KT_CASE(problems_beyond_the_buffer)};
+                                         KT_CASE(problems_beyond_the_buffer),
+                                         KT_CASE(quiet_reads_the_same)};
   return KT_RUN("settings_kvvm", cases);
 }
