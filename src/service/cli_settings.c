@@ -19,9 +19,11 @@
 #define ENVELOPE_PUB "runtimeSettings[0].handlerSettings.publicSettings"
 
 static const char check_help[] =
-    "usage: kvvm check-settings FILE|-\n"
+    "usage: kvvm check-settings [--os linux|windows] FILE|-\n"
     "Validate a settings document (\"-\" reads standard input) and print the normalised\n"
-    "configuration, then every warning, each with its key path. Accepted forms:\n"
+    "configuration, then every warning, each with its key path. --os checks it as kvvm on\n"
+    "that system reads it (default: this one): on Windows the store is the certificate\n"
+    "store, and the Linux-only keys are warnings. Accepted forms:\n"
     "  - the ARM `settings` object (what goes into publicSettings)\n"
     "  - a whole extension resource: an ARM template resource {\"properties\": {\"settings\":\n"
     "    ...}} or the output of `az vm extension show`\n"
@@ -152,6 +154,10 @@ static char *wrap(const json_t *pub)
   return text;
 }
 
+/* check-settings --os: read the document as kvvm on that system reads it. */
+static enum kvvm_store_kind doc_kind;
+static bool doc_kind_set;
+
 static enum kvvm_err parse_doc(const char *text, size_t len, struct kvvm_config **out,
                                const char **form, char *why, size_t whylen)
 {
@@ -161,7 +167,8 @@ static enum kvvm_err parse_doc(const char *text, size_t len, struct kvvm_config 
   char *wrapped = pub ? wrap(pub) : NULL;
   struct kvvm_settings_opts opts = {.default_store_root = kvvm_paths_store_root(),
                                     .certs_dir = NULL,
-                                    .store_kind = kvvm_paths_store_kind()};
+                                    .store_kind = doc_kind_set ? doc_kind :
+                                                                 kvvm_paths_store_kind()};
   if (!root)
     *form = "not readable as JSON";
   enum kvvm_err rc = kvvm_settings_parse(wrapped ? wrapped : text,
@@ -209,10 +216,21 @@ static void print_warnings(const struct kvvm_config *cfg)
            "  Azure CLI use --settings @settings.json.\n");
 }
 
+static bool take_os(const char *os)
+{
+  doc_kind_set = strcmp(os, "linux") == 0 || strcmp(os, "windows") == 0;
+  doc_kind = strcmp(os, "windows") == 0 ? KVVM_STORE_WINDOWS : KVVM_STORE_FILES;
+  return doc_kind_set;
+}
+
 int kvvm_cli_check(int argc, char **argv)
 {
   if (kvvm_cli_wants_help(argc, argv, check_help))
     return KVVM_CLI_OK;
+  if (argc == 5 && strcmp(argv[2], "--os") == 0 && take_os(argv[3])) {
+    argv[2] = argv[4];
+    argc = 3;
+  }
   if (argc != 3) {
     fputs(check_help, stderr);
     return KVVM_CLI_USAGE;

@@ -25,9 +25,12 @@ for f in "$ex"/*.json; do
   check "$(basename "$f") parses" "$py -c 'import json,sys; json.load(open(sys.argv[1]))' '$f'"
 done
 
-# check-settings: valid, and no warnings (a warning line starts with "warning").
+type_win=$(mkval KVVM_TYPE_WINDOWS)
+# check-settings: valid, and no warnings (a warning line starts with "warning"); the Windows
+# examples as kvvm on Windows reads them (--os windows: the certificate store, LocalMachine).
+os=linux
 cs() {  # label, file
-  "$kvvm" check-settings "$2" >"$tmp/out" 2>"$tmp/err"
+  "$kvvm" check-settings --os $os "$2" >"$tmp/out" 2>"$tmp/err"
   rc=$?
   check "$1: check-settings accepts it" "[ $rc = 0 ] && grep -q '^valid: ' '$tmp/out'"
   check "$1: no warnings" "! grep -qi '^warn' '$tmp/out' '$tmp/err'"
@@ -35,12 +38,19 @@ cs() {  # label, file
 for f in settings.json arc-settings.json; do
   cs "$f" "$ex/$f"
 done
+os=windows
+for f in settings-windows.json settings-windows-v1.json; do
+  cs "$f" "$ex/$f"
+done
+check "settings-windows.json lands in LocalMachine\\MY and LocalMachine\\WebHosting" \
+  "$kvvm check-settings --os windows '$ex/settings-windows.json' | grep -q 'LocalMachine.*WebHosting'"
 
 # The ARM templates: every extension resource (VM child resources and scale set
 # extensionProfile entries) of our publisher; its properties.settings, ARM expressions
 # replaced by placeholders by key, written out one file each.
-for t in arm-vm.json arm-vmss.json; do
-  $py - "$ex/$t" "$tmp/${t%.json}" "$publisher" "$type" >"$tmp/extract.out" 2>&1 <<'PY'
+for t in arm-vm.json arm-vmss.json arm-vm-windows.json arm-vmss-windows.json; do
+  case $t in *-windows.json) os=windows t_type=$type_win ;; *) os=linux t_type=$type ;; esac
+  $py - "$ex/$t" "$tmp/${t%.json}" "$publisher" "$t_type" >"$tmp/extract.out" 2>&1 <<'PY'
 import json, sys
 tpl, out, pub, typ = sys.argv[1:5]
 PLACE = {"msiClientId": "11111111-2222-3333-4444-555555555555",
@@ -76,10 +86,10 @@ for i, p in enumerate(ours):
     json.dump(subst(p["settings"]), open("%s.%d.json" % (out, i), "w"))
 others = [p for p in found if p not in ours]
 print("ours=%d sequenced=%d" % (len(ours),
-      sum(1 for p in others if "KeyVaultCerts" in p.get("provisionAfterExtensions", []))))
+      sum(1 for p in others if typ in p.get("provisionAfterExtensions", []))))
 PY
   rc=$?
-  check "$t: extension resource(s) of $publisher/$type found and extracted" "[ $rc = 0 ]"
+  check "$t: extension resource(s) of $publisher/$t_type found and extracted" "[ $rc = 0 ]"
   [ $rc = 0 ] || cat "$tmp/extract.out"
   check "$t: a second extension is sequenced after ours (provisionAfterExtensions)" \
     "grep -q 'sequenced=[1-9]' '$tmp/extract.out'"
@@ -90,6 +100,7 @@ done
 
 # The Bicep file and the PowerShell hashtable literal, read as their languages read them
 # (tests/system/example_settings.py), expressions replaced by placeholders by key.
+os=linux
 $py "$top/tests/system/example_settings.py" bicep "$ex/vm.bicep" "$publisher" "$type" \
   "$tmp/bicep" >"$tmp/extract.out" 2>&1
 check "vm.bicep: the extension resource's settings extracted" "[ $? = 0 ]" || cat "$tmp/extract.out"
@@ -102,10 +113,21 @@ check "powershell.ps1: the \$Settings hashtable literal extracted" "[ $? = 0 ]" 
 [ -f "$tmp/ps1.0.json" ] && cs "powershell.ps1 \$Settings" "$tmp/ps1.0.json"
 check "powershell.ps1: interpolated vault URLs come out whole" \
   "grep -q 'https://myvault.vault.azure.net/secrets/web-tls' '$tmp/ps1.0.json'"
+os=windows
+$py "$top/tests/system/example_settings.py" ps1 "$ex/powershell-windows.ps1" Settings \
+  "$tmp/ps1w" >"$tmp/extract.out" 2>&1
+check "powershell-windows.ps1: the \$Settings hashtable literal extracted" "[ $? = 0 ]" ||
+  cat "$tmp/extract.out"
+[ -f "$tmp/ps1w.0.json" ] && cs "powershell-windows.ps1 \$Settings" "$tmp/ps1w.0.json"
+os=linux
 
 # Every deployment example names our publisher and type; none Microsoft's Key Vault publisher.
 for f in arm-vm.json arm-vmss.json vm.bicep powershell.ps1 azure-cli.sh arc.sh; do
   check "$f names $publisher and $type" "grep -q '$publisher' '$ex/$f' && grep -q '$type' '$ex/$f'"
+done
+for f in arm-vm-windows.json arm-vmss-windows.json powershell-windows.ps1 azure-cli-windows.sh; do
+  check "$f names $publisher and $type_win" \
+    "grep -q '$publisher' '$ex/$f' && grep -q \"$type_win['\\\" ]\" '$ex/$f'"
 done
 check "no example names Microsoft.Azure.KeyVault" "! grep -rqi 'Microsoft\.Azure\.KeyVault' '$ex'"
 check "powershell.ps1 builds settings as a hashtable" "grep -q '^\$Settings = @{' '$ex/powershell.ps1'"
@@ -139,6 +161,11 @@ check "manifest.xml has no unrendered placeholder and no Microsoft namespace" \
   "! grep -q '@[A-Z]*@' '$tmp/manifest.xml' && ! grep -q '<ProviderNameSpace>Microsoft' '$tmp/manifest.xml'"
 VERSION=9.8.7 sh "$top/scripts/render-manifest.sh" "$tmp/m2.xml"
 check "VERSION= overrides the rendered version" "grep -q '<Version>9.8.7</Version>' '$tmp/m2.xml'"
+
+# The Windows package's own publishing manifest: its type, SupportedOS Windows.
+sh "$top/scripts/render-manifest.sh" "$tmp/mw.xml" windows
+check "manifest-windows renders with type $type_win and SupportedOS Windows" \
+  "grep -q '<Type>$type_win</Type>' '$tmp/mw.xml' && grep -q '<SupportedOS>Windows</SupportedOS>' '$tmp/mw.xml'"
 
 echo "examples: $passed passed, $failed failed"
 [ "$failed" = 0 ]
