@@ -18,6 +18,7 @@
 #include "kvvm/identity.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
+#include "vault/identity_int.h"
 
 #define TOKENS_DIR "/var/opt/azcmagent/tokens"
 #define ARC_ACCOUNT "himds"
@@ -77,17 +78,6 @@ static void file_fault(const struct stat *st, char *reason, size_t n)
              KVVM_ARC_KEY_MAX);
 }
 
-/* The key goes into a header: a trailing newline is dropped, other control bytes refused. */
-static bool key_text_ok(char *key, size_t *len)
-{
-  while (*len && (key[*len - 1] == '\n' || key[*len - 1] == '\r'))
-    key[--*len] = '\0';
-  for (size_t i = 0; i < *len; i++)
-    if ((unsigned char)key[i] < 0x20 || key[i] == 0x7f)
-      return false;
-  return *len > 0;
-}
-
 static void read_key_fd(int fd, size_t size, char **key, size_t *len, char *reason, size_t n)
 {
   char *buf = kvvm_xmalloc(size + 1);
@@ -96,7 +86,7 @@ static void read_key_fd(int fd, size_t size, char **key, size_t *len, char *reas
     ;
   *len = r > 0 ? (size_t)r : 0;
   buf[*len] = '\0';
-  if ((size_t)r != size || !key_text_ok(buf, len)) {
+  if ((size_t)r != size || !kvvm_arc_key_text_ok(buf, len)) {
     snprintf(reason, n, "could not be read whole, or holds control characters");
     kvvm_free_secret(buf, size + 1);
     return;

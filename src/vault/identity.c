@@ -15,6 +15,7 @@
 #include "kvvm/identity.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
+#include "vault/identity_int.h"
 
 #define IMDS_URL "http://169.254.169.254/metadata/identity/oauth2/token"
 #define IMDS_API "2018-02-01"
@@ -477,4 +478,15 @@ void kvvm_identity_forget(void)
     free(c->key);
     free(c);
   }
+}
+
+/* An Arc challenge key goes into a header: a trailing newline is dropped, other control bytes refused. */
+bool kvvm_arc_key_text_ok(char *key, size_t *len)
+{
+  while (*len && (key[*len - 1] == '\n' || key[*len - 1] == '\r'))
+    key[--*len] = '\0';
+  for (size_t i = 0; i < *len; i++)
+    if ((unsigned char)key[i] < 0x20 || key[i] == 0x7f)
+      return false;
+  return *len > 0;
 }

@@ -16,6 +16,7 @@
 #include "kvvm/identity.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
+#include "vault/identity_int.h"
 #include "windows/win_int.h"
 
 #define TOKENS_SUB "AzureConnectedMachineAgent\\Tokens"
@@ -106,17 +107,6 @@ static void file_fault(HANDLE fh, DWORD *size, char *reason, size_t n)
   *size = (DWORD)sz;
 }
 
-/* The key goes into a header: a trailing newline is dropped, other control bytes refused. */
-static bool key_text_ok(char *key, size_t *len)
-{
-  while (*len && (key[*len - 1] == '\n' || key[*len - 1] == '\r'))
-    key[--*len] = '\0';
-  for (size_t i = 0; i < *len; i++)
-    if ((unsigned char)key[i] < 0x20 || key[i] == 0x7f)
-      return false;
-  return *len > 0;
-}
-
 /* One read of the size examined: a file that grew or shrank meanwhile is refused. */
 static void read_once(HANDLE fh, DWORD size, char **key, size_t *len, char *reason, size_t n)
 {
@@ -125,7 +115,7 @@ static void read_once(HANDLE fh, DWORD size, char **key, size_t *len, char *reas
   bool ok = ReadFile(fh, buf, size, &got, NULL) && got == size;
   *len = ok ? got : 0;
   buf[*len] = '\0';
-  if (!ok || !key_text_ok(buf, len)) {
+  if (!ok || !kvvm_arc_key_text_ok(buf, len)) {
     snprintf(reason, n, "could not be read whole, or holds control characters");
     kvvm_free_secret(buf, (size_t)size + 1);
     return;
