@@ -174,6 +174,15 @@ class WindowsAgent(object):
         res = self.wine(["wineboot", "-i"], timeout=BOOT_TIMEOUT, name="wineboot")
         if res.rc != 0 or not os.path.isdir(os.path.join(self.prefix, "drive_c", "windows")):
             raise WineError("wineboot failed: {0!r}".format(res))
+        # A first boot returns while the prefix's set-up still runs and restarts services.exe:
+        # two services.exe then answer the svcctl pipe, one knowing a service created through
+        # the other and one not, so StartServiceW times out (1053). Let that session end; the
+        # next command boots the finished prefix with one services.exe.
+        try:
+            subprocess.run([WINESERVER, "-w"], env=self.env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=BOOT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise WineError("the first wine session did not end within {0:.0f} s".format(BOOT_TIMEOUT))
         self.boot_seconds = time.time() - start
 
     def _start_holder(self):
