@@ -155,8 +155,12 @@ class WinCase(unittest.TestCase):
         try:
             with open(cls.e.ca_file, "rb") as f:
                 ca = f.read()
-            # Both aids go to every command and, through the machine environment, to the service.
-            cls.a = A.WindowsAgent(aids={"KVVM_CA_FILE": CA_WIN, "KVVM_CONNECT_TO": cls.e.connect_to([HOST])},
+            # The aids go to every command and, through enable's kvvmd.env, to the service.
+            # KVVM_WINE_NO_FILE_OWNER: wine keeps no file owner, so KVVM_CA_FILE's owner and
+            # DACL checks cannot pass under wine; this wine-only testing aid skips them
+            # (fileio_windows.c; it does nothing on Windows).
+            cls.a = A.WindowsAgent(aids={"KVVM_CA_FILE": CA_WIN, "KVVM_CONNECT_TO": cls.e.connect_to([HOST]),
+                                         "KVVM_WINE_NO_FILE_OWNER": "1"},
                                    files={CA_WIN: ca, "C:\\kvvm-test\\find_cert.exe": open(cls.find_cert, "rb").read()},
                                    prefix="kvvm-win-{0}-".format(cls.__name__))
             cls.prepare()
