@@ -88,14 +88,16 @@ static void add_closed_ancestors(char ***v, size_t *n, const char *dir)
 
 /* The folders kvvmd writes beyond its own: the agent's log folder for kvvm.log (under
  * /var/log, read-only in the unit's sandbox otherwise), and each store folder, created now
- * (0700) so the unit's read-write list names folders that exist. A NULL-terminated list;
- * kvvm_strv_free. */
+ * (0700) so the unit's read-write list names folders that exist. Windows' stores are the
+ * system's ("LocalMachine\MY"), not folders: making one would leave an empty
+ * LocalMachine\MY folder in the package folder, the working directory. A NULL-terminated
+ * list; kvvm_strv_free. */
 static char **writable_dirs(const struct ctx *c, const struct kvvm_config *cfg)
 {
   char **v = kvvm_xcalloc(1, sizeof(*v));
   size_t n = 0;
   add_unique(&v, &n, c->henv->log_dir);
-  for (size_t i = 0; i < cfg->n_certs; i++) {
+  for (size_t i = 0; kvvm_paths_store_kind() == KVVM_STORE_FILES && i < cfg->n_certs; i++) {
     const struct kvvm_cert_cfg *cc = &cfg->certs[i];
     if (kvvm_dir_ensure(cc->store_dir, 0700) != KVVM_OK)
       continue;

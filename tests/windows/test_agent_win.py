@@ -340,6 +340,9 @@ class WindowsLifecycle(WinCase):
         self.assertEqual(self.seqno(self.pkg), 1, "HandlerState SequenceNumber")
         type(self).pid = self.one_kvvmd(self.pkg)
         self.assertEqual(self.service_state(), 4, "the kvvmd service must be RUNNING")
+        # A Windows store is the system's, not a folder beside the commands.
+        self.assertFalse(os.path.exists(os.path.join(self.pkg.unix_dir, "LocalMachine")),
+                         "a LocalMachine folder was made in the package folder")
 
     def test_03_certificate_found_by_thumbprint_from_another_process(self):
         rc, out = self.cert(self.pfx["web"][0])
