@@ -445,7 +445,11 @@ class WindowsArcEnvironment(WinCase):
         self.a.write_settings(pkg, 0, self.settings(["arc"], require=False))
         self.command(pkg, "install", 0)
         self.command(pkg, "enable", 0)
-        st, _ = self.wait_terminal(pkg, 0)
+        # Without requireInitialSync the status is success at once ("polling started ...;
+        # first sync in progress", daemon.c): wait for the first pass's report.
+        st, _ = self.a.wait_status(pkg, 0, lambda s: s.status == "error" or (s.message or "").startswith("1 of 1"),
+                                   timeout=STATUS_WAIT)
+        self.assertEqual((st.status, st.operation, st.code), ("success", "Enable", 0), st)
         self.assertRegex(st.message, r"^1 of 1 certificate\(s\) installed", st)
         self.assertEqual(self.wait_cert(thumb), (0, "found arc.example.com; key yes"))
         self.command(pkg, "disable", 0)
