@@ -270,9 +270,13 @@ class WinCase(unittest.TestCase):
         Uninstall(old), Update(new), Install(new), Enable(new), then the old folder goes."""
         new = self.a.install_package(zip_path, env_version=self.ENV_VERSION)
         self.a.write_settings(new, self.seq, self.current_settings)
+        state = self.a.unix_path(r"C:\ProgramData\kvvm\state.json")
         for pkg, cmd in ((old, "disable"), (old, "uninstall"), (new, "update"), (new, "install"),
                          (new, "enable")):
             self.command(pkg, cmd, self.seq)
+            if cmd == "uninstall":
+                self.assertTrue(os.path.exists(state), "the state must survive the old version's "
+                                "uninstall during an update")
         self.a.remove_package(old)
         return new
 
