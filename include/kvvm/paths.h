@@ -4,6 +4,8 @@
 #ifndef KVVM_PATHS_H
 #define KVVM_PATHS_H
 
+#include <stdbool.h>
+
 #include "kvvm/err.h"
 
 KVVM_API const char *kvvm_paths_state_dir(void);
@@ -14,6 +16,10 @@ KVVM_API const char *kvvm_paths_hooks_dir(void);
  * only name LocalMachine or CurrentUser and the Linux-only keys are ignored with a warning. */
 enum kvvm_store_kind { KVVM_STORE_FILES, KVVM_STORE_WINDOWS };
 KVVM_API enum kvvm_store_kind kvvm_paths_store_kind(void);
+/* Does the guest agent run the old version's uninstall before the new version's update?
+ * Windows' does (Disable, Uninstall, Update, Install, Enable), the new package already
+ * unpacked beside the old one; Linux's runs update first. */
+KVVM_API bool kvvm_paths_update_uninstalls_first(void);
 /* The absolute path of the running executable, as a new string (NULL if unknown). */
 KVVM_API char *kvvm_paths_self_exe(void);
 

@@ -24,6 +24,8 @@ const char *kvvm_paths_hooks_dir(void) { return env_or("KVVM_HOOKS_DIR", "/etc/k
 
 enum kvvm_store_kind kvvm_paths_store_kind(void) { return KVVM_STORE_FILES; }
 
+bool kvvm_paths_update_uninstalls_first(void) { return false; }
+
 char *kvvm_paths_self_exe(void)
 {
   char buf[PATH_MAX];

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "kvvm/cmd.h"
 #include "kvvm/fileio.h"
@@ -88,14 +89,16 @@ static void add_closed_ancestors(char ***v, size_t *n, const char *dir)
 
 /* The folders kvvmd writes beyond its own: the agent's log folder for kvvm.log (under
  * /var/log, read-only in the unit's sandbox otherwise), and each store folder, created now
- * (0700) so the unit's read-write list names folders that exist. A NULL-terminated list;
- * kvvm_strv_free. */
+ * (0700) so the unit's read-write list names folders that exist. Windows' stores are the
+ * system's ("LocalMachine\MY"), not folders: making one would leave an empty
+ * LocalMachine\MY folder in the package folder, the working directory. A NULL-terminated
+ * list; kvvm_strv_free. */
 static char **writable_dirs(const struct ctx *c, const struct kvvm_config *cfg)
 {
   char **v = kvvm_xcalloc(1, sizeof(*v));
   size_t n = 0;
   add_unique(&v, &n, c->henv->log_dir);
-  for (size_t i = 0; i < cfg->n_certs; i++) {
+  for (size_t i = 0; kvvm_paths_store_kind() == KVVM_STORE_FILES && i < cfg->n_certs; i++) {
     const struct kvvm_cert_cfg *cc = &cfg->certs[i];
     if (kvvm_dir_ensure(cc->store_dir, 0700) != KVVM_OK)
       continue;
@@ -217,6 +220,31 @@ static enum kvvm_err do_update(struct ctx *c)
   return rc;
 }
 
+/* Where the agent uninstalls the old version before updating (Windows), that uninstall
+ * cannot see the update coming except by the new version's package, unpacked beside its own
+ * in ...\Plugins\<Publisher>.<Type>\ (folder names compared as Windows does, ignoring case). */
+static bool other_version_beside(const struct ctx *c)
+{
+  if (!kvvm_paths_update_uninstalls_first())
+    return false;
+  char *parent = kvvm_path_dirname(c->henv->root), **names = NULL;
+  const char *self = c->henv->root + strlen(parent);
+  bool found = false;
+  self += strspn(self, "\\/");
+  if (kvvm_dir_list(parent, &names) != KVVM_OK)
+    names = NULL;
+  for (char **n = names; n && *n && !found; n++) {
+    char *dir = kvvm_path_join(parent, *n), *manifest = kvvm_path_join(dir, "HandlerManifest.json");
+    struct kvvm_file_info fi;
+    found = strcasecmp(*n, self) != 0 && kvvm_file_info(manifest, &fi) == KVVM_OK && fi.is_file;
+    free(manifest);
+    free(dir);
+  }
+  kvvm_strv_free(names);
+  free(parent);
+  return found;
+}
+
 /* A real uninstall removes what kvvm owns (unit, state) and leaves certificates and logs;
  * the uninstall that is part of an update leaves everything to the new version. */
 static enum kvvm_err do_uninstall(struct ctx *c)
@@ -236,6 +264,12 @@ static enum kvvm_err do_uninstall(struct ctx *c)
     KVVM_INFO("uninstall during an update: the new version keeps kvvmd's unit and state");
     kvvm_state_del(st, ST_UPDATED_FROM);
     rc = kvvm_state_save(dir, st);
+  } else if (other_version_beside(c)) {
+    /* The service goes (its executable is about to go too; enable makes it again), the
+     * state stays for the new version. */
+    KVVM_INFO("another version's package is beside this one: uninstall during an update; "
+              "the state is kept for the new version");
+    rc = kvvm_service_remove(c->henv->root);
   } else {
     rc = kvvm_service_remove(c->henv->root);
     if (rc == KVVM_OK)

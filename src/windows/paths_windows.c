@@ -83,6 +83,8 @@ const char *kvvm_paths_store_root(void) { return "LocalMachine"; }
 
 enum kvvm_store_kind kvvm_paths_store_kind(void) { return KVVM_STORE_WINDOWS; }
 
+bool kvvm_paths_update_uninstalls_first(void) { return true; }
+
 /* GetModuleFileNameW truncates silently: grow until the path fits (long paths exceed
  * MAX_PATH). */
 char *kvvm_paths_self_exe(void)

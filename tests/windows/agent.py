@@ -14,8 +14,10 @@ Wine precautions (windows.md): a fresh WINEPREFIX per driver, headless (WINEDEBU
 DISPLAY), wine's output to files (never a pipe), one ordinary wine process kept alive while
 services run (wine ends services when the last ordinary process exits), `wineserver -k` at
 the end. A Windows service gets the service manager's environment, not the caller's: the
-testing aids (KVVM_CA_FILE, KVVM_CONNECT_TO) are therefore also set as machine environment
-variables in the registry before anything starts, where services.exe takes them from.
+testing aids (KVVM_CA_FILE, KVVM_CONNECT_TO, ...) are given to the commands only, and reach
+kvvmd through the kvvmd.env file enable writes (service_env_windows.c). They are not set as
+machine environment variables: services.exe would hand them to kvvmd and hide a kvvmd.env
+that does not work.
 
 Run with /usr/bin/python3 (standard library only).
 """
@@ -35,7 +37,6 @@ WINESERVER = shutil.which("wineserver") or "/usr/bin/wineserver"
 BOOT_TIMEOUT = 120.0
 COMMAND_TIMEOUT = 120.0
 STATUSES = ("transitioning", "success", "error", "warning")
-MACHINE_ENV_KEY = r"HKLM\System\CurrentControlSet\Control\Session Manager\Environment"
 HANDLER_STATE_KEY = r"HKLM\Software\Microsoft\Windows Azure\HandlerState"
 
 
@@ -150,8 +151,6 @@ class WindowsAgent(object):
             self._boot()
             for win_path, data in (files or {}).items():
                 self.put_file(win_path, data)
-            for k, v in self.aids.items():
-                self.reg_add(MACHINE_ENV_KEY, k, v)
             self._start_holder()
         except BaseException:
             self.close()
@@ -174,6 +173,15 @@ class WindowsAgent(object):
         res = self.wine(["wineboot", "-i"], timeout=BOOT_TIMEOUT, name="wineboot")
         if res.rc != 0 or not os.path.isdir(os.path.join(self.prefix, "drive_c", "windows")):
             raise WineError("wineboot failed: {0!r}".format(res))
+        # A first boot returns while the prefix's set-up still runs and restarts services.exe:
+        # two services.exe then answer the svcctl pipe, one knowing a service created through
+        # the other and one not, so StartServiceW times out (1053). Let that session end; the
+        # next command boots the finished prefix with one services.exe.
+        try:
+            subprocess.run([WINESERVER, "-w"], env=self.env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=BOOT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise WineError("the first wine session did not end within {0:.0f} s".format(BOOT_TIMEOUT))
         self.boot_seconds = time.time() - start
 
     def _start_holder(self):

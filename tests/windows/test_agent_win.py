@@ -155,8 +155,12 @@ class WinCase(unittest.TestCase):
         try:
             with open(cls.e.ca_file, "rb") as f:
                 ca = f.read()
-            # Both aids go to every command and, through the machine environment, to the service.
-            cls.a = A.WindowsAgent(aids={"KVVM_CA_FILE": CA_WIN, "KVVM_CONNECT_TO": cls.e.connect_to([HOST])},
+            # The aids go to every command and, through enable's kvvmd.env, to the service.
+            # KVVM_WINE_NO_FILE_OWNER: wine keeps no file owner, so KVVM_CA_FILE's owner and
+            # DACL checks cannot pass under wine; this wine-only testing aid skips them
+            # (fileio_windows.c; it does nothing on Windows).
+            cls.a = A.WindowsAgent(aids={"KVVM_CA_FILE": CA_WIN, "KVVM_CONNECT_TO": cls.e.connect_to([HOST]),
+                                         "KVVM_WINE_NO_FILE_OWNER": "1"},
                                    files={CA_WIN: ca, "C:\\kvvm-test\\find_cert.exe": open(cls.find_cert, "rb").read()},
                                    prefix="kvvm-win-{0}-".format(cls.__name__))
             cls.prepare()
@@ -266,9 +270,13 @@ class WinCase(unittest.TestCase):
         Uninstall(old), Update(new), Install(new), Enable(new), then the old folder goes."""
         new = self.a.install_package(zip_path, env_version=self.ENV_VERSION)
         self.a.write_settings(new, self.seq, self.current_settings)
+        state = self.a.unix_path(r"C:\ProgramData\kvvm\state.json")
         for pkg, cmd in ((old, "disable"), (old, "uninstall"), (new, "update"), (new, "install"),
                          (new, "enable")):
             self.command(pkg, cmd, self.seq)
+            if cmd == "uninstall":
+                self.assertTrue(os.path.exists(state), "the state must survive the old version's "
+                                "uninstall during an update")
         self.a.remove_package(old)
         return new
 
@@ -336,6 +344,9 @@ class WindowsLifecycle(WinCase):
         self.assertEqual(self.seqno(self.pkg), 1, "HandlerState SequenceNumber")
         type(self).pid = self.one_kvvmd(self.pkg)
         self.assertEqual(self.service_state(), 4, "the kvvmd service must be RUNNING")
+        # A Windows store is the system's, not a folder beside the commands.
+        self.assertFalse(os.path.exists(os.path.join(self.pkg.unix_dir, "LocalMachine")),
+                         "a LocalMachine folder was made in the package folder")
 
     def test_03_certificate_found_by_thumbprint_from_another_process(self):
         rc, out = self.cert(self.pfx["web"][0])
@@ -438,7 +449,11 @@ class WindowsArcEnvironment(WinCase):
         self.a.write_settings(pkg, 0, self.settings(["arc"], require=False))
         self.command(pkg, "install", 0)
         self.command(pkg, "enable", 0)
-        st, _ = self.wait_terminal(pkg, 0)
+        # Without requireInitialSync the status is success at once ("polling started ...;
+        # first sync in progress", daemon.c): wait for the first pass's report.
+        st, _ = self.a.wait_status(pkg, 0, lambda s: s.status == "error" or (s.message or "").startswith("1 of 1"),
+                                   timeout=STATUS_WAIT)
+        self.assertEqual((st.status, st.operation, st.code), ("success", "Enable", 0), st)
         self.assertRegex(st.message, r"^1 of 1 certificate\(s\) installed", st)
         self.assertEqual(self.wait_cert(thumb), (0, "found arc.example.com; key yes"))
         self.command(pkg, "disable", 0)
