@@ -91,7 +91,7 @@ static char *parse_logged(const char *text, bool quiet, struct kvvm_config **cfg
 {
   static char buf[2048];
   char why[512] = "";
-  struct kvvm_settings_opts opts = {"/store", NULL, quiet};
+  struct kvvm_settings_opts opts = {.default_store_root = "/store", .quiet = quiet};
   FILE *f = tmpfile();
   int saved = dup(2);
   fflush(stderr);
