@@ -5,22 +5,29 @@
 #ifndef KT_OS_H
 #define KT_OS_H
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static inline int kt_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #ifdef _WIN32
 #include <direct.h>
 #include <io.h>
 #include <windows.h>
 
-/* A fresh folder under the user's temp folder, or NULL. */
+/* A fresh folder, or NULL: under wine, in the host's /tmp (drive Z: is the host's root), so
+ * that the host's tools that kt_sh runs (openssl) see it as /tmp/...; else the user's temp. */
 static inline char *kt_tmpdir(void)
 {
-  char base[MAX_PATH], buf[MAX_PATH + 32];
-  DWORD n = GetTempPathA(sizeof base, base);
-  if (n == 0 || n >= sizeof base)
-    return NULL;
+  char base[MAX_PATH] = "Z:/tmp/", buf[MAX_PATH + 32];
+  DWORD n = GetFileAttributesA("Z:/tmp");
+  if (n == INVALID_FILE_ATTRIBUTES || !(n & FILE_ATTRIBUTE_DIRECTORY)) {
+    n = GetTempPathA(sizeof base, base);
+    if (n == 0 || n >= sizeof base)
+      return NULL;
+  }
   for (int tries = 0; tries < 100; tries++) {
     snprintf(buf, sizeof buf, "%skvvm-test.%lu.%d", base, (unsigned long)GetCurrentProcessId(),
              rand());
@@ -64,6 +71,58 @@ static inline int kt_unsetenv(const char *name) { return kt_setenv(name, ""); }
 
 static inline int kt_mkdir(const char *path) { return _mkdir(path); }
 
+/* A shell command run by the host's /bin/sh: the fixtures and the cross-checks come from the
+ * openssl CLI, which only the host has. Wine starts a Unix program for CreateProcess but
+ * gives no handle to wait on nor its exit status, so the script writes its status to a
+ * file (renamed into place: complete when seen), polled here. Paths "Z:/x" in the command
+ * become the host's "/x". Returns the status (0: success) or -1. */
+static inline int kt_sh(const char *fmt, ...)
+{
+  char cmd[4096], script[128], status[128], line[300], *p;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  va_end(ap);
+  while ((p = strstr(cmd, "Z:/")) || (p = strstr(cmd, "Z:\\"))) {
+    memmove(p, p + 2, strlen(p + 2) + 1);
+    *p = '/';
+  }
+  unsigned long id = GetCurrentProcessId();
+  snprintf(script, sizeof script, "/tmp/kt-sh.%lu.sh", id);
+  snprintf(status, sizeof status, "/tmp/kt-sh.%lu.status", id);
+  snprintf(line, sizeof line, "Z:%s", status);
+  DeleteFileA(line);
+  snprintf(line, sizeof line, "Z:%s", script);
+  FILE *f = fopen(line, "wb");
+  if (!f)
+    return -1;
+  fprintf(f, "%s\necho $? >%s.t && mv %s.t %s\n", cmd, status, status, status);
+  if (fclose(f) != 0)
+    return -1;
+  wchar_t wcmd[160];
+  swprintf(wcmd, sizeof wcmd / sizeof wcmd[0], L"/bin/sh %hs", script);
+  STARTUPINFOW si = {.cb = sizeof si};
+  PROCESS_INFORMATION pi;
+  if (!CreateProcessW(L"Z:\\bin\\sh", wcmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
+    return -1;
+  CloseHandle(pi.hThread);
+  CloseHandle(pi.hProcess);
+  snprintf(line, sizeof line, "Z:%s", status);
+  int rc = -1;
+  for (DWORD t0 = GetTickCount(); GetTickCount() - t0 < 600000; Sleep(5)) {
+    if ((f = fopen(line, "rb")) != NULL) {
+      if (fscanf(f, "%d", &rc) != 1)
+        rc = -1;
+      fclose(f);
+      break;
+    }
+  }
+  DeleteFileA(line);
+  snprintf(line, sizeof line, "Z:%s", script);
+  DeleteFileA(line);
+  return rc;
+}
+
 #else
 #include <sys/stat.h>
 
@@ -91,6 +150,17 @@ static inline int kt_setenv(const char *name, const char *value)
 static inline int kt_unsetenv(const char *name) { return unsetenv(name); }
 
 static inline int kt_mkdir(const char *path) { return mkdir(path, 0700); }
+
+/* A shell command (fixtures and cross-checks from the openssl CLI): system()'s status. */
+static inline int kt_sh(const char *fmt, ...)
+{
+  char cmd[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  va_end(ap);
+  return system(cmd);
+}
 #endif
 
 #endif
