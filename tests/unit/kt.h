@@ -34,6 +34,17 @@ static int kt_failed_now;
     }                                                                          \
   } while (0)
 
+/* Paths: on Windows the library joins with '\\', which names the same file as '/'. */
+#define KT_PATHEQ(a, b)                                                        \
+  do {                                                                         \
+    const char *kt_a = (a), *kt_b = (b);                                       \
+    if (!kt_a || !kt_b || !kt_path_eq(kt_a, kt_b)) {                           \
+      fprintf(stderr, "  %s:%d: %s == %s\n    got:  %s\n    want: %s\n", __FILE__, \
+              __LINE__, #a, #b, kt_a ? kt_a : "(null)", kt_b ? kt_b : "(null)"); \
+      kt_failed_now = 1;                                                       \
+    }                                                                          \
+  } while (0)
+
 /* Substring check: the error messages we promise users must contain these words. */
 #define KT_CONTAINS(hay, needle)                                               \
   do {                                                                         \
@@ -77,7 +88,7 @@ static int kt_main(const char *suite, const struct kt_case *cases, size_t n)
 /* Write a whole file (test fixtures). */
 static inline int kt_write(const char *path, const char *text)
 {
-  FILE *f = fopen(path, "w");
+  FILE *f = fopen(path, "wb");
   if (!f)
     return -1;
   fputs(text, f);

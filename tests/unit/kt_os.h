@@ -12,6 +12,20 @@
 
 static inline int kt_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+static inline int kt_path_eq(const char *a, const char *b)
+{
+  for (;; a++, b++) {
+#ifdef _WIN32
+    if ((*a == '\\' || *a == '/') && (*b == '\\' || *b == '/'))
+      continue;
+#endif
+    if (*a != *b)
+      return 0;
+    if (!*a)
+      return 1;
+  }
+}
+
 #ifdef _WIN32
 #include <direct.h>
 #include <io.h>
@@ -29,8 +43,9 @@ static inline char *kt_tmpdir(void)
       return NULL;
   }
   for (int tries = 0; tries < 100; tries++) {
-    snprintf(buf, sizeof buf, "%skvvm-test.%lu.%d", base, (unsigned long)GetCurrentProcessId(),
-             rand());
+    /* The tick count too: wine reuses process ids from one run to the next. */
+    snprintf(buf, sizeof buf, "%skvvm-test.%lu.%lu.%d", base,
+             (unsigned long)GetCurrentProcessId(), (unsigned long)GetTickCount(), rand());
     if (_mkdir(buf) == 0)
       return strdup(buf);
   }
