@@ -20,10 +20,10 @@ step() {  # name, command...
 }
 step imports sh tests/windows/test_imports.sh "$wzip"
 step units sh tests/windows/units.sh "$wbuild"
-step fileio sh tests/windows/fileio.sh
-step base sh tests/windows/base.sh
-step arc sh tests/windows/arc.sh
-step store sh tests/windows/build-store-test.sh "$wbuild/store-test"
-step service /usr/bin/python3 tests/windows/test_service_win.py
+step fileio sh tests/windows/fileio.sh "$wbuild"
+step base sh tests/windows/base.sh "$wbuild"
+step arc sh tests/windows/arc.sh "$wbuild"
+step store sh tests/windows/store.sh "$wbuild"
+step service /usr/bin/python3 tests/windows/test_service_win.py "$wbuild"
 step agent env KVVM_WIN_ZIP="$wzip" /usr/bin/python3 tests/windows/test_agent_win.py
 exit $rc

@@ -1,5 +1,5 @@
 /* The Windows store backend (src/windows/store_windows.c) on a real crypt32: Windows, or wine
- * in a fresh WINEPREFIX (tests/windows/build-store-test.sh builds and runs it).
+ * in a fresh WINEPREFIX (make check-windows builds it, tests/windows/store.sh runs it).
  *   test_store_win.exe DATADIR            the cases below; DATADIR holds v1.pem, v2.pem (RSA
  *                                         leaf + chain + key), ec.pem, and gets state\
  *   test_store_win.exe find THUMB NAME [key]
