@@ -279,10 +279,10 @@ $(WZIP): $(WBINS) $(WPKG)/HandlerManifest.json scripts/mkzip.py
 # tests/windows/units.sh beside the native run. WIN_UNIT_SKIP: the tests of Linux-only code,
 # each with its reason (tests/windows/units.sh prints it as that test's "skipped" line).
 WIN_UNIT_SKIP := test_acl test_hooks test_store test_store_crash
-WIN_SKIP_test_acl := POSIX ACLs (src/posix/acl_posix.c); Windows folders get a protected DACL
+WIN_SKIP_test_acl := POSIX ACL grants (src/linux/acl_linux.c), checked with getfacl and as other users
 WIN_SKIP_test_hooks := the POSIX hook runner (src/posix/hooks_posix.c); Windows reports a hooks folder instead
-WIN_SKIP_test_store := the file store (src/posix/store_file_posix.c); Windows has test_store_win
-WIN_SKIP_test_store_crash := the file store's crash safety (src/posix/store_file_posix.c)
+WIN_SKIP_test_store := the PEM file store (src/posix/store_*_posix.c); Windows has test_store_win
+WIN_SKIP_test_store_crash := crash safety of the PEM file store (src/posix/store_*_posix.c), by SIGKILL
 WIN_UNIT := $(filter-out $(WIN_UNIT_SKIP),$(UNIT_SRC:tests/unit/%.c=%))
 WIN_UNIT_BIN := $(WIN_UNIT:%=$(WBUILD)/tests/%.exe)
 # A test that defines one of the library's functions itself (test_plan's clock) wins over
