@@ -86,6 +86,36 @@ static inline int kt_unsetenv(const char *name) { return kt_setenv(name, ""); }
 
 static inline int kt_mkdir(const char *path) { return _mkdir(path); }
 
+/* A thread (a writer racing the code under test). */
+struct kt_thread {
+  HANDLE h;
+  void (*fn)(void *);
+  void *arg;
+};
+
+static DWORD WINAPI kt_thread_body(LPVOID p)
+{
+  struct kt_thread *t = p;
+  t->fn(t->arg);
+  return 0;
+}
+
+static inline int kt_thread_start(struct kt_thread *t, void (*fn)(void *), void *arg)
+{
+  t->fn = fn;
+  t->arg = arg;
+  t->h = CreateThread(NULL, 0, kt_thread_body, t, 0, NULL);
+  return t->h ? 0 : -1;
+}
+
+static inline void kt_thread_join(struct kt_thread *t)
+{
+  WaitForSingleObject(t->h, INFINITE);
+  CloseHandle(t->h);
+}
+
+static inline void kt_sleep_ms(long ms) { Sleep((DWORD)ms); }
+
 /* A shell command run by the host's /bin/sh: the fixtures and the cross-checks come from the
  * openssl CLI, which only the host has. Wine starts a Unix program for CreateProcess but
  * gives no handle to wait on nor its exit status, so the script writes its status to a
@@ -139,7 +169,9 @@ static inline int kt_sh(const char *fmt, ...)
 }
 
 #else
+#include <pthread.h>
 #include <sys/stat.h>
+#include <time.h>
 
 /* A fresh folder under /tmp for one test; removed by kt_rmtree. */
 static inline char *kt_tmpdir(void)
@@ -165,6 +197,35 @@ static inline int kt_setenv(const char *name, const char *value)
 static inline int kt_unsetenv(const char *name) { return unsetenv(name); }
 
 static inline int kt_mkdir(const char *path) { return mkdir(path, 0700); }
+
+/* A thread (a writer racing the code under test). */
+struct kt_thread {
+  pthread_t h;
+  void (*fn)(void *);
+  void *arg;
+};
+
+static void *kt_thread_body(void *p)
+{
+  struct kt_thread *t = p;
+  t->fn(t->arg);
+  return NULL;
+}
+
+static inline int kt_thread_start(struct kt_thread *t, void (*fn)(void *), void *arg)
+{
+  t->fn = fn;
+  t->arg = arg;
+  return pthread_create(&t->h, NULL, kt_thread_body, t) == 0 ? 0 : -1;
+}
+
+static inline void kt_thread_join(struct kt_thread *t) { pthread_join(t->h, NULL); }
+
+static inline void kt_sleep_ms(long ms)
+{
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
 
 /* A shell command (fixtures and cross-checks from the openssl CLI): system()'s status. */
 static inline int kt_sh(const char *fmt, ...)
