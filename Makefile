@@ -285,9 +285,11 @@ WIN_SKIP_test_store := the PEM file store (src/posix/store_*_posix.c); Windows h
 WIN_SKIP_test_store_crash := crash safety of the PEM file store (src/posix/store_*_posix.c), by SIGKILL
 WIN_UNIT := $(filter-out $(WIN_UNIT_SKIP),$(UNIT_SRC:tests/unit/%.c=%))
 WIN_UNIT_BIN := $(WIN_UNIT:%=$(WBUILD)/tests/%.exe)
-# A test that defines one of the library's functions itself (test_plan's clock) wins over
-# the archive's copy, which the linker still pulls in for the member's other functions.
+# A test that defines one of the library's functions itself (the clock of test_plan and
+# test_kv_emu) wins over the archive's copy, which the linker still pulls in for the member's
+# other functions.
 WIN_UNIT_LDFLAGS_test_plan := -Wl,--allow-multiple-definition
+WIN_UNIT_LDFLAGS_test_kv_emu := -Wl,--allow-multiple-definition
 
 $(WBUILD)/tests/%.exe: tests/unit/%.c $(wildcard tests/unit/*.h) $(WBUILD)/libkvvm.a
 	@mkdir -p $(@D)
