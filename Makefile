@@ -1,7 +1,7 @@
 # kvvm: one core library (a private shared object) under seven thin mains.
 #   make            build the package tree in $(BUILD)/pkg
 #   make package    write dist/<Publisher>.<Type>__<version>.zip (VERSION=x.y.z for another)
-#   make check      every test (unit, integration, agent scenarios)
+#   make check      every test (unit, integration, agent scenarios, the Windows tier)
 #   make check-sanitize   the same under ASan + UBSan
 #   make demo       run the main job on this machine
 include manifest/extension.mk
@@ -125,13 +125,17 @@ $(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h include/kvvm/*.h) $(L
 	  -Wl,-rpath,'$(abspath $(PKG))/lib' $(LDFLAGS_SAN) -ljansson -lz $(MBEDTLS_L) -lmbedcrypto
 
 RELEASE_ZIP := dist/release/$(notdir $(ZIP))
+# The Windows tier (check-windows) runs inside check too, its counts added up by tests/run.sh;
+# WIN_TIER= leaves it out (check-sanitize: the sanitizers do not reach the cross build).
+WIN_TIER ?= yes
 check: deps-test
-	$(MAKE) all package $(UNIT_BIN) $(BUILD)/stress/scaleset release
-	KVVM_RELEASE_ZIP=$(RELEASE_ZIP) sh tests/run.sh $(BUILD) $(ZIP)
+	$(MAKE) all package $(UNIT_BIN) $(BUILD)/stress/scaleset release $(if $(WIN_TIER),win-tests)
+	KVVM_RELEASE_ZIP=$(RELEASE_ZIP) $(if $(WIN_TIER),KVVM_WBUILD=$(WBUILD) KVVM_WZIP=$(WZIP)) \
+	  sh tests/run.sh $(BUILD) $(ZIP)
 
 check-sanitize:
 	$(MAKE) BUILD=build-san SAN_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer \
-	  -fno-sanitize-recover=undefined" CFLAGS="-O1 -g" check
+	  -fno-sanitize-recover=undefined" CFLAGS="-O1 -g" WIN_TIER= check
 
 # The unit tests under valgrind: no leaks, no invalid reads (slow: minutes, not seconds).
 valgrind: deps-test
