@@ -5,6 +5,10 @@ wtmp=$(mktemp -d /tmp/kvvm-wine.XXXXXX)
 export WINEPREFIX="$wtmp/wp" WINEDEBUG=-all
 unset DISPLAY
 trap 'wineserver -k 2>/dev/null; rm -rf "$wtmp"' EXIT
+# One wineserver for the whole script: started on demand it ends a moment after its last
+# client, and a test starting just then loses it ("recvmsg: Connection reset by peer").
+mkdir -p "$WINEPREFIX"
+wineserver -p
 
 # wine_run EXE ARGS...: runs it from the current folder, prints its output with the count line
 # "x: N passed, N failed" as "windows-x: ..." (what tests/run.sh adds up), and on failure the
