@@ -5,6 +5,8 @@
 #   emulator tests/emulator: the Key Vault + IMDS + Arc emulator, and the official Azure SDK
 #            for JavaScript against it (its fidelity check)
 #   agent    tests/agent: the package zip driven through the real guest agent's code
+#   windows  tests/windows/run.sh: the unit suite and the Windows tests cross-built, under wine
+#            (KVVM_WBUILD, KVVM_WZIP: the Windows build folder and zip; skipped when unset)
 # usage: tests/run.sh BUILD_DIR ZIP
 set -u
 build=$1
@@ -53,6 +55,9 @@ for t in tests/system/test_*.sh; do
 done
 run emulator /usr/bin/python3 tests/pysuite.py emulator tests/emulator
 run agent env KVVM_BUILD="$build" KVVM_ZIP="$zip" /usr/bin/python3 tests/pysuite.py agent tests/agent
+if [ -n "${KVVM_WBUILD:-}" ]; then
+  run windows sh tests/windows/run.sh "$KVVM_WBUILD" "$KVVM_WZIP"
+fi
 
 echo "check: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -2,7 +2,6 @@
  * (leaf by key, chain by issuer, unrelated kept, facts), the PEM and PKCS#12 writers read
  * back by the openssl CLI and by ourselves, and contentType dispatch. Fixtures come from
  * tests/data/certmat/gen.sh, run once into a temp folder. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,16 +44,7 @@ static char *slurp(const char *name)
   return text;
 }
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-  char cmd[2048];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  return system(cmd);
-}
+#define sh kt_sh
 
 /* The named fixture files joined, with junk text before, between and after them. */
 static char *join(const char *const *names, size_t n)

@@ -1,9 +1,5 @@
 /* HandlerEnvironment.json: the agent's real shape, where it is looked for, what is refused. */
 #include <stdlib.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "kt.h"
 #include "kvvm/clock.h"
@@ -11,15 +7,22 @@
 #include "kvvm/henv.h"
 #include "kvvm/mem.h"
 
+/* The folders the agent names are absolute: on Windows that takes a drive. */
+#ifdef _WIN32
+#define ABS "C:"
+#else
+#define ABS ""
+#endif
+
 /* As waagent 2.7.3 writes it (agent-protocol.md §2): an array of one, schema version 1.0. */
 static const char *agent_text =
     "[{\"name\": \"Kvvm.Azure.KeyVaultCerts\", \"version\": 1.0, \"handlerEnvironment\": {"
-    "\"logFolder\": \"/var/log/azure/Kvvm.Azure.KeyVaultCerts\","
-    "\"configFolder\": \"/var/lib/waagent/Kvvm.Azure.KeyVaultCerts-0.1.0/config\","
-    "\"statusFolder\": \"/var/lib/waagent/Kvvm.Azure.KeyVaultCerts-0.1.0/status\","
-    "\"heartbeatFile\": \"/var/lib/waagent/Kvvm.Azure.KeyVaultCerts-0.1.0/heartbeat.log\","
-    "\"eventsFolder\": \"/var/log/azure/Kvvm.Azure.KeyVaultCerts/events\","
-    "\"eventsFolder_preview\": \"/var/log/azure/Kvvm.Azure.KeyVaultCerts/events\"}}]";
+    "\"logFolder\": \"" ABS "/var/log/azure/Kvvm.Azure.KeyVaultCerts\","
+    "\"configFolder\": \"" ABS "/var/lib/waagent/Kvvm.Azure.KeyVaultCerts-0.1.0/config\","
+    "\"statusFolder\": \"" ABS "/var/lib/waagent/Kvvm.Azure.KeyVaultCerts-0.1.0/status\","
+    "\"heartbeatFile\": \"" ABS "/var/lib/waagent/Kvvm.Azure.KeyVaultCerts-0.1.0/heartbeat.log\","
+    "\"eventsFolder\": \"" ABS "/var/log/azure/Kvvm.Azure.KeyVaultCerts/events\","
+    "\"eventsFolder_preview\": \"" ABS "/var/log/azure/Kvvm.Azure.KeyVaultCerts/events\"}}]";
 
 static void parses_agent_shape(void)
 {
@@ -29,10 +32,11 @@ static void parses_agent_shape(void)
   if (!h)
     return;
   KT_STREQ(h->root, "/pkg");
-  KT_STREQ(h->log_dir, "/var/log/azure/Kvvm.Azure.KeyVaultCerts");
-  KT_STREQ(h->status_dir, "/var/lib/waagent/Kvvm.Azure.KeyVaultCerts-0.1.0/status");
-  KT_STREQ(h->config_dir, "/var/lib/waagent/Kvvm.Azure.KeyVaultCerts-0.1.0/config");
-  KT_STREQ(h->heartbeat_file, "/var/lib/waagent/Kvvm.Azure.KeyVaultCerts-0.1.0/heartbeat.log");
+  KT_STREQ(h->log_dir, ABS "/var/log/azure/Kvvm.Azure.KeyVaultCerts");
+  KT_STREQ(h->status_dir, ABS "/var/lib/waagent/Kvvm.Azure.KeyVaultCerts-0.1.0/status");
+  KT_STREQ(h->config_dir, ABS "/var/lib/waagent/Kvvm.Azure.KeyVaultCerts-0.1.0/config");
+  KT_STREQ(h->heartbeat_file,
+           ABS "/var/lib/waagent/Kvvm.Azure.KeyVaultCerts-0.1.0/heartbeat.log");
   kvvm_henv_free(h);
 }
 
@@ -40,9 +44,9 @@ static void refuses_bad_shapes(void)
 {
   static const char *bad[] = {
       "", "[]", "not json", "[{\"handlerEnvironment\": 3}]",
-      "[{\"handlerEnvironment\": {\"logFolder\": \"/l\", \"configFolder\": \"/c\"}}]",
-      "[{\"handlerEnvironment\": {\"logFolder\": \"rel\", \"configFolder\": \"/c\","
-      " \"statusFolder\": \"/s\"}}]",
+      "[{\"handlerEnvironment\": {\"logFolder\": \"" ABS "/l\", \"configFolder\": \"" ABS "/c\"}}]",
+      "[{\"handlerEnvironment\": {\"logFolder\": \"rel\", \"configFolder\": \"" ABS "/c\","
+      " \"statusFolder\": \"" ABS "/s\"}}]",
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     struct kvvm_henv *h = (struct kvvm_henv *)1;
@@ -55,8 +59,9 @@ static void refuses_bad_shapes(void)
 static void heartbeat_optional(void)
 {
   struct kvvm_henv *h = NULL;
-  KT_CHECK(kvvm_henv_parse("[{\"handlerEnvironment\": {\"logFolder\": \"/l\", \"configFolder\":"
-                           " \"/c\", \"statusFolder\": \"/s\", \"heartbeatFile\": null}}]",
+  KT_CHECK(kvvm_henv_parse("[{\"handlerEnvironment\": {\"logFolder\": \"" ABS "/l\","
+                           " \"configFolder\": \"" ABS "/c\", \"statusFolder\": \"" ABS
+                           "/s\", \"heartbeatFile\": null}}]",
                            "/p", &h) == KVVM_OK);
   KT_CHECK(h && h->heartbeat_file == NULL);
   kvvm_henv_free(h);
@@ -69,22 +74,22 @@ static void found_beside_or_above(void)
   char *dir = kt_tmpdir();
   char *bin = kvvm_path_join(dir, "bin"), *exe = kvvm_path_join(bin, "enable");
   char *file = kvvm_path_join(dir, "HandlerEnvironment.json");
-  mkdir(bin, 0700);
+  kt_mkdir(bin);
   kt_write(file, agent_text);
-  unsetenv("AZURE_GUEST_AGENT_EXTENSION_PATH");
+  kt_unsetenv("AZURE_GUEST_AGENT_EXTENSION_PATH");
   struct kvvm_henv *h = NULL;
   KT_CHECK(kvvm_henv_load(exe, &h) == KVVM_OK);
-  KT_STREQ(h ? h->root : NULL, dir);
+  KT_PATHEQ(h ? h->root : NULL, dir);
   kvvm_henv_free(h);
   h = NULL;
-  setenv("AZURE_GUEST_AGENT_EXTENSION_PATH", dir, 1);
+  kt_setenv("AZURE_GUEST_AGENT_EXTENSION_PATH", dir);
   KT_CHECK(kvvm_henv_load("/nonexistent/bin/enable", &h) == KVVM_OK);
-  KT_STREQ(h ? h->root : NULL, dir);
+  KT_PATHEQ(h ? h->root : NULL, dir);
   kvvm_henv_free(h);
   h = NULL;
-  setenv("AZURE_GUEST_AGENT_EXTENSION_PATH", bin, 1);
+  kt_setenv("AZURE_GUEST_AGENT_EXTENSION_PATH", bin);
   KT_CHECK(kvvm_henv_load("/nonexistent/bin/enable", &h) == KVVM_E_HENV);
-  unsetenv("AZURE_GUEST_AGENT_EXTENSION_PATH");
+  kt_unsetenv("AZURE_GUEST_AGENT_EXTENSION_PATH");
   kt_rmtree(dir);
   free(file);
   free(exe);
@@ -99,34 +104,45 @@ static void version_number_or_string(void)
   static const char *const versions[] = {"1.0", "\"1.0\"", "1", "\"2.0\""};
   for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
     char *text = kvvm_xasprintf("[{\"version\": %s, \"handlerEnvironment\": {\"logFolder\":"
-                                " \"/l\", \"configFolder\": \"/c\", \"statusFolder\": \"/s\"}}]",
+                                " \"" ABS "/l\", \"configFolder\": \"" ABS "/c\","
+                                " \"statusFolder\": \"" ABS "/s\"}}]",
                                 versions[i]);
     struct kvvm_henv *h = NULL;
     KT_CHECK(kvvm_henv_parse(text, "/p", &h) == KVVM_OK);
-    KT_STREQ(h ? h->status_dir : NULL, "/s");
+    KT_STREQ(h ? h->status_dir : NULL, ABS "/s");
     kvvm_henv_free(h);
     free(text);
   }
 }
 
-/* Write text to path after ms, from a child process, as the agent would while a command
- * is starting. */
-static pid_t write_later(const char *path, const char *text, long ms)
+/* Text written to path after ms, by another thread, as the agent would while a command is
+ * starting (the reader sees only the file system, whoever writes). */
+struct later {
+  const char *path, *text;
+  long ms;
+  int rc;
+  struct kt_thread t;
+};
+
+static void write_body(void *p)
 {
-  pid_t pid = fork();
-  if (pid == 0) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-    _exit(kvvm_file_write_atomic(path, text, strlen(text), 0600) == KVVM_OK ? 0 : 1);
-  }
-  return pid;
+  struct later *w = p;
+  kt_sleep_ms(w->ms);
+  w->rc = kvvm_file_write_atomic(w->path, w->text, strlen(w->text), 0600) == KVVM_OK ? 0 : 1;
 }
 
-static int reap(pid_t pid)
+static void write_later(struct later *w, const char *path, const char *text, long ms)
 {
-  int st = -1;
-  waitpid(pid, &st, 0);
-  return st;
+  *w = (struct later){.path = path, .text = text, .ms = ms, .rc = -1};
+  if (kt_thread_start(&w->t, write_body, w) != 0)
+    w->t.fn = NULL;
+}
+
+static int reap(struct later *w)
+{
+  if (w->t.fn)
+    kt_thread_join(&w->t);
+  return w->rc;
 }
 
 /* Missing, or cut short as the agent writes it: read again after a pause, so a file that
@@ -138,19 +154,20 @@ static void retried_while_written(void)
   char *file = kvvm_path_join(dir, "HandlerEnvironment.json");
   char *exe = kvvm_xasprintf("%s/bin/enable", dir);
   struct kvvm_henv *h = NULL;
-  unsetenv("AZURE_GUEST_AGENT_EXTENSION_PATH");
+  kt_unsetenv("AZURE_GUEST_AGENT_EXTENSION_PATH");
   int64_t t0 = kvvm_clock_mono_ms();
-  pid_t pid = write_later(file, agent_text, 250);
+  struct later w;
+  write_later(&w, file, agent_text, 250);
   KT_CHECK(kvvm_henv_load(exe, &h) == KVVM_OK);
   KT_CHECK(kvvm_clock_mono_ms() - t0 >= 250);
-  KT_STREQ(h ? h->root : NULL, dir);
-  KT_CHECK(reap(pid) == 0);
+  KT_PATHEQ(h ? h->root : NULL, dir);
+  KT_CHECK(reap(&w) == 0);
   kvvm_henv_free(h);
   h = NULL;
   kt_write(file, "[{\"version\": 1.0, \"handlerEnv");   /* cut short */
-  pid = write_later(file, agent_text, 250);
+  write_later(&w, file, agent_text, 250);
   KT_CHECK(kvvm_henv_load(exe, &h) == KVVM_OK && h && h->log_dir);
-  KT_CHECK(reap(pid) == 0);
+  KT_CHECK(reap(&w) == 0);
   kvvm_henv_free(h);
   h = (struct kvvm_henv *)1;
   kt_write(file, "[{\"version\": 1.0}]");

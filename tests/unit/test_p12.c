@@ -33,9 +33,7 @@ static size_t n_entries;
 
 static int generate(const char *dir)
 {
-  char cmd[512];
-  snprintf(cmd, sizeof(cmd), "sh tests/data/p12/gen.sh '%s' >/dev/null", dir);
-  return system(cmd);
+  return kt_sh("sh tests/data/p12/gen.sh '%s' >/dev/null", dir);
 }
 
 static void unhex(const char *h, char *out, size_t cap)

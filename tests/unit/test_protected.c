@@ -14,17 +14,15 @@ static char *b64;
 /* A transport certificate as the agent writes it, and {"token":"hush"} encrypted for it. */
 static int make_fixture(void)
 {
-  char cmd[2048];
   dir = kt_tmpdir();
-  snprintf(cmd, sizeof(cmd),
-           "cd %s && openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=transport -days 2 "
-           "-keyout k.pem -out c.pem 2>/dev/null && "
-           "T=$(openssl x509 -in c.pem -noout -fingerprint -sha1 | sed 's/.*=//; s/://g') && "
-           "cp c.pem $T.crt && cp k.pem $T.prv && printf %%s $T > thumb && "
-           "printf '{\"token\":\"hush\"}' | openssl cms -encrypt -binary -outform DER -aes256 "
-           "c.pem | base64 -w0 > b64",
-           dir);
-  if (system(cmd) != 0)
+  if (!dir ||
+      kt_sh("cd %s && openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=transport -days 2 "
+            "-keyout k.pem -out c.pem 2>/dev/null && "
+            "T=$(openssl x509 -in c.pem -noout -fingerprint -sha1 | sed 's/.*=//; s/://g') && "
+            "cp c.pem $T.crt && cp k.pem $T.prv && printf %%s $T > thumb && "
+            "printf '{\"token\":\"hush\"}' | openssl cms -encrypt -binary -outform DER -aes256 "
+            "c.pem | base64 -w0 > b64",
+            dir) != 0)
     return -1;
   char *p = kvvm_path_join(dir, "thumb"), *t = NULL, *q = kvvm_path_join(dir, "b64");
   int rc = kvvm_file_read(p, 64, &t, NULL) == KVVM_OK && strlen(t) == 40 &&

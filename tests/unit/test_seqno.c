@@ -24,12 +24,12 @@ static void env_wins(void)
   char *dir = kt_tmpdir();
   touch_at(dir, "7.settings", 1000);
   long seq = -1;
-  setenv("ConfigSequenceNumber", "3", 1);
+  kt_setenv("ConfigSequenceNumber", "3");
   KT_CHECK(kvvm_seqno_current(dir, &seq) == KVVM_OK && seq == 3);
   /* A value that is not a number is not trusted: fall back to the files. */
-  setenv("ConfigSequenceNumber", "3x", 1);
+  kt_setenv("ConfigSequenceNumber", "3x");
   KT_CHECK(kvvm_seqno_current(dir, &seq) == KVVM_OK && seq == 7);
-  unsetenv("ConfigSequenceNumber");
+  kt_unsetenv("ConfigSequenceNumber");
   kt_rmtree(dir);
   free(dir);
 }
@@ -38,7 +38,7 @@ static void env_wins(void)
 static void newest_by_mtime(void)
 {
   char *dir = kt_tmpdir();
-  unsetenv("ConfigSequenceNumber");
+  kt_unsetenv("ConfigSequenceNumber");
   touch_at(dir, "12.settings", 1000);
   touch_at(dir, "0.settings", 2000);
   touch_at(dir, "HandlerState", 3000);
@@ -55,7 +55,7 @@ static void newest_by_mtime(void)
 static void none_is_error(void)
 {
   char *dir = kt_tmpdir();
-  unsetenv("ConfigSequenceNumber");
+  kt_unsetenv("ConfigSequenceNumber");
   long seq = -1;
   KT_CHECK(kvvm_seqno_current(dir, &seq) == KVVM_E_SEQNO);
   KT_CHECK(kvvm_seqno_current("/nonexistent-kvvm", &seq) == KVVM_E_SEQNO);
@@ -70,6 +70,7 @@ static void mrseq_round_trip(void)
   KT_CHECK(kvvm_seqno_read_mrseq(dir, &seq) == KVVM_E_NOENT);
   KT_CHECK(kvvm_seqno_write_mrseq(dir, 42) == KVVM_OK);
   KT_CHECK(kvvm_seqno_read_mrseq(dir, &seq) == KVVM_OK && seq == 42);
+#ifndef _WIN32
   /* Other handlers write "42\n"; garbage is ignored rather than trusted. */
   char *p = kvvm_path_join(dir, "mrseq");
   kt_write(p, "17\n");
@@ -77,6 +78,9 @@ static void mrseq_round_trip(void)
   kt_write(p, "-1");
   KT_CHECK(kvvm_seqno_read_mrseq(dir, &seq) == KVVM_E_NOENT);
   free(p);
+#else
+  KT_SKIP("the mrseq file other handlers write: on Windows mrseq is the agent's registry value");
+#endif
   kt_rmtree(dir);
   free(dir);
 }

@@ -33,7 +33,7 @@
 #define IMDS "http://169.254.169.254/metadata/identity/oauth2/token"
 
 static const struct kvvm_settings_opts opts = {.default_store_root = ROOT};
-static char log_dir[] = "/tmp/kvvm-test-settings-XXXXXX";
+static char *log_dir;
 
 struct res {
   enum kvvm_err rc;
@@ -153,7 +153,7 @@ static void check_cert(const struct kvvm_cert_cfg *c, const char *url, const cha
                        enum kvvm_store_loc loc)
 {
   KT_STREQ(c->url, url);
-  KT_STREQ(c->store_dir, dir);
+  KT_PATHEQ(c->store_dir, dir);
   KT_CHECK(c->location == loc);
 }
 
@@ -214,7 +214,7 @@ static void test_docs_windows_v3_deploy(void)
     KT_STREQ(r.cfg->certs[1].secret_name, "certificate2");
     KT_CHECK(!r.cfg->certs[0].key_exportable && r.cfg->certs[1].key_exportable);
     KT_CHECK(n_accounts(&r.cfg->certs[1]) == 2);
-    KT_STREQ(r.cfg->certs[1].store_dir, ROOT);
+    KT_PATHEQ(r.cfg->certs[1].store_dir, ROOT);
     kvvm_config_free(r.cfg);
   }
 }
@@ -352,7 +352,7 @@ static void test_docs_linux_v3(void)
   KT_STREQ(c->certs[0].acls[0].group, "appGroup1");
   KT_CHECK(c->certs[0].acls[1].group == NULL);
   KT_STREQ(c->certs[1].acls[0].user, "app2");
-  KT_STREQ(c->certs[1].store_dir, "/var/lib/waagent/Microsoft.Azure.KeyVault/app2");
+  KT_PATHEQ(c->certs[1].store_dir, "/var/lib/waagent/Microsoft.Azure.KeyVault/app2");
   KT_CHECK(c->certs[1].link_name == NULL);
   KT_CHECK(has_warning(c, "loggingSettings: is not supported"));
   kvvm_config_free(r.cfg);
@@ -825,7 +825,7 @@ static void test_store_name_ignored_with_folder(void)
                 "'observedCertificates':['" URL1 "','" HOST "/secrets/c2']}");
   if (ok(&r, "folder + name")) {
     check_cert(&r.cfg->certs[0], URL1, "/opt/certs", KVVM_LOC_PATH);
-    KT_STREQ(r.cfg->certs[1].store_dir, "/opt/certs");
+    KT_PATHEQ(r.cfg->certs[1].store_dir, "/opt/certs");
     KT_STREQ(r.cfg->certs[0].store_name, "Root");
     KT_CHECK(has_warning(r.cfg, "certificateStoreName \"Root\" is ignored"));
     KT_CHECK(n_warnings(r.cfg) == 1);
@@ -845,7 +845,7 @@ static void test_default_store_root(void)
     char why[256];
     KT_CHECK(kvvm_settings_parse(t, strlen(t), variants[i], &cfg, why, sizeof why) == KVVM_OK);
     if (cfg)
-      KT_STREQ(cfg->certs[0].store_dir, DEFAULT_ROOT "/CurrentUser");
+      KT_PATHEQ(cfg->certs[0].store_dir, DEFAULT_ROOT "/CurrentUser");
     kvvm_config_free(cfg);
   }
   free(t);
@@ -863,10 +863,10 @@ static void test_per_certificate_store_overrides(void)
                 "{'url':'https://myvault.vault.azure.net/secrets/c4','certificateStoreLocation':"
                 "'LocalMachine'}]}");
   if (ok(&r, "overrides")) {
-    KT_STREQ(r.cfg->certs[0].store_dir, "/srv/top");
-    KT_STREQ(r.cfg->certs[1].store_dir, "/srv/own");
-    KT_STREQ(r.cfg->certs[2].store_dir, ROOT "/CA");
-    KT_STREQ(r.cfg->certs[3].store_dir, ROOT "/Root");
+    KT_PATHEQ(r.cfg->certs[0].store_dir, "/srv/top");
+    KT_PATHEQ(r.cfg->certs[1].store_dir, "/srv/own");
+    KT_PATHEQ(r.cfg->certs[2].store_dir, ROOT "/CA");
+    KT_PATHEQ(r.cfg->certs[3].store_dir, ROOT "/Root");
     KT_CHECK(r.cfg->certs[2].location == KVVM_LOC_LOCAL_MACHINE);
   }
   kvvm_config_free(r.cfg);
@@ -1263,8 +1263,8 @@ static char *write_file(const char *dir, const char *name, const char *data, siz
 
 static void test_load(void)
 {
-  char dir[] = "/tmp/kvvm-test-settings-load-XXXXXX";
-  KT_CHECK(mkdtemp(dir) != NULL);
+  char *dir = kt_tmpdir();
+  KT_CHECK(dir != NULL);
   char *text = sq("{'runtimeSettings':[{'handlerSettings':{'publicSettings':"
                   "{'secretsManagementSettings':{'observedCertificates':['" URL1 "']}}}}]}");
   char *p3 = write_file(dir, "3.settings", text, strlen(text));
@@ -1284,10 +1284,8 @@ static void test_load(void)
   char *p9 = write_file(dir, "9.settings", big, KVVM_SETTINGS_MAX_BYTES + 10);
   KT_CHECK(kvvm_settings_load(dir, 9, &opts, &cfg, why, sizeof why) == KVVM_E_SETTINGS);
   KT_CONTAINS(why, "9.settings: is 1048586 bytes; the limit is 1048576 bytes (1 MiB)");
-  unlink(p0);
-  unlink(p3);
-  unlink(p9);
-  rmdir(dir);
+  kt_rmtree(dir);
+  free(dir);
   free(big);
   free(p0);
   free(p3);
@@ -1366,16 +1364,12 @@ int main(void)
       KT_CASE(test_log_names_shape_not_secrets),
   };
   /* Lines go to a private log file (read back by the last case), none to stderr. */
-  if (!mkdtemp(log_dir) || kvvm_log_open(log_dir, "test") != KVVM_OK)
+  if (!(log_dir = kt_tmpdir()) || kvvm_log_open(log_dir, "test") != KVVM_OK)
     return 1;
   kvvm_log_set_stderr_level((enum kvvm_log_level)(KVVM_LOG_ERR + 1));
   int rc = KT_RUN("settings", cases);
   kvvm_log_close();
-  char *log = kvvm_xasprintf("%s/kvvm.log", log_dir), *lock = kvvm_xasprintf("%s.lock", log);
-  unlink(log);
-  unlink(lock);
-  rmdir(log_dir);
-  free(log);
-  free(lock);
+  kt_rmtree(log_dir);
+  free(log_dir);
   return rc;
 }

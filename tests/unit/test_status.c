@@ -310,23 +310,11 @@ static void no_summary_when_everything_fits(void)
     free(names[i]);
 }
 
-static char *temp_dir(void)
-{
-  char tmpl[] = "/tmp/kvvm-test-status-XXXXXX";
-  return kvvm_xstrdup(mkdtemp(tmpl));
-}
+static char *temp_dir(void) { return kt_tmpdir(); }
 
 static void remove_dir(char *dir)
 {
-  DIR *d = opendir(dir);
-  struct dirent *e;
-  while (d && (e = readdir(d)) != NULL) {
-    if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-      unlinkat(dirfd(d), e->d_name, 0);
-  }
-  if (d)
-    closedir(d);
-  rmdir(dir);
+  kt_rmtree(dir);
   free(dir);
 }
 
@@ -361,8 +349,12 @@ static void write_is_atomic_and_replaces(void)
   KT_CHECK(count_entries(dir, first, sizeof(first)) == 1);
   KT_STREQ(first, "3.status");
   char *path = kvvm_path_join(dir, "3.status"), *text = NULL;
+#ifndef _WIN32
   struct stat sb;
   KT_CHECK(stat(path, &sb) == 0 && (sb.st_mode & 07777) == 0644);
+#else
+  KT_SKIP("permission bits: Windows files inherit their folder's DACL");
+#endif
   KT_CHECK(kvvm_file_read(path, 1 << 20, &text, NULL) == KVVM_OK);
   KT_CONTAINS(text, "\"status\":\"success\"");
   free(text);

@@ -1,24 +1,7 @@
 #!/bin/sh
-# fileio_windows.c and seqno_windows.c under wine: cross-builds tests/windows/
-# test_fileio_windows.c with only the files it tests and runs it in a fresh wine prefix.
-#   sh tests/windows/fileio.sh      (needs mingw-w64 and wine, as scripts/win-deps.sh installs;
-#                                    none of the cross-built libraries)
-set -u
-top=$(cd "$(dirname "$0")/../.." && pwd)
-tmp=$(mktemp -d)
-export WINEPREFIX="$tmp/wp" WINEDEBUG=-all
-trap 'wineserver -k 2>/dev/null; rm -rf "$tmp"' EXIT
-cd "$top"
-# The flags of the Makefile's Windows build (WIN_CPPFLAGS, WARN).
-x86_64-w64-mingw32-gcc -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes \
-  -Wmissing-prototypes -Wpointer-arith -Wformat=2 -Wcast-qual -Wvla -Wundef -Wwrite-strings \
-  -O2 -Iinclude -Isrc -D_WIN32_WINNT=0x0601 -DWIN32_LEAN_AND_MEAN \
-  -DUNICODE -D_UNICODE -D__USE_MINGW_ANSI_STDIO=1 -static -o "$tmp/t.exe" \
-  tests/windows/test_fileio_windows.c src/windows/fileio_windows.c \
-  src/windows/seqno_windows.c src/windows/win_util.c src/agent/seqno.c -ladvapi32 || exit 1
-# Output to files, never a pipe: a persistent wineserver can hold a pipe open.
-wine "$tmp/t.exe" >"$tmp/out" 2>"$tmp/err"
-rc=$?
-cat "$tmp/out"
-[ $rc = 0 ] || cat "$tmp/err"
-exit $rc
+# fileio_windows.c and seqno_windows.c under wine: runs WBUILD/tests/win/test_fileio_windows.exe
+# (make check-windows builds it against libkvvm.a) in a fresh wine prefix.
+#   sh tests/windows/fileio.sh [WBUILD]
+wbuild=${1:-build-win}
+. "$(dirname "$0")/lib.sh"
+wine_run "$wbuild/tests/win/test_fileio_windows.exe"

@@ -7,10 +7,8 @@
  *   svc_harness paths | protect    paths_windows.c's answers; proc_windows.c's protection
  * The serve loop appends to events.log beside the executable (with the KVVM_SVC_PROBE and
  * https_proxy it sees, which only kvvmd.env can have given it); a file ignore-stop there makes
- * it ignore stops (to reach the controller's TerminateProcess). Test doubles for kvvm_log,
- * kvvm_xmalloc and the other mem.h helpers, and kvvm_wake stand in for log.c and mem.c (not yet ported
- * to Windows) and the worker engineer's wake. */
-#include <stdarg.h>
+ * it ignore stops (to reach the controller's TerminateProcess). Everything else is libkvvm.a's
+ * (make check-windows links it): the real log, wake and service lock. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,124 +25,6 @@
 #include "windows/win_int.h"
 
 static FILE *events;
-
-void kvvm_log(enum kvvm_log_level lvl, const char *fmt, ...)
-{
-  static const char *const names[] = {"debug", "info", "warn", "error"};
-  va_list ap;
-  fprintf(stderr, "%s: ", names[lvl]);
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fputc('\n', stderr);
-  if (events) {
-    fprintf(events, "log %s: ", names[lvl]);
-    va_start(ap, fmt);
-    vfprintf(events, fmt, ap);
-    va_end(ap);
-    fputc('\n', events);
-    fflush(events);
-  }
-}
-
-void *kvvm_xmalloc(size_t n)
-{
-  void *p = malloc(n ? n : 1);
-  if (!p)
-    abort();
-  return p;
-}
-
-void *kvvm_xcalloc(size_t n, size_t size)
-{
-  void *p = calloc(n ? n : 1, size ? size : 1);
-  if (!p)
-    abort();
-  return p;
-}
-
-void *kvvm_xrealloc(void *p, size_t n)
-{
-  p = realloc(p, n ? n : 1);
-  if (!p)
-    abort();
-  return p;
-}
-
-void kvvm_strv_free(char **v)
-{
-  for (char **p = v; p && *p; p++)
-    free(*p);
-  free(v);
-}
-
-void kvvm_free_secret(void *p, size_t n)
-{
-  if (p)
-    SecureZeroMemory(p, n);
-  free(p);
-}
-
-char *kvvm_xstrdup(const char *s)
-{
-  return s ? strcpy(kvvm_xmalloc(strlen(s) + 1), s) : NULL;
-}
-
-char *kvvm_xasprintf(const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
-  va_end(ap);
-  char *s = kvvm_xmalloc((size_t)n + 1);
-  va_start(ap, fmt);
-  vsnprintf(s, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  return s;
-}
-
-/* service_lock.c's, which needs clock.c (not yet ported). */
-void kvvm_daemon_clear(struct kvvm_daemon *d)
-{
-  free(d->exe);
-  d->exe = NULL;
-}
-
-/* Wake double: posted kinds as bits, an auto-reset event to end the wait. */
-static CRITICAL_SECTION wake_lock;
-static HANDLE wake_event;
-static unsigned wake_bits;
-
-void kvvm_wake_init(void)
-{
-  InitializeCriticalSection(&wake_lock);
-  wake_event = CreateEventW(NULL, FALSE, FALSE, NULL);
-}
-
-void kvvm_wake_post(enum kvvm_wake w)
-{
-  EnterCriticalSection(&wake_lock);
-  wake_bits |= 1u << w;
-  LeaveCriticalSection(&wake_lock);
-  SetEvent(wake_event);
-}
-
-enum kvvm_wake kvvm_wake_wait(int64_t ms)
-{
-  static const enum kvvm_wake order[] = {KVVM_WAKE_STOP, KVVM_WAKE_RELOAD, KVVM_WAKE_PASS};
-  enum kvvm_wake got = KVVM_WAKE_TIMEOUT;
-  WaitForSingleObject(wake_event, (DWORD)ms);
-  EnterCriticalSection(&wake_lock);
-  for (size_t i = 0; i < 3 && got == KVVM_WAKE_TIMEOUT; i++)
-    if (wake_bits & (1u << order[i])) {
-      got = order[i];
-      wake_bits &= ~(1u << got);
-    }
-  if (wake_bits)
-    SetEvent(wake_event);
-  LeaveCriticalSection(&wake_lock);
-  return got;
-}
 
 /* <folder of this exe>\name */
 static void beside_exe(const char *name, char *out, size_t n)
@@ -249,6 +129,8 @@ static int protect(void)
 
 int main(int argc, char **argv)
 {
+  /* The test reads what the service code says at every level (created, replaced, left). */
+  kvvm_log_set_stderr_level(KVVM_LOG_DEBUG);
   if (argc > 1 && strcmp(argv[1], "service") == 0) {
     char path[MAX_PATH + 20];
     beside_exe("events.log", path, sizeof path);

@@ -1,5 +1,5 @@
 /* The Windows store backend (src/windows/store_windows.c) on a real crypt32: Windows, or wine
- * in a fresh WINEPREFIX (tests/windows/build-store-test.sh builds and runs it).
+ * in a fresh WINEPREFIX (make check-windows builds it, tests/windows/store.sh runs it).
  *   test_store_win.exe DATADIR            the cases below; DATADIR holds v1.pem, v2.pem (RSA
  *                                         leaf + chain + key), ec.pem, and gets state\
  *   test_store_win.exe find THUMB NAME [key]
@@ -168,7 +168,7 @@ static void second_version_beside_the_first(void)
    * can be checked there. */
   KT_CHECK(find_in_child(thumb1, "vault1/web/v1", !under_wine()) == 0);
   if (under_wine())
-    printf("SKIP v1's key after v2: wine shares one key container per keyset\n");
+    KT_SKIP("v1's key after v2: wine shares one key container per keyset");
 out:
   kvvm_store_close(s);
   kvvm_bundle_free(b);
@@ -223,7 +223,7 @@ static void folder_is_not_a_store(void)
 static void ec_key(void)
 {
   if (under_wine()) {
-    printf("SKIP ec_key: wine's PFXImportCertStore refuses EC keys\n");
+    KT_SKIP("ec_key: wine's PFXImportCertStore refuses EC keys");
     return;
   }
   struct kvvm_config *cfg = config(",\"certificateStoreName\":\"kvvm-test-ec\"");
@@ -257,7 +257,8 @@ static bool get_key(HCRYPTPROV prov, DWORD spec, HCRYPTKEY *key)
 {
   if (spec == AT_KEYEXCHANGE || spec == AT_SIGNATURE || !under_wine())
     return CryptGetUserKey(prov, spec, key);
-  printf("SKIP the key spec of the key info: wine records %lu\n", spec);
+  printf("  the key spec wine records: %lu\n", spec);
+  KT_SKIP("the key spec of the key info: wine records both bits");
   return CryptGetUserKey(prov, AT_KEYEXCHANGE, key) || CryptGetUserKey(prov, AT_SIGNATURE, key);
 }
 
@@ -336,7 +337,7 @@ static bool key_ok(PCCERT_CONTEXT c)
      * machine keyset is shown by opening the container in it (and not in the user's). */
     bool machine = info->dwFlags & CRYPT_MACHINE_KEYSET;
     if (!machine && under_wine()) {
-      printf("SKIP the keyset flag of the key info: wine does not record it\n");
+      KT_SKIP("the keyset flag of the key info: wine does not record it");
       machine = !user_key_exists(info);
     }
     if (!machine)
