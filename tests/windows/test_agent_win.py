@@ -11,6 +11,7 @@ next patch version in build-win-<version>). Ends with "windows-agent: N passed, 
 N skipped"; what wine cannot show (shared/docs/windows.md) is a skip with its reason.
 """
 
+import json
 import os
 import re
 import subprocess
@@ -370,6 +371,25 @@ class WindowsLifecycle(WinCase):
                                    timeout=STATUS_WAIT)
         self.assertEqual(st.status, "success", st)
         self.assertEqual(self.one_kvvmd(), self.pid, "a pass must not restart the service")
+
+    def test_05b_cli_status_and_wait(self):
+        """kvvm status and kvvm wait on Windows, as on Linux: the service, the store, the
+        rotated certificate's thumbprint; wait returns at once when all are installed."""
+        r = self.a.wine([self.pkg.exe("kvvm.exe"), "status", "--json"], cwd=self.pkg.unix_dir,
+                        name="status")
+        self.assertEqual(r.rc, 0, r)
+        doc = json.loads(r.out)
+        self.assertTrue(doc["kvvmd"]["running"], doc["kvvmd"])
+        self.assertTrue(doc["kvvmd"]["exe"].lower().endswith("\\bin\\kvvmd.exe"), doc["kvvmd"])
+        web = [c for c in doc["certificates"] if c["url"].endswith("/secrets/web")]
+        self.assertEqual(len(web), 1, doc["certificates"])
+        self.assertEqual(web[0]["store_dir"], "LocalMachine\\MY")
+        self.assertEqual(web[0]["thumbprint"].upper(), self.pfx["web"][-1].upper())
+        self.assertEqual(web[0]["version"], self.ver["web"][-1])
+        self.assertIsNone(web[0]["last_error"])
+        r = self.a.wine([self.pkg.exe("kvvm.exe"), "wait", "--timeout", "20"],
+                        cwd=self.pkg.unix_dir, name="wait")
+        self.assertEqual(r.rc, 0, r)
 
     def test_06_settings_change(self):
         type(self).seq = 2

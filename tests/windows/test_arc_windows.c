@@ -1,8 +1,7 @@
 /* identity_arc_windows.c under wine (or Windows): which challenge files are read (directly
  * inside the Tokens folder as Windows resolves it, .key, a regular file of 1..4096 bytes,
- * no control characters) and which listeners count as the Arc agent's. Built and run by
- * tests/windows/arc.sh. log.c and mem.c are not ported yet: this file's doubles stand in. */
-#include <stdarg.h>
+ * no control characters) and which listeners count as the Arc agent's. Built by the Makefile
+ * against libkvvm.a, run by tests/windows/arc.sh. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,49 +26,6 @@ static void check(bool ok, const char *what, int line)
   }
   failed++;
   fprintf(stderr, "FAIL line %d: %s (why: %s)\n", line, what, why);
-}
-
-void kvvm_log(enum kvvm_log_level lvl, const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "log %d: ", (int)lvl);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-}
-
-void *kvvm_xmalloc(size_t n)
-{
-  void *p = malloc(n ? n : 1);
-  if (!p)
-    exit(3);
-  return p;
-}
-
-char *kvvm_xstrdup(const char *s)
-{
-  return s ? strcpy(kvvm_xmalloc(strlen(s) + 1), s) : NULL;
-}
-
-char *kvvm_xasprintf(const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
-  va_end(ap);
-  char *s = kvvm_xmalloc((size_t)n + 1);
-  va_start(ap, fmt);
-  vsnprintf(s, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  return s;
-}
-
-void kvvm_free_secret(void *p, size_t n)
-{
-  if (p)
-    SecureZeroMemory(p, n);
-  free(p);
 }
 
 static char base[MAX_PATH];

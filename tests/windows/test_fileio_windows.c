@@ -1,9 +1,6 @@
 /* fileio_windows.c and seqno_windows.c under wine (or Windows): atomic replace, folders,
  * listings, locks across processes, the trusted-file check, mrseq in the registry read back
- * by a second process. Built and run by tests/windows/fileio.sh. log.c and mem.c are not
- * ported yet: this file's kvvm_log (stderr) and allocation helpers stand in for them, so the
- * test links only the files it tests. */
-#include <stdarg.h>
+ * by a second process. Built by the Makefile against libkvvm.a, run by tests/windows/fileio.sh. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,57 +28,6 @@ static void check(bool ok, const char *what, int line)
   }
   failed++;
   fprintf(stderr, "FAIL line %d: %s (reason: %s)\n", line, what, reason);
-}
-
-void kvvm_log(enum kvvm_log_level lvl, const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "log %d: ", (int)lvl);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-}
-
-void *kvvm_xmalloc(size_t n)
-{
-  void *p = malloc(n ? n : 1);
-  if (!p)
-    exit(3);
-  return p;
-}
-
-void *kvvm_xrealloc(void *p, size_t n)
-{
-  p = realloc(p, n ? n : 1);
-  if (!p)
-    exit(3);
-  return p;
-}
-
-char *kvvm_xstrdup(const char *s)
-{
-  return s ? strcpy(kvvm_xmalloc(strlen(s) + 1), s) : NULL;
-}
-
-char *kvvm_xasprintf(const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
-  va_end(ap);
-  char *s = kvvm_xmalloc((size_t)n + 1);
-  va_start(ap, fmt);
-  vsnprintf(s, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  return s;
-}
-
-void kvvm_strv_free(char **v)
-{
-  for (char **p = v; p && *p; p++)
-    free(*p);
-  free(v);
 }
 
 static char *scratch(const char *name)
