@@ -361,12 +361,24 @@ out:
   return rc;
 }
 
+/* A disabled extension stays stopped across a reboot: the agent runs no enable for it, so
+ * an automatic start would bring kvvmd back behind its back. Demand start until enable
+ * configures the service again (configure() sets automatic start every time). */
+static void start_on_demand(SC_HANDLE svc)
+{
+  if (!ChangeServiceConfigW(svc, SERVICE_NO_CHANGE, SERVICE_DEMAND_START, SERVICE_NO_CHANGE,
+                            NULL, NULL, NULL, NULL, NULL, NULL, NULL))
+    log_win("cannot set the kvvmd service to start on demand");
+}
+
 enum kvvm_err kvvm_service_stop(void)
 {
   bool absent;
   SC_HANDLE scm, svc = open_service(
       &scm, SERVICE_STOP | SERVICE_QUERY_STATUS | SERVICE_CHANGE_CONFIG, &absent);
   enum kvvm_err rc = svc ? stop_service(svc) : absent ? KVVM_OK : KVVM_E_SERVICE;
+  if (svc)
+    start_on_demand(svc);
   close_both(svc, scm);
   return rc;
 }

@@ -32,6 +32,7 @@ VAULT = "kvvmwin"
 HOST = VAULT + ".vault.azure.net"
 CA_WIN = "C:\\kvvm-test\\ca.pem"
 SERVICE = "kvvmd"
+SERVICE_KEY = "HKLM\\System\\CurrentControlSet\\Services\\kvvmd"
 STATUS_WAIT = 45.0
 TIMINGS = []  # (test id, seconds)
 
@@ -345,6 +346,7 @@ class WindowsLifecycle(WinCase):
         self.assertEqual(self.seqno(self.pkg), 1, "HandlerState SequenceNumber")
         type(self).pid = self.one_kvvmd(self.pkg)
         self.assertEqual(self.service_state(), 4, "the kvvmd service must be RUNNING")
+        self.assertEqual(self.a.reg_query(SERVICE_KEY, "Start"), 2, "automatic start")
         # A Windows store is the system's, not a folder beside the commands.
         self.assertFalse(os.path.exists(os.path.join(self.pkg.unix_dir, "LocalMachine")),
                          "a LocalMachine folder was made in the package folder")
@@ -447,6 +449,8 @@ class WindowsLifecycle(WinCase):
         self.command(self.pkg, "disable", self.seq)
         self.assertEqual(self.kvvmd(), [], "disable must stop kvvmd")
         self.assertEqual(self.service_state(), 1, "the kvvmd service must be STOPPED")
+        # Start 3 (demand), not 2 (automatic): a reboot must not bring back a disabled kvvmd.
+        self.assertEqual(self.a.reg_query(SERVICE_KEY, "Start"), 3)
         self.command(self.pkg, "disable", self.seq)  # idempotent
         self.assertEqual(self.cert(self.pfx["web"][-1])[0], 0, "disable leaves certificates installed")
 
