@@ -163,7 +163,8 @@ enum kvvm_err kvvm_unit_ensure(const char *root, const char *const *rw_paths, bo
     goto out;
   if (unit_changed && (rc = daemon_reload()) != KVVM_OK)
     goto out;
-  if (unit_changed && (rc = systemctl("enable", false)) != KVVM_OK)
+  /* Also after a disable, which took the unit off the boot (kvvm_unit_stop). */
+  if ((unit_changed || !running_here) && (rc = systemctl("enable", false)) != KVVM_OK)
     goto out;
   if (unit_changed || env_changed || !running_here)
     rc = systemctl(systemctl("is-active", true) == KVVM_OK ? "restart" : "start", false);
@@ -184,8 +185,13 @@ enum kvvm_err kvvm_unit_stop(void)
   char *upath = unit_path();
   bool present = kvvm_path_exists(upath);
   free(upath);
-  /* systemctl stop waits for the unit's own stop timeout, then systemd sends SIGKILL. */
-  return present ? systemctl("stop", false) : KVVM_OK;
+  /* systemctl stop waits for the unit's own stop timeout, then systemd sends SIGKILL. A
+   * disabled extension stays stopped across a reboot: the agent runs no enable for it, so
+   * the unit leaves the boot until enable puts it back. */
+  enum kvvm_err rc = present ? systemctl("stop", false) : KVVM_OK;
+  if (present && rc == KVVM_OK)
+    rc = systemctl("disable", false);
+  return rc;
 }
 
 /* The unit belongs to root when its ExecStart names root's kvvmd. */

@@ -81,6 +81,13 @@ check "changed settings with the same seq: reload" "grep -qx 'reload kvvmd.servi
 "$pkg/bin/disable"
 check "disable stops the unit" "grep -qx 'stop kvvmd.service' '$tmp/calls'"
 check "kvvmd is gone after disable" "[ ! -f '$tmp/state/kvvmd.pid' ]"
+check "disable takes the unit off the boot (a reboot must not bring kvvmd back)" \
+  "grep -qx 'disable kvvmd.service' '$tmp/calls'"
+: >"$tmp/calls"
+"$pkg/bin/enable"
+check "enable after a disable puts the unit back on the boot and starts it" \
+  "grep -qx 'enable kvvmd.service' '$tmp/calls' && grep -qx 'start kvvmd.service' '$tmp/calls'"
+"$pkg/bin/disable"
 
 # systemd-analyze checks the unit as systemd would load it.
 if systemd-analyze verify "$unit" >"$tmp/verify" 2>&1; then ok "systemd-analyze verify"

@@ -247,6 +247,11 @@ check "online exposure score at most 2.5" "awk 'BEGIN{exit !(\"${score:-99}\" + 
 
 handler disable
 check "disable stops kvvmd.service" "[ $? = 0 ] && ! in_ct systemctl is-active --quiet kvvmd.service"
+check "disable takes kvvmd.service off the boot" "! in_ct systemctl is-enabled --quiet kvvmd.service"
+handler enable
+check "enable after disable: enabled and active again" \
+  "in_ct systemctl is-enabled --quiet kvvmd.service && in_ct systemctl is-active --quiet kvvmd.service"
+handler disable
 handler uninstall
 check "uninstall removes the unit" "[ $? = 0 ] && ! in_ct test -e $unit"
 
