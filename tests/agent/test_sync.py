@@ -14,9 +14,7 @@ Run from the repo root (packages as in test_lifecycle.py):
 import glob
 import os
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
@@ -34,21 +32,6 @@ DEP = "Test.Dep.AfterSync"
 STATUS_WAIT = 30.0
 
 
-def make_pfx(cn):
-    """A self-signed RSA certificate and key as a passwordless PFX: (base64, SHA-1 thumbprint)."""
-    with tempfile.TemporaryDirectory(prefix="kvvm-pfx-") as d:
-        key, crt, pfx = (os.path.join(d, n) for n in ("k.pem", "c.pem", "c.pfx"))
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "365",
-                        "-subj", "/CN=" + cn, "-keyout", key, "-out", crt],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        subprocess.run(["openssl", "pkcs12", "-export", "-inkey", key, "-in", crt, "-passout", "pass:",
-                        "-out", pfx], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        fp = subprocess.run(["openssl", "x509", "-in", crt, "-noout", "-fingerprint", "-sha1"],
-                            check=True, stdout=subprocess.PIPE, universal_newlines=True).stdout
-        with open(pfx, "rb") as f:
-            import base64
-            b64 = base64.b64encode(f.read()).decode()
-    return b64, fp.strip().split("=", 1)[1].replace(":", "").upper()
 
 
 def url(secret):
@@ -140,7 +123,7 @@ class KvvmSyncStory(SyncCase):
         cls.pfx = {}
         cls.ver = {}
         for s in ("web", "api"):
-            b64, thumb = make_pfx(s + ".example.com")
+            b64, thumb = emu.make_pfx(s + ".example.com")
             cls.ver[s] = [cls.emu.add_secret(HOST, s, b64)]
             cls.pfx[s] = [thumb]
 
@@ -221,7 +204,7 @@ class KvvmSyncStory(SyncCase):
         self.assertEqual(self.store_files(), before, "files were rewritten after an agent restart")
 
     def test_03_rotation_picked_up_on_next_pass(self):
-        b64, thumb = make_pfx("web2.example.com")
+        b64, thumb = emu.make_pfx("web2.example.com")
         self.ver["web"].append(self.emu.add_secret(HOST, "web", b64))
         self.pfx["web"].append(thumb)
         api_before = self.store_files()["{0}.api.{1}".format(VAULT, self.ver["api"][0])]

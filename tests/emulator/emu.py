@@ -346,3 +346,20 @@ def parse_challenge(header):
 def fake_pfx_b64(size=4096):
     """Opaque base64 bytes standing in for a PFX when the content does not matter."""
     return base64.b64encode(os.urandom(size)).decode()
+
+
+def make_pfx(cn):
+    """A self-signed RSA certificate and key as a passwordless PFX, as Key Vault hands back a
+    certificate's secret: (base64, SHA-1 thumbprint in upper case)."""
+    with tempfile.TemporaryDirectory(prefix="kvvm-pfx-") as d:
+        key, crt, pfx = (os.path.join(d, n) for n in ("k.pem", "c.pem", "c.pfx"))
+        quiet = {"check": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "365",
+                        "-subj", "/CN=" + cn, "-keyout", key, "-out", crt], **quiet)
+        subprocess.run(["openssl", "pkcs12", "-export", "-inkey", key, "-in", crt, "-passout",
+                        "pass:", "-out", pfx], **quiet)
+        fp = subprocess.run(["openssl", "x509", "-in", crt, "-noout", "-fingerprint", "-sha1"],
+                            check=True, stdout=subprocess.PIPE, universal_newlines=True).stdout
+        with open(pfx, "rb") as f:
+            b64 = base64.b64encode(f.read()).decode()
+    return b64, fp.strip().split("=", 1)[1].replace(":", "").upper()

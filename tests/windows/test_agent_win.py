@@ -114,21 +114,6 @@ def zip_version(path):
     return re.match(r"^.+__(\d+(?:\.\d+)*)\.zip$", os.path.basename(path)).group(1)
 
 
-def make_pfx(cn):
-    """A self-signed RSA certificate and key as a passwordless PFX: (base64, SHA-1 thumbprint)."""
-    import base64
-    with tempfile.TemporaryDirectory(prefix="kvvm-pfx-") as d:
-        key, crt, pfx = (os.path.join(d, n) for n in ("k.pem", "c.pem", "c.pfx"))
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "365",
-                        "-subj", "/CN=" + cn, "-keyout", key, "-out", crt],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        subprocess.run(["openssl", "pkcs12", "-export", "-inkey", key, "-in", crt, "-passout", "pass:",
-                        "-out", pfx], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        fp = subprocess.run(["openssl", "x509", "-in", crt, "-noout", "-fingerprint", "-sha1"],
-                            check=True, stdout=subprocess.PIPE, universal_newlines=True).stdout
-        with open(pfx, "rb") as f:
-            b64 = base64.b64encode(f.read()).decode()
-    return b64, fp.strip().split("=", 1)[1].replace(":", "").upper()
 
 
 def url(secret):
@@ -296,7 +281,7 @@ class WindowsLifecycle(WinCase):
         cls.pfx = {}
         cls.ver = {}
         for s in ("web", "api"):
-            b64, thumb = make_pfx(s + ".example.com")
+            b64, thumb = emu.make_pfx(s + ".example.com")
             cls.ver[s] = [cls.e.add_secret(HOST, s, b64)]
             cls.pfx[s] = [thumb]
 
@@ -361,7 +346,7 @@ class WindowsLifecycle(WinCase):
                       "'account X can read the key' cannot be shown (windows.md, key DACLs)")
 
     def test_05_rotation_installed_by_next_pass(self):
-        b64, thumb = make_pfx("web2.example.com")
+        b64, thumb = emu.make_pfx("web2.example.com")
         self.ver["web"].append(self.e.add_secret(HOST, "web", b64))
         self.pfx["web"].append(thumb)
         r = self.a.wine([self.pkg.exe("kvvm.exe"), "sync-now"], cwd=self.pkg.unix_dir, name="sync-now")
@@ -467,7 +452,7 @@ class WindowsArcEnvironment(WinCase):
     ENV_VERSION = "1.0"
 
     def test_enable_with_string_version(self):
-        b64, thumb = make_pfx("arc.example.com")
+        b64, thumb = emu.make_pfx("arc.example.com")
         self.e.add_secret(HOST, "arc", b64)
         pkg = type(self).pkg = self.a.install_package(self.zip, env_version=self.ENV_VERSION)
         self.a.write_settings(pkg, 0, self.settings(["arc"], require=False))
