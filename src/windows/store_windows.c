@@ -2,17 +2,19 @@
  * "LocalMachine\MY" or "<LocalMachine|CurrentUser>\<name>" (settings_cert.c). Installing a
  * version: kvvm's own bundle (leaf checked against the key, chain ordered) written as a
  * PKCS#12, imported by PFXImportCertStore into a memory store with the key in the machine
- * keyset (user keyset for CurrentUser), never exportable; the leaf, found there by its SHA-1
- * thumbprint and given a friendly name naming vault, secret and version, is added to the
- * system store (replacing the same certificate if it is there), committed, found again by
- * thumbprint through a fresh handle, and only then recorded in installed.json. A previous
- * version is never touched: it stays until the next issue's removal of old versions.
+ * keyset (user keyset for CurrentUser), exportable only with keyExportable; the leaf, found
+ * there by its SHA-1 thumbprint and given a friendly name naming vault, secret and version, is
+ * added to the system store (replacing the same certificate if it is there), committed, found
+ * again by thumbprint through a fresh handle, and only then recorded in installed.json. A
+ * previous version is never touched: it stays until the next issue's removal of old versions.
+ * keyExportable is applied at import: a certificate already in the store keeps its key as it
+ * was imported (importing it again would leave the first key orphaned).
  *
  * Not applied yet on Windows, and said so in the certificate's outcome (KVVM_E_GRANT: the
  * certificate is installed, the request is not met): `accounts` (no key permission is
- * granted, so only Administrators and SYSTEM can use the key: the safe direction) and
- * keyExportable (the key is imported not exportable). Intermediates stay out of the CA store,
- * no renewal link is set and no hooks run: all the next issue's. */
+ * granted, so only Administrators and SYSTEM can use the key: the safe direction).
+ * Intermediates stay out of the CA store, no renewal link is set and no hooks run: all the
+ * next issue's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,8 +175,8 @@ static void drop_key(PCCERT_CONTEXT c)
   free(info);
 }
 
-/* The bundle as a PKCS#12 imported into a memory store; the key lands in the keyset, not
- * exportable (no CRYPT_EXPORTABLE). Material Windows refuses is KVVM_E_CERT: waiting does
+/* The bundle as a PKCS#12 imported into a memory store; the key lands in the keyset,
+ * exportable (CRYPT_EXPORTABLE) only when the settings ask for it. Material Windows refuses is KVVM_E_CERT: waiting does
  * not change what this Windows accepts. */
 static enum kvvm_err import(struct op *op, const struct kvvm_bundle *b, HCERTSTORE *out)
 {
@@ -187,7 +189,8 @@ static enum kvvm_err import(struct op *op, const struct kvvm_bundle *b, HCERTSTO
     return rc;
   }
   CRYPT_DATA_BLOB blob = {(DWORD)len, p12};
-  *out = PFXImportCertStore(&blob, L"", op->where.keyset);
+  *out = PFXImportCertStore(&blob, L"", op->where.keyset |
+                            (op->cc->key_exportable ? CRYPT_EXPORTABLE : 0));
   DWORD code = GetLastError();
   kvvm_free_secret(p12, len);
   if (*out)
@@ -282,10 +285,6 @@ static enum kvvm_err not_applied(const struct kvvm_cert_cfg *cc, char *why, size
     used += (size_t)snprintf(why + used, used < n ? n - used : 0, ") not granted read access "
                              "to the key: key permissions are not applied yet on Windows, so "
                              "only Administrators and SYSTEM can use it (the safe direction)");
-  if (cc->key_exportable)
-    used += (size_t)snprintf(why + used, used < n ? n - used : 0, "%skeyExportable is not "
-                             "applied yet on Windows: the key was imported not exportable",
-                             used ? "; " : "");
   return used ? KVVM_E_GRANT : KVVM_OK;
 }
 

@@ -2,10 +2,12 @@
  * in a fresh WINEPREFIX (make check-windows builds it, tests/windows/store.sh runs it).
  *   test_store_win.exe DATADIR            the cases below; DATADIR holds v1.pem, v2.pem (RSA
  *                                         leaf + chain + key), ec.pem, and gets state\
- *   test_store_win.exe find THUMB NAME [key]
- *                                         a second process: THUMB is in LocalMachine\MY with a
- *                                         friendly name containing NAME; with "key", its key is
- *                                         in the machine keyset, matches, is not exportable.
+ *   test_store_win.exe find STORE THUMB NAME [key|exportable]
+ *                                         a second process: THUMB is in LocalMachine\STORE
+ *                                         with a friendly name containing NAME; with "key", its
+ *                                         key is in the machine keyset, matches, is not
+ *                                         exportable; with "exportable", the same but its
+ *                                         private key can be exported.
  * What wine cannot show is skipped with the reason printed, never passed. */
 #include <process.h>
 #include <stdio.h>
@@ -73,11 +75,16 @@ static struct kvvm_store *open_store(void)
   return s;
 }
 
-/* A second process of this executable: its exit status. */
+/* A second process of this executable: its exit status. key: NULL, "key" or "exportable". */
+static int find_in(const char *store, const char *thumb, const char *name, const char *key)
+{
+  intptr_t rc = _spawnl(_P_WAIT, self, self, "find", store, thumb, name, key, NULL);
+  return (int)rc;
+}
+
 static int find_in_child(const char *thumb, const char *name, bool key)
 {
-  intptr_t rc = _spawnl(_P_WAIT, self, self, "find", thumb, name, key ? "key" : NULL, NULL);
-  return (int)rc;
+  return find_in("MY", thumb, name, key ? "key" : NULL);
 }
 
 static FILETIME state_mtime(void)
@@ -175,7 +182,8 @@ out:
   kvvm_config_free(cfg);
 }
 
-/* accounts and keyExportable are not applied yet: installed, and the outcome says so. */
+/* accounts is not applied yet: installed, and the outcome says so; keyExportable is applied
+ * (key_exportable), so the outcome says nothing of it. */
 static void not_applied_is_said(void)
 {
   struct kvvm_config *cfg = config(",\"accounts\":[\"Network Service\"],\"keyExportable\":true");
@@ -188,7 +196,7 @@ static void not_applied_is_said(void)
   KT_CHECK(kvvm_store_install(s, &cfg->certs[0], b, "v2", &res) == KVVM_E_GRANT);
   KT_CONTAINS(res.why, "accounts (Network Service) not granted read access to the key: key "
               "permissions are not applied yet on Windows");
-  KT_CONTAINS(res.why, "keyExportable is not applied yet on Windows");
+  KT_CHECK(strstr(res.why, "keyExportable") == NULL);
   kvvm_install_result_clear(&res);
   KT_CHECK(kvvm_store_keep(s, &cfg->certs[0], "v2", &res, &rc) && rc == KVVM_E_GRANT);
   kvvm_install_result_clear(&res);
@@ -199,6 +207,37 @@ out:
   kvvm_store_close(s);
   kvvm_bundle_free(b);
   kvvm_config_free(cfg);
+}
+
+/* One install into a store of its own: the key read back by a second process can be
+ * exported (PRIVATEKEYBLOB) exactly when keyExportable asked for it. Under wine each import
+ * replaces the one shared key container, so each check follows its own install. */
+static void exportable_as(const char *store, bool exportable, const char *pem)
+{
+  char extra[160];
+  snprintf(extra, sizeof extra, ",\"certificateStoreName\":\"%s\",\"keyExportable\":%s", store,
+           exportable ? "true" : "false");
+  struct kvvm_config *cfg = config(extra);
+  struct kvvm_bundle *b = bundle(pem);
+  struct kvvm_store *s = open_store();
+  struct kvvm_install_result res;
+  if (cfg && b) {
+    KT_CHECK(kvvm_store_install(s, &cfg->certs[0], b, "x1", &res) == KVVM_OK);
+    KT_STREQ(res.why, "");
+    kvvm_install_result_clear(&res);
+    KT_CHECK(kvvm_store_commit(s) == KVVM_OK);
+    KT_CHECK(find_in(store, kvvm_bundle_facts(b)->thumbprint, "vault1/web/x1",
+                     exportable ? "exportable" : "key") == 0);
+  }
+  kvvm_store_close(s);
+  kvvm_bundle_free(b);
+  kvvm_config_free(cfg);
+}
+
+static void key_exportable(void)
+{
+  exportable_as("kvvm-test-noexport", false, "v1.pem");
+  exportable_as("kvvm-test-export", true, "v2.pem");
 }
 
 /* Settings read for the files store name a folder: refused, nothing installed. */
@@ -263,8 +302,8 @@ static bool get_key(HCRYPTPROV prov, DWORD spec, HCRYPTKEY *key)
 }
 
 /* The CAPI key: opened in the machine keyset by the container the certificate names, its
- * public half equal to the certificate's, its private half not exportable. */
-static bool capi_key_ok(PCCERT_CONTEXT c, const CRYPT_KEY_PROV_INFO *info)
+ * public half equal to the certificate's, its private half exportable as asked. */
+static bool capi_key_ok(PCCERT_CONTEXT c, const CRYPT_KEY_PROV_INFO *info, bool exportable)
 {
   HCRYPTPROV prov = 0;
   HCRYPTKEY key = 0, pub = 0;
@@ -282,8 +321,9 @@ static bool capi_key_ok(PCCERT_CONTEXT c, const CRYPT_KEY_PROV_INFO *info)
   if (!ok)
     fprintf(stderr, "  the machine key: step %d failed (0x%lx; container %ls, spec %lu)\n",
             step, GetLastError(), info->pwszContainerName, info->dwKeySpec);
-  if (ok && CryptExportKey(key, 0, PRIVATEKEYBLOB, 0, NULL, &nx)) {
-    fprintf(stderr, "  the private key is exportable\n");
+  if (ok && CryptExportKey(key, 0, PRIVATEKEYBLOB, 0, NULL, &nx) != exportable) {
+    fprintf(stderr, "  the private key is %sexportable (0x%lx)\n", exportable ? "not " : "",
+            GetLastError());
     ok = false;
   }
   if (pub)
@@ -296,8 +336,8 @@ static bool capi_key_ok(PCCERT_CONTEXT c, const CRYPT_KEY_PROV_INFO *info)
 }
 
 /* The CNG key (Windows decides CAPI or CNG): a machine key whose export policy allows
- * nothing. */
-static bool cng_key_ok(const CRYPT_KEY_PROV_INFO *info)
+ * export exactly when asked. */
+static bool cng_key_ok(const CRYPT_KEY_PROV_INFO *info, bool exportable)
 {
   NCRYPT_PROV_HANDLE ksp = 0;
   NCRYPT_KEY_HANDLE key = 0;
@@ -307,7 +347,8 @@ static bool cng_key_ok(const CRYPT_KEY_PROV_INFO *info)
                 ERROR_SUCCESS &&
             NCryptGetProperty(key, NCRYPT_EXPORT_POLICY_PROPERTY, (PBYTE)&policy,
                               sizeof policy, &n, 0) == ERROR_SUCCESS &&
-            !(policy & (NCRYPT_ALLOW_EXPORT_FLAG | NCRYPT_ALLOW_PLAINTEXT_EXPORT_FLAG));
+            !(policy & (NCRYPT_ALLOW_EXPORT_FLAG | NCRYPT_ALLOW_PLAINTEXT_EXPORT_FLAG)) ==
+                !exportable;
   if (key)
     NCryptFreeObject(key);
   if (ksp)
@@ -325,7 +366,7 @@ static bool user_key_exists(const CRYPT_KEY_PROV_INFO *info)
   return true;
 }
 
-static bool key_ok(PCCERT_CONTEXT c)
+static bool key_ok(PCCERT_CONTEXT c, bool exportable)
 {
   DWORD n = 0;
   bool ok = false;
@@ -342,14 +383,17 @@ static bool key_ok(PCCERT_CONTEXT c)
     }
     if (!machine)
       fprintf(stderr, "  the key is not in the machine keyset (flags 0x%lx)\n", info->dwFlags);
-    ok = machine && (info->dwProvType ? capi_key_ok(c, info) : cng_key_ok(info));
+    ok = machine && (info->dwProvType ? capi_key_ok(c, info, exportable)
+                                      : cng_key_ok(info, exportable));
   }
   free(info);
   return ok;
 }
 
-static int find_main(const char *thumb, const char *name, bool key)
+/* key: NULL (the certificate only), "key" or "exportable". */
+static int find_main(const char *store, const char *thumb, const char *name, const char *key)
 {
+  wchar_t wstore[64];
   BYTE hash[20];
   CRYPT_HASH_BLOB blob = {sizeof hash, hash};
   for (int i = 0; i < 20; i++) {
@@ -357,13 +401,16 @@ static int find_main(const char *thumb, const char *name, bool key)
     sscanf(thumb + 2 * i, "%2x", &v);
     hash[i] = (BYTE)v;
   }
+  MultiByteToWideChar(CP_UTF8, 0, store, -1, wstore, 64);
   HCERTSTORE h = CertOpenStore(CERT_STORE_PROV_SYSTEM_W, 0, 0, CERT_SYSTEM_STORE_LOCAL_MACHINE |
-                               CERT_STORE_OPEN_EXISTING_FLAG | CERT_STORE_READONLY_FLAG, L"MY");
+                               CERT_STORE_OPEN_EXISTING_FLAG | CERT_STORE_READONLY_FLAG, wstore);
   PCCERT_CONTEXT c = h ? CertFindCertificateInStore(h, X509_ASN_ENCODING, 0,
                                                     CERT_FIND_SHA1_HASH, &blob, NULL) : NULL;
-  int rc = !c ? 2 : !friendly_name_has(c, name) ? 3 : key && !key_ok(c) ? 4 : 0;
+  int rc = !c ? 2 : !friendly_name_has(c, name) ? 3 :
+           key && !key_ok(c, strcmp(key, "exportable") == 0) ? 4 : 0;
   if (rc)
-    fprintf(stderr, "  find %s: %s\n", thumb, rc == 2 ? "not in LocalMachine\\MY" :
+    fprintf(stderr, "  find %s: %s%s\n", thumb, rc == 2 ? "not in LocalMachine\\" : "",
+            rc == 2 ? store :
             rc == 3 ? "friendly name differs" : "key check failed");
   CertFreeCertificateContext(c);
   if (h)
@@ -378,13 +425,15 @@ int main(int argc, char **argv)
       {"keep_without_writes", keep_without_writes},
       {"second_version_beside_the_first", second_version_beside_the_first},
       {"not_applied_is_said", not_applied_is_said},
+      {"key_exportable", key_exportable},
       {"folder_is_not_a_store", folder_is_not_a_store},
       {"ec_key", ec_key},
   };
-  if (argc >= 4 && strcmp(argv[1], "find") == 0)
-    return find_main(argv[2], argv[3], argc > 4 && strcmp(argv[4], "key") == 0);
+  if (argc >= 5 && strcmp(argv[1], "find") == 0)
+    return find_main(argv[2], argv[3], argv[4], argc > 5 ? argv[5] : NULL);
   if (argc != 2) {
-    fprintf(stderr, "usage: test_store_win DATADIR | find THUMB NAME [key]\n");
+    fprintf(stderr, "usage: test_store_win DATADIR | find STORE THUMB NAME "
+            "[key|exportable]\n");
     return 2;
   }
   datadir = argv[1];
