@@ -40,6 +40,10 @@ KVVM_API enum kvvm_err kvvm_certmat_from_secret(const char *content_type, const 
 KVVM_API const struct kvvm_cert_facts *kvvm_bundle_facts(const struct kvvm_bundle *b);
 /* Certificates after the leaf in issuing order (root included when present). */
 KVVM_API size_t kvvm_bundle_chain_len(const struct kvvm_bundle *b);
+/* The DER of certificate i: 0 the leaf, 1 to kvvm_bundle_chain_len the chain in issuing
+ * order; NULL beyond. Valid while b is. */
+KVVM_API const unsigned char *kvvm_bundle_cert_der(const struct kvvm_bundle *b, size_t i,
+                                                   size_t *len);
 /* Certificates that belong to no chain of the leaf: kept after the chain, reported. */
 KVVM_API size_t kvvm_bundle_unrelated_len(const struct kvvm_bundle *b);
 

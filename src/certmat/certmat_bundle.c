@@ -321,6 +321,12 @@ size_t kvvm_bundle_chain_len(const struct kvvm_bundle *b)
   return b->n_chain;
 }
 
+const unsigned char *kvvm_bundle_cert_der(const struct kvvm_bundle *b, size_t i, size_t *len)
+{
+  *len = i <= b->n_chain ? b->order[i]->raw.len : 0;
+  return i <= b->n_chain ? b->order[i]->raw.p : NULL;
+}
+
 size_t kvvm_bundle_unrelated_len(const struct kvvm_bundle *b)
 {
   return b->n_unrelated;

@@ -12,9 +12,12 @@
  *
  * Not applied yet on Windows, and said so in the certificate's outcome (KVVM_E_GRANT: the
  * certificate is installed, the request is not met): `accounts` (no key permission is
- * granted, so only Administrators and SYSTEM can use the key: the safe direction).
- * Intermediates stay out of the CA store, no renewal link is set and no hooks run: all the
- * next issue's. */
+ * granted, so only Administrators and SYSTEM can use the key: the safe direction). No
+ * renewal link is set and no hooks run: both the next issue's.
+ *
+ * The chain: intermediates go to the CA store of the same location, a root to no store
+ * (logged once per install, not in the outcome: sync.c shows res->why only for a result
+ * that is not KVVM_OK, so a note there would need a status of its own). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,8 +179,8 @@ static void drop_key(PCCERT_CONTEXT c)
 }
 
 /* The bundle as a PKCS#12 imported into a memory store; the key lands in the keyset,
- * exportable (CRYPT_EXPORTABLE) only when the settings ask for it. Material Windows refuses is KVVM_E_CERT: waiting does
- * not change what this Windows accepts. */
+ * exportable (CRYPT_EXPORTABLE) only when the settings ask for it. Material Windows refuses
+ * is KVVM_E_CERT: waiting does not change what this Windows accepts. */
 static enum kvvm_err import(struct op *op, const struct kvvm_bundle *b, HCERTSTORE *out)
 {
   unsigned char *p12 = NULL;
@@ -218,6 +221,67 @@ static enum kvvm_err add(struct op *op, PCCERT_CONTEXT leaf, const char *thumb)
     snprintf(op->res->why, sizeof op->res->why, "%s: the certificate %s was added but is not "
              "found there with its key", op->cc->store_dir, thumb);
     rc = KVVM_E_IO;
+  }
+  return rc;
+}
+
+/* Signed by its own key: a root, whose trust is the machine's to decide, not a secret's. */
+static bool self_signed(PCCERT_CONTEXT c)
+{
+  DWORD failed = CERT_STORE_SIGNATURE_FLAG;  /* cleared when the signature verifies */
+  return CertCompareCertificateName(X509_ASN_ENCODING, &c->pCertInfo->Subject,
+                                    &c->pCertInfo->Issuer) &&
+         CertVerifySubjectCertificateContext(c, c, &failed) && !failed;
+}
+
+static void tell_root(struct op *op, PCCERT_CONTEXT c)
+{
+  wchar_t name[256] = L"";
+  CertGetNameStringW(c, CERT_NAME_SIMPLE_DISPLAY_TYPE, 0, NULL, name, 256);
+  char *u = kvvm_win_utf8(name);
+  KVVM_INFO("%s: the root certificate \"%s\" in the secret is not added to any store: which "
+            "roots the machine trusts is not a secret's to change", op->cc->url, u ? u : "?");
+  free(u);
+}
+
+/* One intermediate into the location's CA store (opened on first use), as Microsoft's
+ * extension does; one already there is left as it is. */
+static enum kvvm_err add_intermediate(struct op *op, HCERTSTORE *ca, PCCERT_CONTEXT c)
+{
+  if (!*ca)
+    *ca = CertOpenStore(CERT_STORE_PROV_SYSTEM_W, 0, 0, op->where.location, L"CA");
+  if (*ca && CertAddCertificateContextToStore(*ca, c, CERT_STORE_ADD_USE_EXISTING, NULL))
+    return KVVM_OK;
+  say(op, *ca ? "cannot add an intermediate certificate to the CA store"
+              : "cannot open the CA store", GetLastError());
+  return KVVM_E_IO;
+}
+
+/* The bundle's chain (not its unrelated certificates), taken from the bundle rather than
+ * from the PKCS#12 import, which drops self-signed certificates under wine: intermediates
+ * to CA, a root nowhere. Before the leaf, so an application that picks the leaf up finds
+ * its chain. */
+static enum kvvm_err add_chain(struct op *op, const struct kvvm_bundle *b)
+{
+  HCERTSTORE ca = NULL;
+  enum kvvm_err rc = KVVM_OK;
+  for (size_t i = 1; rc == KVVM_OK && i <= kvvm_bundle_chain_len(b); i++) {
+    size_t len = 0;
+    const unsigned char *der = kvvm_bundle_cert_der(b, i, &len);
+    PCCERT_CONTEXT c = CertCreateCertificateContext(X509_ASN_ENCODING, der, (DWORD)len);
+    if (!c) {
+      say(op, "Windows cannot read a certificate of the chain", GetLastError());
+      rc = KVVM_E_CERT;
+    } else if (self_signed(c)) {
+      tell_root(op, c);
+    } else {
+      rc = add_intermediate(op, &ca, c);
+    }
+    CertFreeCertificateContext(c);
+  }
+  if (ca) {
+    CertControlStore(ca, 0, CERT_STORE_CTRL_COMMIT, NULL);
+    CertCloseStore(ca, 0);
   }
   return rc;
 }
@@ -307,16 +371,19 @@ static bool current(struct op *op, const char *version, const char *thumb)
          (!thumb || same(rec_thumb, thumb)) && in_store(op, rec_thumb);
 }
 
-/* The version's certificate and key into the store unless they are there, then the record. A
- * certificate already in the store with its key (the same certificate under a new version,
- * or installed.json lost) is not imported again: that would leave its key orphaned. */
+/* The chain, then the version's certificate and key into the store unless they are there,
+ * then the record. A certificate already in the store with its key (the same certificate
+ * under a new version, or installed.json lost) is not imported again: that would leave its
+ * key orphaned. */
 static enum kvvm_err install(struct op *op, const struct kvvm_bundle *b, const char *version)
 {
   const struct kvvm_cert_facts *f = kvvm_bundle_facts(b);
   names(op, f->thumbprint);
   if (current(op, version, f->thumbprint))
     return KVVM_OK;
-  enum kvvm_err rc = in_store(op, f->thumbprint) ? KVVM_OK : put(op, b, version);
+  enum kvvm_err rc = add_chain(op, b);
+  if (rc == KVVM_OK && !in_store(op, f->thumbprint))
+    rc = put(op, b, version);
   if (rc != KVVM_OK)
     return rc;
   record(op, f, version);

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <mbedtls/base64.h>
+
 #include "kt.h"
 #include "kvvm/certmat.h"
 #include "kvvm/fileio.h"
@@ -161,6 +163,39 @@ static bool pem_order_ok(const struct kvvm_bundle *b, const char *want_certs)
             strstr(pem + n + 28, "-----BEGIN") == NULL;
   kvvm_free_secret(pem, len);
   return ok;
+}
+
+/* certificate i of b is the one PEM certificate in fixture file name. */
+static bool der_is(const struct kvvm_bundle *b, size_t i, const char *name)
+{
+  char *pem = slurp(name);
+  unsigned char der[4096];
+  size_t n = 0, len = 0;
+  const char *body = pem ? strstr(pem, "-----\n") : NULL;
+  const char *end = pem ? strstr(pem, "-----END") : NULL;
+  const unsigned char *got = kvvm_bundle_cert_der(b, i, &len);
+  bool ok = body && end && mbedtls_base64_decode(der, sizeof der, &n, (const unsigned char *)
+                                                 body + 6, (size_t)(end - body - 6)) == 0 &&
+            got && len == n && memcmp(got, der, n) == 0;
+  free(pem);
+  return ok;
+}
+
+/* kvvm_bundle_cert_der: the leaf, then the chain in issuing order, whatever the input order;
+ * nothing beyond the chain. */
+static void cert_der_in_chain_order(void)
+{
+  const char *names[] = {"rsa-root.crt", "rsa2048.trad.key", "rsa-int.crt", "rsa2048.crt"};
+  struct kvvm_bundle *b = NULL;
+  char why[256] = "";
+  size_t len = 1;
+  KT_CHECK(from_files(names, 4, &b, why, sizeof why) == KVVM_OK);
+  if (!b)
+    return;
+  KT_CHECK(der_is(b, 0, "rsa2048.crt") && der_is(b, 1, "rsa-int.crt") &&
+           der_is(b, 2, "rsa-root.crt"));
+  KT_CHECK(kvvm_bundle_cert_der(b, 3, &len) == NULL && len == 0);
+  kvvm_bundle_free(b);
 }
 
 /* All 24 orders of leaf, intermediate, root and key, junk between every block. */
@@ -504,7 +539,8 @@ int main(void)
     return 1;
   }
   static const struct kt_case cases[] = {
-      KT_CASE(chains_all_types), KT_CASE(pem_every_order), KT_CASE(key_forms),
+      KT_CASE(chains_all_types), KT_CASE(pem_every_order), KT_CASE(cert_der_in_chain_order),
+      KT_CASE(key_forms),
       KT_CASE(unrelated_kept),   KT_CASE(crlf_text),       KT_CASE(key_errors),      KT_CASE(text_errors),
       KT_CASE(expired_builds),   KT_CASE(pem_read_by_openssl), KT_CASE(pkcs12_written),
       KT_CASE(secret_content_types), KT_CASE(ip_sans),

@@ -6,7 +6,9 @@
 #   sh tests/windows/store.sh [WBUILD]
 wbuild=${1:-build-win}
 . "$(dirname "$0")/lib.sh"
-# Test certificates: a root and two RSA leaves under it (PEM: leaf, root, key), and an EC one.
+# Test certificates: a root and two RSA leaves under it (PEM: leaf, root, key), a leaf with an
+# intermediate and a root in a PFX (chain.pfx; inter.sha1 and croot.sha1 their thumbprints),
+# and an EC one.
 d=$wtmp/data
 mkdir -p "$d"
 openssl req -x509 -newkey rsa:2048 -nodes -subj "/CN=kvvm test root" -days 30 \
@@ -18,6 +20,26 @@ for v in v1 v2; do
   openssl x509 -req -in "$d/$v.csr" -CA "$d/root.crt" -CAkey "$d/root.key" -CAcreateserial \
     -days 20 -extfile "$d/ext" -out "$d/$v.crt" 2>/dev/null || exit 1
   cat "$d/$v.crt" "$d/root.crt" "$d/$v.key" >"$d/$v.pem"
+done
+# A chain: root -> intermediate (a CA) -> leaf, as a passwordless PFX holding all three.
+openssl req -x509 -newkey rsa:2048 -nodes -subj "/CN=kvvm test chain root" -days 30 \
+  -addext basicConstraints=critical,CA:true -keyout "$d/croot.key" -out "$d/croot.crt" \
+  2>/dev/null || exit 1
+openssl req -newkey rsa:2048 -nodes -subj "/CN=kvvm test intermediate" -keyout "$d/inter.key" \
+  -out "$d/inter.csr" 2>/dev/null || exit 1
+printf 'basicConstraints=critical,CA:true\n' >"$d/ext-ca"
+openssl x509 -req -in "$d/inter.csr" -CA "$d/croot.crt" -CAkey "$d/croot.key" -CAcreateserial \
+  -days 25 -extfile "$d/ext-ca" -out "$d/inter.crt" 2>/dev/null || exit 1
+openssl req -newkey rsa:2048 -nodes -subj "/CN=chain.example.com" -keyout "$d/cleaf.key" \
+  -out "$d/cleaf.csr" 2>/dev/null || exit 1
+printf 'subjectAltName=DNS:chain.example.com\n' >"$d/ext"
+openssl x509 -req -in "$d/cleaf.csr" -CA "$d/inter.crt" -CAkey "$d/inter.key" -CAcreateserial \
+  -days 20 -extfile "$d/ext" -out "$d/cleaf.crt" 2>/dev/null || exit 1
+cat "$d/inter.crt" "$d/croot.crt" >"$d/cchain.crt"
+openssl pkcs12 -export -inkey "$d/cleaf.key" -in "$d/cleaf.crt" -certfile "$d/cchain.crt" \
+  -passout pass: -out "$d/chain.pfx" 2>/dev/null || exit 1
+for c in inter croot; do
+  openssl x509 -in "$d/$c.crt" -noout -fingerprint -sha1 | sed 's/.*=//; s/://g' >"$d/$c.sha1"
 done
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=ec.example.com" \
   -days 20 -keyout "$d/ec.key" -out "$d/ec.crt" 2>/dev/null || exit 1

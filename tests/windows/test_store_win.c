@@ -1,10 +1,16 @@
 /* The Windows store backend (src/windows/store_windows.c) on a real crypt32: Windows, or wine
  * in a fresh WINEPREFIX (make check-windows builds it, tests/windows/store.sh runs it).
  *   test_store_win.exe DATADIR            the cases below; DATADIR holds v1.pem, v2.pem (RSA
- *                                         leaf + chain + key), ec.pem, and gets state\
+ *                                         leaf + chain + key), chain.pfx (leaf, intermediate,
+ *                                         root) with inter.sha1 and croot.sha1, ec.pem, and
+ *                                         gets state\
+ *   test_store_win.exe absent THUMB STORE...
+ *                                         a second process: THUMB is in none of the
+ *                                         LocalMachine stores named.
  *   test_store_win.exe find STORE THUMB NAME [key|exportable]
  *                                         a second process: THUMB is in LocalMachine\STORE
- *                                         with a friendly name containing NAME; with "key", its
+ *                                         with a friendly name containing NAME ("-": any or
+ *                                         none); with "key", its
  *                                         key is in the machine keyset, matches, is not
  *                                         exportable; with "exportable", the same but its
  *                                         private key can be exported.
@@ -38,32 +44,52 @@ static bool under_wine(void)
 
 static char *path_in(const char *name) { return kvvm_path_join(datadir, name); }
 
+/* name.pem (PEM) or name.pfx (PKCS#12, empty password). */
 static struct kvvm_bundle *bundle(const char *name)
 {
   char *path = path_in(name), *text = NULL, why[256] = "";
   size_t len = 0;
   struct kvvm_bundle *b = NULL;
+  bool pfx = strstr(name, ".pfx") != NULL;
   if (kvvm_file_read(path, 1 << 20, &text, &len) != KVVM_OK ||
-      kvvm_certmat_from_pem(text, len, &b, why, sizeof why) != KVVM_OK)
+      (pfx ? kvvm_certmat_from_pkcs12((unsigned char *)text, len, "", &b, why, sizeof why)
+           : kvvm_certmat_from_pem(text, len, &b, why, sizeof why)) != KVVM_OK)
     fprintf(stderr, "  %s: %s\n", path, why);
   free(text);
   free(path);
   return b;
 }
 
+/* A thumbprint openssl wrote to DATADIR/name (hex, then a newline). */
+static bool thumb_file(const char *name, char out[41])
+{
+  char *path = path_in(name), *text = NULL;
+  size_t len = 0;
+  bool ok = kvvm_file_read(path, 1024, &text, &len) == KVVM_OK && len >= 40;
+  if (ok)
+    snprintf(out, 41, "%.40s", text);
+  else
+    fprintf(stderr, "  cannot read %s\n", path);
+  free(text);
+  free(path);
+  return ok;
+}
+
 /* The settings as enable would read them on Windows: one certificate, extra in its object. */
-static struct kvvm_config *config(const char *extra)
+static struct kvvm_config *config_for(const char *url, const char *extra)
 {
   char text[1024], why[512] = "";
   struct kvvm_settings_opts opts = {.store_kind = KVVM_STORE_WINDOWS};
   struct kvvm_config *cfg = NULL;
   snprintf(text, sizeof text, "{\"runtimeSettings\":[{\"handlerSettings\":{\"publicSettings\":"
-           "{\"secretsManagementSettings\":{\"observedCertificates\":[{\"url\":\"" URL "\"%s}]"
-           "}}}}]}", extra);
+           "{\"secretsManagementSettings\":{\"observedCertificates\":[{\"url\":\"%s\"%s}]"
+           "}}}}]}", url, extra);
   if (kvvm_settings_parse(text, strlen(text), &opts, &cfg, why, sizeof why) != KVVM_OK)
     fprintf(stderr, "  settings: %s\n", why);
   return cfg;
 }
+
+static struct kvvm_config *config(const char *extra) { return config_for(URL, extra); }
 
 static struct kvvm_store *open_store(void)
 {
@@ -80,6 +106,11 @@ static int find_in(const char *store, const char *thumb, const char *name, const
 {
   intptr_t rc = _spawnl(_P_WAIT, self, self, "find", store, thumb, name, key, NULL);
   return (int)rc;
+}
+
+static int absent_in(const char *thumb, const char *s1, const char *s2, const char *s3)
+{
+  return (int)_spawnl(_P_WAIT, self, self, "absent", thumb, s1, s2, s3, NULL);
 }
 
 static int find_in_child(const char *thumb, const char *name, bool key)
@@ -240,6 +271,34 @@ static void key_exportable(void)
   exportable_as("kvvm-test-export", true, "v2.pem");
 }
 
+/* root -> intermediate -> leaf in one PFX: the leaf (with its key) in MY, the intermediate in
+ * CA, the root in no store at all; the outcome says nothing (a root left out is logged). */
+static void chain_to_ca(void)
+{
+  struct kvvm_config *cfg = config_for("https://vault1.vault.azure.net/secrets/chain", "");
+  struct kvvm_bundle *b = bundle("chain.pfx");
+  struct kvvm_store *s = open_store();
+  struct kvvm_install_result res;
+  char inter[41], root[41];
+  if (!cfg || !b || !thumb_file("inter.sha1", inter) || !thumb_file("croot.sha1", root)) {
+    KT_CHECK(!"the chain test's data");
+    goto out;
+  }
+  KT_CHECK(kvvm_bundle_chain_len(b) == 2);
+  KT_CHECK(kvvm_store_install(s, &cfg->certs[0], b, "c1", &res) == KVVM_OK);
+  KT_STREQ(res.why, "");
+  kvvm_install_result_clear(&res);
+  KT_CHECK(kvvm_store_commit(s) == KVVM_OK);
+  KT_CHECK(find_in("MY", kvvm_bundle_facts(b)->thumbprint, "vault1/chain/c1", "key") == 0);
+  KT_CHECK(find_in("CA", inter, "-", NULL) == 0);
+  KT_CHECK(absent_in(inter, "MY", "Root", NULL) == 0);
+  KT_CHECK(absent_in(root, "Root", "CA", "MY") == 0);
+out:
+  kvvm_store_close(s);
+  kvvm_bundle_free(b);
+  kvvm_config_free(cfg);
+}
+
 /* Settings read for the files store name a folder: refused, nothing installed. */
 static void folder_is_not_a_store(void)
 {
@@ -390,8 +449,9 @@ static bool key_ok(PCCERT_CONTEXT c, bool exportable)
   return ok;
 }
 
-/* key: NULL (the certificate only), "key" or "exportable". */
-static int find_main(const char *store, const char *thumb, const char *name, const char *key)
+/* THUMB in LocalMachine\STORE through a handle of this process, or NULL. The context keeps
+ * the store alive after its handle is closed. */
+static PCCERT_CONTEXT lookup(const char *store, const char *thumb)
 {
   wchar_t wstore[64];
   BYTE hash[20];
@@ -406,15 +466,36 @@ static int find_main(const char *store, const char *thumb, const char *name, con
                                CERT_STORE_OPEN_EXISTING_FLAG | CERT_STORE_READONLY_FLAG, wstore);
   PCCERT_CONTEXT c = h ? CertFindCertificateInStore(h, X509_ASN_ENCODING, 0,
                                                     CERT_FIND_SHA1_HASH, &blob, NULL) : NULL;
-  int rc = !c ? 2 : !friendly_name_has(c, name) ? 3 :
+  if (h)
+    CertCloseStore(h, 0);
+  return c;
+}
+
+/* key: NULL (the certificate only), "key" or "exportable". */
+static int find_main(const char *store, const char *thumb, const char *name, const char *key)
+{
+  PCCERT_CONTEXT c = lookup(store, thumb);
+  int rc = !c ? 2 : strcmp(name, "-") && !friendly_name_has(c, name) ? 3 :
            key && !key_ok(c, strcmp(key, "exportable") == 0) ? 4 : 0;
   if (rc)
     fprintf(stderr, "  find %s: %s%s\n", thumb, rc == 2 ? "not in LocalMachine\\" : "",
-            rc == 2 ? store :
-            rc == 3 ? "friendly name differs" : "key check failed");
+            rc == 2 ? store : rc == 3 ? "friendly name differs" : "key check failed");
   CertFreeCertificateContext(c);
-  if (h)
-    CertCloseStore(h, 0);
+  return rc;
+}
+
+/* 0 when thumb is in none of the LocalMachine stores named. */
+static int absent_main(const char *thumb, char **stores, int n)
+{
+  int rc = 0;
+  for (int i = 0; i < n; i++) {
+    PCCERT_CONTEXT c = lookup(stores[i], thumb);
+    if (c) {
+      fprintf(stderr, "  %s is in LocalMachine\\%s\n", thumb, stores[i]);
+      rc = 5;
+    }
+    CertFreeCertificateContext(c);
+  }
   return rc;
 }
 
@@ -426,14 +507,17 @@ int main(int argc, char **argv)
       {"second_version_beside_the_first", second_version_beside_the_first},
       {"not_applied_is_said", not_applied_is_said},
       {"key_exportable", key_exportable},
+      {"chain_to_ca", chain_to_ca},
       {"folder_is_not_a_store", folder_is_not_a_store},
       {"ec_key", ec_key},
   };
+  if (argc >= 4 && strcmp(argv[1], "absent") == 0)
+    return absent_main(argv[2], argv + 3, argc - 3);
   if (argc >= 5 && strcmp(argv[1], "find") == 0)
     return find_main(argv[2], argv[3], argv[4], argc > 5 ? argv[5] : NULL);
   if (argc != 2) {
     fprintf(stderr, "usage: test_store_win DATADIR | find STORE THUMB NAME "
-            "[key|exportable]\n");
+            "[key|exportable] | absent THUMB STORE...\n");
     return 2;
   }
   datadir = argv[1];
