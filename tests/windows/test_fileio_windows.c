@@ -39,8 +39,8 @@ static char *scratch(const char *name)
   return kvvm_xasprintf("%skvvm-fileio-%lu-%s", tmp, (unsigned long)GetCurrentProcessId(), name);
 }
 
-/* Run this exe again with args; its exit code, or -1. */
-static int run_self(const char *args)
+/* Start this exe again with args, not waiting for it. */
+static HANDLE spawn_self(const char *args)
 {
   char exe[MAX_PATH];
   GetModuleFileNameA(NULL, exe, sizeof exe);
@@ -49,14 +49,25 @@ static int run_self(const char *args)
   memset(&si, 0, sizeof si);
   si.cb = sizeof si;
   PROCESS_INFORMATION pi;
-  DWORD code = (DWORD)-1;
+  HANDLE h = NULL;
   if (CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi)) {
-    WaitForSingleObject(pi.hProcess, INFINITE);
-    GetExitCodeProcess(pi.hProcess, &code);
     CloseHandle(pi.hThread);
-    CloseHandle(pi.hProcess);
+    h = pi.hProcess;
   }
   free(cmd);
+  return h;
+}
+
+/* Run this exe again with args; its exit code, or -1. */
+static int run_self(const char *args)
+{
+  HANDLE h = spawn_self(args);
+  DWORD code = (DWORD)-1;
+  if (h) {
+    WaitForSingleObject(h, INFINITE);
+    GetExitCodeProcess(h, &code);
+    CloseHandle(h);
+  }
   return (int)code;
 }
 
@@ -173,24 +184,6 @@ static int hold_child(const char *path, const char *ready, int ms)
   return 0;
 }
 
-/* Start this exe again with args, not waiting for it. */
-static HANDLE spawn_self(const char *args)
-{
-  char exe[MAX_PATH];
-  GetModuleFileNameA(NULL, exe, sizeof exe);
-  char *cmd = kvvm_xasprintf("\"%s\" %s", exe, args);
-  STARTUPINFOA si;
-  memset(&si, 0, sizeof si);
-  si.cb = sizeof si;
-  PROCESS_INFORMATION pi;
-  HANDLE h = NULL;
-  if (CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi)) {
-    CloseHandle(pi.hThread);
-    h = pi.hProcess;
-  }
-  free(cmd);
-  return h;
-}
 
 /* A status file another process holds open (without FILE_SHARE_DELETE) is replaced once it
  * lets go, within the bounded wait; held past the bound, the write fails and says so. */
