@@ -35,6 +35,7 @@ struct kvvm_cert_cfg {
   struct kvvm_acl_entry *acls;  /* Linux `acls` */
   size_t n_acls;
   bool key_exportable;
+  bool link_on_renewal;  /* the top-level linkOnRenewal, copied for the store */
 };
 
 struct kvvm_config {

@@ -192,6 +192,7 @@ static enum kvvm_err single_string(struct sctx *c, const json_t *v)
   c->cfg->schema = KVVM_SCHEMA_V1;
   c->cfg->certs = kvvm_xcalloc(1, sizeof *c->cfg->certs);
   c->cfg->n_certs = 1;
+  c->cfg->certs[0].link_on_renewal = c->cfg->link_on_renewal;
   return settings_cert_string(c, OBS_PATH, v, &c->cfg->certs[0]);
 }
 
@@ -244,6 +245,7 @@ static enum kvvm_err certificates(struct sctx *c, const json_t *sms)
     settings_index(p, OBS_PATH, i);
     enum kvvm_err r = json_is_string(e) ? settings_cert_string(c, p, e, &cfg->certs[i]) :
                                           settings_cert_object(c, p, e, &cfg->certs[i]);
+    cfg->certs[i].link_on_renewal = cfg->link_on_renewal;
     if (rc == KVVM_OK)
       rc = r;
   }

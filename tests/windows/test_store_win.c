@@ -24,6 +24,8 @@
 #include <wincrypt.h>
 #include <ncrypt.h>
 
+#include <jansson.h>
+
 #include "../unit/kt.h"
 #include "kvvm/certmat.h"
 #include "kvvm/fileio.h"
@@ -184,8 +186,36 @@ out:
   kvvm_config_free(cfg);
 }
 
-/* v2 goes in beside v1: v1 is still there afterwards (never removed before the add; old
- * versions are not removed at all yet). */
+/* The record of URL in LocalMachine\MY as installed.json holds it (a new reference). */
+static json_t *record_of(void)
+{
+  char *path = path_in("state\\installed.json");
+  json_error_t e;
+  json_t *doc = json_load_file(path, 0, &e);
+  json_t *rec = json_object_get(json_object_get(doc, "certs"), URL " LocalMachine\\MY");
+  if (json_is_string(rec))
+    rec = json_loads(json_string_value(rec), 0, &e);
+  else
+    json_incref(rec);
+  json_decref(doc);
+  free(path);
+  return rec;
+}
+
+/* Version i of the record: its thumbprint and key provider are what the store holds. */
+static bool version_is(const json_t *versions, size_t i, const char *version, const char *thumb)
+{
+  const json_t *v = json_array_get(versions, i);
+  const char *prov = json_string_value(json_object_get(v, "key_provider"));
+  return v && strcmp(json_string_value(json_object_get(v, "version")), version) == 0 &&
+         strcmp(json_string_value(json_object_get(v, "thumbprint")), thumb) == 0 &&
+         strncmp(json_string_value(json_object_get(v, "path")), "Cert:\\LocalMachine\\MY\\",
+                 21) == 0 && prov && prov[0] && json_string_value(json_object_get(v,
+                 "key_container"));
+}
+
+/* v2 goes in beside v1: v1 is still there afterwards (never removed before the add), and the
+ * record lists both, oldest first, with their keys. */
 static void second_version_beside_the_first(void)
 {
   struct kvvm_config *cfg = config("");
@@ -207,6 +237,12 @@ static void second_version_beside_the_first(void)
   KT_CHECK(find_in_child(thumb1, "vault1/web/v1", !under_wine()) == 0);
   if (under_wine())
     KT_SKIP("v1's key after v2: wine shares one key container per keyset");
+  json_t *rec = record_of();
+  json_t *versions = json_object_get(rec, "versions");
+  KT_CHECK(json_array_size(versions) == 2);
+  KT_CHECK(version_is(versions, 0, "v1", thumb1));
+  KT_CHECK(version_is(versions, 1, "v2", thumb2));
+  json_decref(rec);
 out:
   kvvm_store_close(s);
   kvvm_bundle_free(b);
