@@ -6,9 +6,7 @@
  * certificate if it is there), committed, and found again by thumbprint through a fresh
  * handle. keyExportable is applied at import: a certificate already in the store keeps its
  * key as it was imported (importing it again would leave the first key orphaned).
- *
- * The chain: intermediates go to the CA store of the same location, a root to no store
- * (logged once per install: which roots the machine trusts is not a secret's to change). */
+ * The chain is store_chain_windows.c's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,67 +167,6 @@ static enum kvvm_err add(struct op *op, PCCERT_CONTEXT leaf, const char *thumb)
   return rc;
 }
 
-/* Signed by its own key: a root, whose trust is the machine's to decide, not a secret's. */
-static bool self_signed(PCCERT_CONTEXT c)
-{
-  DWORD failed = CERT_STORE_SIGNATURE_FLAG;  /* cleared when the signature verifies */
-  return CertCompareCertificateName(X509_ASN_ENCODING, &c->pCertInfo->Subject,
-                                    &c->pCertInfo->Issuer) &&
-         CertVerifySubjectCertificateContext(c, c, &failed) && !failed;
-}
-
-static void tell_root(struct op *op, PCCERT_CONTEXT c)
-{
-  wchar_t name[256] = L"";
-  CertGetNameStringW(c, CERT_NAME_SIMPLE_DISPLAY_TYPE, 0, NULL, name, 256);
-  char *u = kvvm_win_utf8(name);
-  KVVM_INFO("%s: the root certificate \"%s\" in the secret is not added to any store: which "
-            "roots the machine trusts is not a secret's to change", op->cc->url, u ? u : "?");
-  free(u);
-}
-
-/* One intermediate into the location's CA store (opened on first use), as Microsoft's
- * extension does; one already there is left as it is. */
-static enum kvvm_err add_intermediate(struct op *op, HCERTSTORE *ca, PCCERT_CONTEXT c)
-{
-  if (!*ca)
-    *ca = CertOpenStore(CERT_STORE_PROV_SYSTEM_W, 0, 0, op->where.location, L"CA");
-  if (*ca && CertAddCertificateContextToStore(*ca, c, CERT_STORE_ADD_USE_EXISTING, NULL))
-    return KVVM_OK;
-  store_win_say(op, *ca ? "cannot add an intermediate certificate to the CA store"
-              : "cannot open the CA store", GetLastError());
-  return KVVM_E_IO;
-}
-
-/* The bundle's chain (not its unrelated certificates), taken from the bundle rather than
- * from the PKCS#12 import, which drops self-signed certificates under wine: intermediates
- * to CA, a root nowhere. Before the leaf, so an application that picks the leaf up finds
- * its chain. */
-static enum kvvm_err add_chain(struct op *op, const struct kvvm_bundle *b)
-{
-  HCERTSTORE ca = NULL;
-  enum kvvm_err rc = KVVM_OK;
-  for (size_t i = 1; rc == KVVM_OK && i <= kvvm_bundle_chain_len(b); i++) {
-    size_t len = 0;
-    const unsigned char *der = kvvm_bundle_cert_der(b, i, &len);
-    PCCERT_CONTEXT c = CertCreateCertificateContext(X509_ASN_ENCODING, der, (DWORD)len);
-    if (!c) {
-      store_win_say(op, "Windows cannot read a certificate of the chain", GetLastError());
-      rc = KVVM_E_CERT;
-    } else if (self_signed(c)) {
-      tell_root(op, c);
-    } else {
-      rc = add_intermediate(op, &ca, c);
-    }
-    CertFreeCertificateContext(c);
-  }
-  if (ca) {
-    CertControlStore(ca, 0, CERT_STORE_CTRL_COMMIT, NULL);
-    CertCloseStore(ca, 0);
-  }
-  return rc;
-}
-
 /* import -> the leaf by thumbprint -> friendly name -> add; the key goes again on failure. */
 static enum kvvm_err put(struct op *op, const struct kvvm_bundle *b, const char *version)
 {
@@ -276,7 +213,7 @@ static enum kvvm_err key_in_store(struct op *op, const char *thumb)
 enum kvvm_err store_win_put(struct op *op, const struct kvvm_bundle *b, const char *version)
 {
   const char *thumb = kvvm_bundle_facts(b)->thumbprint;
-  enum kvvm_err rc = add_chain(op, b);
+  enum kvvm_err rc = store_win_chain(op, b);
   if (rc == KVVM_OK && !store_win_in_store(op, thumb))
     rc = put(op, b, version);
   if (rc == KVVM_OK)

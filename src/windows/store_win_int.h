@@ -1,6 +1,7 @@
 /* Inside the Windows store backend: one install or keep (struct op), where it goes, the key
  * a certificate uses, and the parts that store_windows.c (the store.h calls and the record)
- * drives: store_import_windows.c (the PKCS#12 import, the chain, the add). */
+ * drives: store_chain_windows.c (the chain), store_import_windows.c (the PKCS#12 import,
+ * the add). */
 #ifndef KVVM_STORE_WIN_INT_H
 #define KVVM_STORE_WIN_INT_H
 
@@ -63,6 +64,11 @@ enum kvvm_err store_win_key_of(PCCERT_CONTEXT c, struct store_win_key *out);
 void store_win_key_clear(struct store_win_key *k);
 /* Delete the key from its provider (CAPI: the container; CNG: the key). */
 enum kvvm_err store_win_key_delete(const struct store_win_key *k);
+
+/* Check that a Server Authentication certificate's chain builds here (else KVVM_E_CERT,
+ * why names the missing issuer, nothing written), then put the bundle's intermediates into
+ * the location's CA store; a root goes nowhere. */
+enum kvvm_err store_win_chain(struct op *op, const struct kvvm_bundle *b);
 
 /* The bundle's intermediates into the CA store of the location, then (unless a certificate
  * with that thumbprint and a key is there already) the leaf and its key: imported, named,

@@ -44,5 +44,26 @@ done
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=ec.example.com" \
   -days 20 -keyout "$d/ec.key" -out "$d/ec.crt" 2>/dev/null || exit 1
 cat "$d/ec.crt" "$d/ec.key" >"$d/ec.pem"
+# A leaf for the store locations (loc.pem), and Server Authentication leaves (sa1, sa2) under
+# an intermediate of their own (sainter) that is in no store: sa1-alone.pem and
+# sa2-alone.pem hold no chain, sa1-chain.pem the intermediate and the root.
+leaf() {  # name CN CAname extfile-line...
+  n=$1 cn=$2 ca=$3
+  shift 3
+  printf '%s\n' "$@" >"$d/ext-$n"
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=$cn" -keyout "$d/$n.key" -out "$d/$n.csr" \
+    2>/dev/null || exit 1
+  openssl x509 -req -in "$d/$n.csr" -CA "$d/$ca.crt" -CAkey "$d/$ca.key" -CAcreateserial \
+    -days 20 -extfile "$d/ext-$n" -out "$d/$n.crt" 2>/dev/null || exit 1
+  openssl x509 -in "$d/$n.crt" -noout -fingerprint -sha1 | sed 's/.*=//; s/://g' >"$d/$n.sha1"
+}
+leaf loc loc.example.com root 'subjectAltName=DNS:loc.example.com'
+cat "$d/loc.crt" "$d/loc.key" >"$d/loc.pem"
+leaf sainter "kvvm test sa intermediate" croot 'basicConstraints=critical,CA:true'
+for n in sa1 sa2; do
+  leaf $n $n.example.com sainter "subjectAltName=DNS:$n.example.com" 'extendedKeyUsage=serverAuth'
+  cat "$d/$n.crt" "$d/$n.key" >"$d/$n-alone.pem"
+done
+cat "$d/sa1.crt" "$d/sainter.crt" "$d/croot.crt" "$d/sa1.key" >"$d/sa1-chain.pem"
 # Wine maps / to Z:.
 wine_run "$wbuild/tests/win/test_store_win.exe" "Z:$(printf '%s' "$d" | tr / '\\')"

@@ -106,7 +106,9 @@ static struct kvvm_store *open_store(void)
 /* A second process of this executable: its exit status. key: NULL, "key" or "exportable". */
 static int find_in(const char *store, const char *thumb, const char *name, const char *key)
 {
-  intptr_t rc = _spawnl(_P_WAIT, self, self, "find", store, thumb, name, key, NULL);
+  char quoted[80];  /* _spawnl joins the arguments with spaces, "kvvm new store" has some */
+  snprintf(quoted, sizeof quoted, "\"%s\"", store);
+  intptr_t rc = _spawnl(_P_WAIT, self, self, "find", quoted, thumb, name, key, NULL);
   return (int)rc;
 }
 
@@ -354,6 +356,119 @@ static void folder_is_not_a_store(void)
   kvvm_bundle_free(b);
 }
 
+/* Each location and name a settings file can give lands in that store and no other: found
+ * there from another process, with its key; a new name is created; "My" is MY. */
+static void every_location_and_name(void)
+{
+  static const struct {
+    const char *extra, *store, *path;
+  } where[] = {  /* keys: other cases check them (wine shares one container per keyset) */
+      {",\"certificateStoreLocation\":\"CurrentUser\"", "CurrentUser\\MY",
+       "Cert:\\CurrentUser\\MY\\"},
+      {",\"certificateStoreName\":\"TrustedPeople\"", "TrustedPeople",
+       "Cert:\\LocalMachine\\TrustedPeople\\"},
+      {",\"certificateStoreName\":\"WebHosting\"", "WebHosting",
+       "Cert:\\LocalMachine\\WebHosting\\"},
+      {",\"certificateStoreName\":\"kvvm new store\"", "kvvm new store",
+       "Cert:\\LocalMachine\\kvvm new store\\"},
+      {",\"certificateStoreName\":\"My\",\"certificateStoreLocation\":\"CurrentUser\"",
+       "CurrentUser\\MY", "Cert:\\CurrentUser\\MY\\"},
+  };
+  struct kvvm_bundle *b = bundle("loc.pem");
+  const char *thumb = b ? kvvm_bundle_facts(b)->thumbprint : NULL;
+  KT_CHECK(thumb && absent_in(thumb, "MY", "TrustedPeople", "kvvm new store") == 0);
+  for (size_t i = 0; thumb && i < sizeof where / sizeof where[0]; i++) {
+    struct kvvm_config *cfg = config_for("https://vault1.vault.azure.net/secrets/loc",
+                                         where[i].extra);
+    struct kvvm_store *s = open_store();
+    struct kvvm_install_result res;
+    KT_CHECK(cfg && kvvm_store_install(s, &cfg->certs[0], b, "l1", &res) == KVVM_OK);
+    KT_CHECK(res.file && strncmp(res.file, where[i].path, strlen(where[i].path)) == 0);
+    KT_CHECK(i < 4 ? res.changed : !res.changed);  /* the last is the first again */
+    kvvm_install_result_clear(&res);
+    KT_CHECK(kvvm_store_commit(s) == KVVM_OK);
+    kvvm_store_close(s);
+    kvvm_config_free(cfg);
+    KT_CHECK(find_in(where[i].store, thumb, "vault1/loc/l1", NULL) == 0);
+  }
+  KT_CHECK(thumb && absent_in(thumb, "MY", "CA", "Root") == 0);
+  kvvm_bundle_free(b);
+}
+
+/* v3 of the sa secret: a Server Authentication leaf (name.pem) in LocalMachine\MY. */
+static enum kvvm_err install_sa(const char *name, const char *version, char *why, size_t n)
+{
+  struct kvvm_config *cfg = config_for("https://vault1.vault.azure.net/secrets/sa", "");
+  struct kvvm_bundle *b = bundle(name);
+  struct kvvm_store *s = open_store();
+  struct kvvm_install_result res = {0};
+  enum kvvm_err rc = cfg && b ? kvvm_store_install(s, &cfg->certs[0], b, version, &res)
+                              : KVVM_E_INTERNAL;
+  snprintf(why, n, "%s", res.why);
+  if (rc == KVVM_OK)
+    KT_CHECK(kvvm_store_commit(s) == KVVM_OK);
+  kvvm_install_result_clear(&res);
+  kvvm_store_close(s);
+  kvvm_bundle_free(b);
+  kvvm_config_free(cfg);
+  return rc;
+}
+
+/* DATADIR/name (one PEM certificate) into LocalMachine\Root, as an administrator would. */
+static bool trust(const char *name)
+{
+  char *path = path_in(name), *pem = NULL;
+  size_t len = 0;
+  BYTE der[4096];
+  DWORD n = sizeof der;
+  HCERTSTORE root = CertOpenStore(CERT_STORE_PROV_SYSTEM_W, 0, 0,
+                                  CERT_SYSTEM_STORE_LOCAL_MACHINE, L"Root");
+  bool ok = root && kvvm_file_read(path, 1 << 16, &pem, &len) == KVVM_OK &&
+            CryptStringToBinaryA(pem, (DWORD)len, CRYPT_STRING_BASE64HEADER, der, &n, NULL,
+                                 NULL) &&
+            CertAddEncodedCertificateToStore(root, X509_ASN_ENCODING, der, n,
+                                             CERT_STORE_ADD_USE_EXISTING, NULL);
+  if (root) {
+    CertControlStore(root, 0, CERT_STORE_CTRL_COMMIT, NULL);
+    CertCloseStore(root, 0);
+  }
+  free(pem);
+  free(path);
+  return ok;
+}
+
+/* A Server Authentication leaf whose intermediate is nowhere is refused with the missing
+ * issuer named and nothing written; with the chain in the secret it goes in (the root, not
+ * trusted here, goes nowhere). A second leaf of that intermediate without its chain: its
+ * intermediate is in the machine's CA store now, but the root is nowhere, so it is refused
+ * naming the root; once the root is trusted here it goes in. */
+static void server_auth_chain(void)
+{
+  char why[512], sa1[41], sa2[41], inter[41];
+  if (!thumb_file("sa1.sha1", sa1) || !thumb_file("sa2.sha1", sa2) ||
+      !thumb_file("sainter.sha1", inter)) {
+    KT_CHECK(!"the server authentication test's data");
+    return;
+  }
+  KT_CHECK(install_sa("sa1-alone.pem", "s1", why, sizeof why) == KVVM_E_CERT);
+  KT_CONTAINS(why, "the certificate is for Server Authentication but its chain does not build "
+              "on this machine: the issuer \"kvvm test sa intermediate\" of "
+              "\"sa1.example.com\" is neither in the secret nor in this machine's "
+              "certificate stores; not installed");
+  KT_CHECK(absent_in(sa1, "MY", "CA", "Root") == 0);
+  KT_CHECK(absent_in(inter, "MY", "CA", "Root") == 0);
+  KT_CHECK(install_sa("sa1-chain.pem", "s2", why, sizeof why) == KVVM_OK);
+  KT_CHECK(find_in("MY", sa1, "vault1/sa/s2", NULL) == 0);
+  KT_CHECK(find_in("CA", inter, "-", NULL) == 0);
+  KT_CHECK(install_sa("sa2-alone.pem", "s3", why, sizeof why) == KVVM_E_CERT);
+  KT_CONTAINS(why, "the issuer \"kvvm test chain root\" of \"kvvm test sa intermediate\" is "
+              "neither in the secret nor in this machine's certificate stores");
+  KT_CHECK(absent_in(sa2, "MY", "CA", "Root") == 0);
+  KT_CHECK(trust("croot.crt"));
+  KT_CHECK(install_sa("sa2-alone.pem", "s3", why, sizeof why) == KVVM_OK);
+  KT_CHECK(find_in("MY", sa2, "vault1/sa/s3", NULL) == 0);
+}
+
 static void ec_key(void)
 {
   if (under_wine()) {
@@ -485,20 +600,25 @@ static bool key_ok(PCCERT_CONTEXT c, bool exportable)
   return ok;
 }
 
-/* THUMB in LocalMachine\STORE through a handle of this process, or NULL. The context keeps
- * the store alive after its handle is closed. */
+/* THUMB in STORE ("CurrentUser\\X" or a LocalMachine name) through a handle of this
+ * process, or NULL. The context keeps the store alive after its handle is closed. */
 static PCCERT_CONTEXT lookup(const char *store, const char *thumb)
 {
   wchar_t wstore[64];
   BYTE hash[20];
   CRYPT_HASH_BLOB blob = {sizeof hash, hash};
+  DWORD where = CERT_SYSTEM_STORE_LOCAL_MACHINE;
   for (int i = 0; i < 20; i++) {
     unsigned v = 0;
     sscanf(thumb + 2 * i, "%2x", &v);
     hash[i] = (BYTE)v;
   }
+  if (strncmp(store, "CurrentUser\\", 12) == 0) {
+    where = CERT_SYSTEM_STORE_CURRENT_USER;
+    store += 12;
+  }
   MultiByteToWideChar(CP_UTF8, 0, store, -1, wstore, 64);
-  HCERTSTORE h = CertOpenStore(CERT_STORE_PROV_SYSTEM_W, 0, 0, CERT_SYSTEM_STORE_LOCAL_MACHINE |
+  HCERTSTORE h = CertOpenStore(CERT_STORE_PROV_SYSTEM_W, 0, 0, where |
                                CERT_STORE_OPEN_EXISTING_FLAG | CERT_STORE_READONLY_FLAG, wstore);
   PCCERT_CONTEXT c = h ? CertFindCertificateInStore(h, X509_ASN_ENCODING, 0,
                                                     CERT_FIND_SHA1_HASH, &blob, NULL) : NULL;
@@ -545,6 +665,8 @@ int main(int argc, char **argv)
       {"key_exportable", key_exportable},
       {"chain_to_ca", chain_to_ca},
       {"folder_is_not_a_store", folder_is_not_a_store},
+      {"every_location_and_name", every_location_and_name},
+      {"server_auth_chain", server_auth_chain},
       {"ec_key", ec_key},
   };
   if (argc >= 4 && strcmp(argv[1], "absent") == 0)
