@@ -23,6 +23,12 @@ struct kvvm_installed_cert {
   const char *version, *thumbprint;  /* NULL before the first install */
   const char *file, *link, *pfx;     /* absolute paths; pfx NULL unless keyExportable */
   const char *grants;                /* "user:app1(1001),group:web(1002)", or NULL */
+  const char *key_provider;          /* Windows: the key's provider, else NULL */
+  const char *readers;               /* who can read the key or files, in words: Windows'
+                                        "SYSTEM, Administrators, ..."; else grants */
+  const char *note;                  /* what the last install did beside installing, in
+                                        words (Windows: renewal links, versions kept), or
+                                        NULL */
   const char *last_error;            /* NULL when the last attempt worked */
   const char *hook_error;            /* the last hook run's failures, or NULL */
   bool hook_due;                     /* recorded, not yet run */

@@ -337,6 +337,9 @@ static void view(const json_t *rec, struct kvvm_installed_cert *out)
   out->link = installed_str(rec, "link");
   out->pfx = installed_str(rec, "pfx");
   out->grants = installed_str(rec, "grants");
+  out->key_provider = installed_str(rec, "key_provider");
+  out->readers = installed_str(rec, "readers") ? installed_str(rec, "readers") : out->grants;
+  out->note = installed_str(rec, "note");
   out->last_error = installed_str(rec, "last_error");
   out->hook_error = installed_str(rec, "hook_error");
   out->hook_due = json_is_object(json_object_get(rec, "hook_due"));
