@@ -224,9 +224,10 @@ static int64_t transport(struct job *j, const struct kvvm_http_resp *r)
   else if (r->fail == KVVM_HTTP_TLS)
     say(j, KVVM_E_TLS, "vault %s: TLS verification failed: %s (a TLS-inspecting proxy on "
         "the way, or a CA bundle without the vault's issuer?)", j->host, r->error);
-  else
-    say(j, KVVM_E_NET, "vault %s: the answer for %s is larger than any secret", j->host,
-        j->name);
+  else  /* waiting does not shrink it: this version's error; later passes look for a new one */
+    say(j, KVVM_E_CERT, "vault %s: the answer for %s is larger than any secret (%s), so this "
+        "version cannot be installed; a newer version is fetched when there is one", j->host,
+        j->name, r->error);
   return -1;
 }
 

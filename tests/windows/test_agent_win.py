@@ -374,6 +374,8 @@ class WindowsLifecycle(WinCase):
         self.assertEqual(web[0]["thumbprint"].upper(), self.pfx["web"][-1].upper())
         self.assertEqual(web[0]["version"], self.ver["web"][-1])
         self.assertIsNone(web[0]["last_error"])
+        # The key's provider as the import chose it (wine has CAPI only; CNG on Windows).
+        self.assertRegex(web[0]["key_provider"] or "", r"^Microsoft .*(Provider|Cryptographic)")
         r = self.a.wine([self.pkg.exe("kvvm.exe"), "wait", "--timeout", "20"],
                         cwd=self.pkg.unix_dir, name="wait")
         self.assertEqual(r.rc, 0, r)
