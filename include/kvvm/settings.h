@@ -19,6 +19,10 @@ struct kvvm_acl_entry {
   char *group;  /* NULL when only a user is named */
 };
 
+/* A secret version id as Key Vault issues it: 32 lower-case hex digits (a URL may write
+ * them in upper case; settings keep them in lower case). */
+#define KVVM_SECRET_VERSION_LEN 32
+
 struct kvvm_cert_cfg {
   char *url;          /* normalised: https://<host>/secrets/<name>[/<version>] */
   char *vault_host;   /* lower case, no port */

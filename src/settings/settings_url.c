@@ -151,6 +151,14 @@ static enum kvvm_err url_collection(struct sctx *c, const char *path, const char
   return KVVM_OK;
 }
 
+#define EXAMPLE_VERSION "0123456789abcdef0123456789abcdef"
+
+static bool version_id_ok(const char *s)
+{
+  return strlen(s) == KVVM_SECRET_VERSION_LEN &&
+         strspn(s, "0123456789abcdefABCDEF") == KVVM_SECRET_VERSION_LEN;
+}
+
 static enum kvvm_err url_names(struct sctx *c, const char *path, char **seg, size_t n,
                                struct kvvm_cert_cfg *cert)
 {
@@ -158,11 +166,14 @@ static enum kvvm_err url_names(struct sctx *c, const char *path, char **seg, siz
   if (!secret_name_ok(seg[1]))
     return settings_fail(c, path, "secret name %s may hold only letters, digits and hyphens "
                          "(1-127 of them)", settings_quote(seg[1], qn, sizeof qn));
-  if (n == 3 && !settings_is_token(seg[2]))
-    return settings_fail(c, path, "version %s is not a plain version id (letters, digits, -, "
-                         "_ and ., no leading dot)", settings_quote(seg[2], qn, sizeof qn));
+  if (n == 3 && !version_id_ok(seg[2]))
+    return settings_fail(c, path, "version %s is not a Key Vault version id (32 hexadecimal "
+                         "digits, as in .../secrets/%s/%s)", settings_quote(seg[2], qn, sizeof qn),
+                         seg[1], EXAMPLE_VERSION);
   cert->secret_name = kvvm_xstrdup(seg[1]);
   cert->version = n == 3 ? kvvm_xstrdup(seg[2]) : NULL;
+  for (char *p = cert->version; p && *p; p++)
+    *p = (char)tolower((unsigned char)*p);
   return KVVM_OK;
 }
 

@@ -11,6 +11,7 @@
 #include "kvvm/cloud.h"
 #include "kvvm/kv.h"
 #include "kvvm/mem.h"
+#include "kvvm/settings.h"
 
 #define NAME_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
 #define HOST_CHARS "abcdefghijklmnopqrstuvwxyz0123456789.-"
@@ -36,11 +37,11 @@ const char *kvvm_kv_resource_for_host(const char *host, char *why, size_t whylen
   return NULL;
 }
 
+/* What Key Vault issues: 32 lower-case hex digits. Anything else would reach file names
+ * (a version "pfx" would make the versioned PEM and the exported .pfx one file). */
 static bool version_ok(const char *s)
 {
-  size_t n = strlen(s);
-  return n >= 1 && n <= 64 && s[0] != '.' &&
-         strspn(s, NAME_CHARS "_.") == n;
+  return strlen(s) == KVVM_SECRET_VERSION_LEN && strspn(s, "0123456789abcdef") == KVVM_SECRET_VERSION_LEN;
 }
 
 static enum kvvm_err bad_url(const char *url, const char *reason, char *why, size_t whylen)

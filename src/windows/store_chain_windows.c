@@ -15,7 +15,7 @@
 
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
-#include "windows/store_win_int.h"
+#include "windows/store_int.h"
 #include "windows/win_int.h"
 
 /* Signed by its own key: a root, whose trust is the machine's to decide, not a secret's. */

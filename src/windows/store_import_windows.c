@@ -13,7 +13,7 @@
 
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
-#include "windows/store_win_int.h"
+#include "windows/store_int.h"
 #include "windows/win_int.h"
 
 #include <ncrypt.h>

@@ -19,7 +19,7 @@
 #include "kvvm/mem.h"
 #include "kvvm/paths.h"
 #include "kvvm/store.h"
-#include "windows/store_win_int.h"
+#include "windows/store_int.h"
 #include "windows/win_int.h"
 
 #define THUMB_BYTES 20

@@ -40,9 +40,9 @@ static void secret_urls(void)
   KT_STREQ(name, "web-cert");
   KT_CHECK(version == NULL);
   free(host), free(name);
-  KT_CHECK(kvvm_kv_check_url("https://myvault.vault.azure.cn/secrets/web/0123abcd", &host,
-                             &name, &version, why, sizeof why) == KVVM_OK);
-  KT_STREQ(version, "0123abcd");
+  KT_CHECK(kvvm_kv_check_url("https://myvault.vault.azure.cn/secrets/web/0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+                             &host, &name, &version, why, sizeof why) == KVVM_OK);
+  KT_STREQ(version, "0a1b2c3d4e5f60718293a4b5c6d7e8f9");
   free(host), free(name), free(version);
 }
 
@@ -58,6 +58,9 @@ static void secret_urls_refused(void)
       {"https://myvault.vault.azure.net/secrets/we_b", "names no valid secret"},
       {"https://myvault.vault.azure.net/secrets/web/a/b", "invalid version segment"},
       {"https://myvault.vault.azure.net/secrets/web/.x", "invalid version segment"},
+      /* What Key Vault issues only: "pfx" would name the exported .pfx file. */
+      {"https://myvault.vault.azure.net/secrets/web/pfx", "invalid version segment"},
+      {"https://myvault.vault.azure.net/secrets/web/0123abcd", "invalid version segment"},
       {"https://myhsm.managedhsm.azure.net/secrets/web", "managed HSM"},
       {"https://example.com/secrets/web", "is not a Key Vault host"},
       {"https://myvault.vault.azure.net:8443/secrets/web", "is not a Key Vault host"},
@@ -138,27 +141,27 @@ static void bundle_fields(void)
   struct kvvm_secret s;
   char why[300];
   KT_CHECK(parse("{\"value\":\"MIIK\",\"contentType\":\"application/x-pkcs12\","
-                 "\"id\":\"https://myvault.vault.azure.net/secrets/web/0a1b2c\","
+                 "\"id\":\"https://myvault.vault.azure.net/secrets/web/0a1b2c3d4e5f60718293a4b5c6d7e8f9\","
                  "\"attributes\":{\"enabled\":true,\"nbf\":1700000000,\"exp\":1800000000,"
                  "\"created\":1690000000,\"updated\":1690000001,\"recoveryLevel\":\"R\"},"
-                 "\"tags\":{},\"kid\":\"https://myvault.vault.azure.net/keys/web/0a1b2c\","
+                 "\"tags\":{},\"kid\":\"https://myvault.vault.azure.net/keys/web/0a1b2c3d4e5f60718293a4b5c6d7e8f9\","
                  "\"managed\":true}", &s, why) == KVVM_OK);
   KT_STREQ(s.value, "MIIK");
   KT_CHECK(s.value_len == 4);
   KT_STREQ(s.content_type, "application/x-pkcs12");
-  KT_STREQ(s.version, "0a1b2c");
-  KT_STREQ(s.kid, "https://myvault.vault.azure.net/keys/web/0a1b2c");
+  KT_STREQ(s.version, "0a1b2c3d4e5f60718293a4b5c6d7e8f9");
+  KT_STREQ(s.kid, "https://myvault.vault.azure.net/keys/web/0a1b2c3d4e5f60718293a4b5c6d7e8f9");
   KT_CHECK(s.enabled && s.managed);
   KT_CHECK(s.nbf == 1700000000 && s.exp == 1800000000);
   KT_CHECK(s.created == 1690000000 && s.updated == 1690000001);
   kvvm_kv_secret_clear(&s);
   KT_CHECK(s.value == NULL && s.version == NULL);
   /* Minimal: no attributes means enabled; a disabled one may come without a value. */
-  KT_CHECK(parse("{\"value\":\"x\",\"id\":\"https://v.vault.azure.net/secrets/n/1\"}", &s,
+  KT_CHECK(parse("{\"value\":\"x\",\"id\":\"https://v.vault.azure.net/secrets/n/0a1b2c3d4e5f60718293a4b5c6d7e8f9\"}", &s,
                  why) == KVVM_OK);
   KT_CHECK(s.enabled && !s.managed && s.nbf == 0 && !s.content_type && !s.kid);
   kvvm_kv_secret_clear(&s);
-  KT_CHECK(parse("{\"id\":\"https://v.vault.azure.net/secrets/n/1\","
+  KT_CHECK(parse("{\"id\":\"https://v.vault.azure.net/secrets/n/0a1b2c3d4e5f60718293a4b5c6d7e8f9\","
                  "\"attributes\":{\"enabled\":false}}", &s, why) == KVVM_OK);
   KT_CHECK(!s.enabled && s.value == NULL);
   kvvm_kv_secret_clear(&s);
@@ -170,7 +173,7 @@ static void bundle_refused(void)
       "not json", "[1]", "{\"value\":\"x\"}",
       "{\"value\":\"x\",\"id\":\"https://v.vault.azure.net/secrets/n\"}",
       "{\"value\":\"x\",\"id\":\"https://v.vault.azure.net/secrets/n/\"}",
-      "{\"value\":\"x\",\"id\":\"http://v.vault.azure.net/secrets/n/1\"}",
+      "{\"value\":\"x\",\"id\":\"http://v.vault.azure.net/secrets/n/0a1b2c3d4e5f60718293a4b5c6d7e8f9\"}",
       "{\"value\":\"x\",\"id\":\"https://v.vault.azure.net/keys/n/1\"}",
       "{\"value\":\"x\",\"id\":5}",
   };

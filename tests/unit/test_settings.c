@@ -662,8 +662,9 @@ static void test_url_normalisation(void)
        NULL, NULL},
       {"https://myvault.vault.azure.net/secrets/c1/0123abcdef4567890123abcdef456789",
        URL1 "/0123abcdef4567890123abcdef456789", "0123abcdef4567890123abcdef456789", NULL},
-      {"https://myvault.vault.azure.net:443/secrets/c1/v1.2_3-x//?x=1", URL1 "/v1.2_3-x",
-       "v1.2_3-x", "dropped \"?x=1\""},
+      {"https://myvault.vault.azure.net:443/secrets/c1/0123ABCDEF4567890123ABCDEF456789//?x=1",
+       URL1 "/0123abcdef4567890123abcdef456789", "0123abcdef4567890123abcdef456789",
+       "dropped \"?x=1\""},
   };
   for (size_t i = 0; i < N_ELEMS(rows); i++) {
     char *sms = kvvm_xasprintf(OBS1("%s"), rows[i].in);
@@ -984,8 +985,10 @@ static const struct bad bad_sms[] = {
     {OBS1(HOST "/secrets/"), "names no secret"},
     {OBS1(HOST "/secrets/my_cert"),
      "secret name \"my_cert\" may hold only letters, digits and hyphens"},
-    {OBS1(HOST "/secrets/a/.hidden"), "version \".hidden\" is not a plain version id"},
-    {OBS1(HOST "/secrets/a/v%2F1"), "version \"v%2F1\" is not a plain version id"},
+    {OBS1(HOST "/secrets/a/.hidden"), "version \".hidden\" is not a Key Vault version id (32 "
+     "hexadecimal digits, as in .../secrets/a/0123456789abcdef0123456789abcdef)"},
+    {OBS1(HOST "/secrets/a/v%2F1"), "version \"v%2F1\" is not a Key Vault version id"},
+    {OBS1(HOST "/secrets/a/pfx"), "version \"pfx\" is not a Key Vault version id"},
     {OBS1("https://myvault.vault.azure.net:8443/secrets/a"),
      "names port \"8443\"; Key Vault is served on port 443 only"},
     {OBS1("https://user@myvault.vault.azure.net/secrets/a"), "has user information"},
@@ -1016,8 +1019,8 @@ static const struct bad bad_sms[] = {
          ROOT "; list it once"},
     {"{'observedCertificates':['" HOST "/secrets/C1','" HOST ":443/secrets/c1/']}",
      OBS "[1]: " URL1 " is already observed by observedCertificates[0]"},
-    {"{'observedCertificates':['" URL1 "','" URL1 "/0123abcd']}",
-     OBS "[1]: " URL1 "/0123abcd would write the same file " ROOT "/myvault.c1 as "
+    {"{'observedCertificates':['" URL1 "','" URL1 "/0123abcdef4567890123abcdef456789']}",
+     OBS "[1]: " URL1 "/0123abcdef4567890123abcdef456789 would write the same file " ROOT "/myvault.c1 as "
          "observedCertificates[0]"},
     {"{'observedCertificates':[{'url':'" URL1 "','customSymbolicLinkName':'app'},{'url':'"
      HOST "/secrets/c2','customSymbolicLinkName':'app'}]}",

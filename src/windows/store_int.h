@@ -2,8 +2,8 @@
  * a certificate uses, and the parts that store_windows.c (the store.h calls and the record)
  * drives: store_chain_windows.c (the chain), store_import_windows.c (the PKCS#12 import,
  * the add). */
-#ifndef KVVM_STORE_WIN_INT_H
-#define KVVM_STORE_WIN_INT_H
+#ifndef KVVM_WINDOWS_STORE_INT_H
+#define KVVM_WINDOWS_STORE_INT_H
 
 #include <stdbool.h>
 #include <jansson.h>
