@@ -36,6 +36,8 @@ KVVM_API enum kvvm_err kvvm_file_write_atomic_with(const char *path, unsigned mo
 /* Create dir and missing parents; folders created get `mode`, existing ones are left alone. */
 KVVM_API enum kvvm_err kvvm_dir_ensure(const char *path, unsigned mode);
 KVVM_API bool kvvm_path_exists(const char *path);
+/* path itself (not what it points to) is a symbolic link (a reparse point on Windows). */
+KVVM_API bool kvvm_path_is_link(const char *path);
 /* Absolute on this system: "/x"; on Windows "C:\x", "C:/x" or "\\server\share\x". */
 KVVM_API bool kvvm_path_is_absolute(const char *path);
 /* path made absolute against the current folder, as a new string (POSIX: symbolic links

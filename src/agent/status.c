@@ -229,8 +229,16 @@ enum kvvm_err kvvm_status_write(const char *status_dir, long seq, const struct k
     return KVVM_E_NOMEM;
   char *path = status_path(status_dir, seq);
   /* The agent creates the folder; if it went missing, a status nobody can read helps no one:
-   * put it back with the agent's own mode. */
-  enum kvvm_err rc = kvvm_dir_ensure(status_dir, 0700);
+   * put it back with the agent's own mode. A link in its place is not written through (the
+   * store folders' rule): the status would land wherever the link points. */
+  enum kvvm_err rc = KVVM_OK;
+  if (kvvm_path_is_link(status_dir)) {
+    KVVM_ERR("status folder %s is a symbolic link; kvvm does not write through it (remove it: "
+             "the agent makes the folder itself)", status_dir);
+    rc = KVVM_E_STORE;
+  }
+  if (rc == KVVM_OK)
+    rc = kvvm_dir_ensure(status_dir, 0700);
   if (rc == KVVM_OK)
     rc = kvvm_file_write_atomic(path, text, strlen(text), STATUS_MODE);
   if (rc == KVVM_OK)

@@ -58,6 +58,12 @@ bool kvvm_path_exists(const char *path)
   return lstat(path, &st) == 0;
 }
 
+bool kvvm_path_is_link(const char *path)
+{
+  struct stat st;
+  return lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
+}
+
 static enum kvvm_err read_fd(int fd, const char *path, size_t max, char **out, size_t *len)
 {
   size_t cap = 4096, n = 0;

@@ -106,6 +106,14 @@ bool kvvm_path_exists(const char *path)
   return exists;
 }
 
+bool kvvm_path_is_link(const char *path)
+{
+  wchar_t *w = kvvm_win_wide(path);
+  DWORD a = w ? GetFileAttributesW(w) : INVALID_FILE_ATTRIBUTES;
+  free(w);
+  return a != INVALID_FILE_ATTRIBUTES && (a & FILE_ATTRIBUTE_REPARSE_POINT);
+}
+
 static bool not_found(DWORD e) { return e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND; }
 
 /* Open an existing path for reading what is needed; flags add to the share-everything open. */

@@ -335,6 +335,26 @@ static int count_entries(const char *dir, char *first, size_t len)
   return n;
 }
 
+/* A link planted where the status folder should be is not written through, and what it
+ * points to stays empty. */
+static void status_folder_link_refused(void)
+{
+#ifndef _WIN32
+  char *dir = temp_dir(), first[256] = "";
+  char *target = kvvm_path_join(dir, "elsewhere"), *link = kvvm_path_join(dir, "status");
+  struct kvvm_status st = {"Enable", KVVM_ST_SUCCESS, 0, "ok", NULL, 0};
+  KT_CHECK(mkdir(target, 0700) == 0 && symlink(target, link) == 0);
+  KT_CHECK(kvvm_status_write(link, 1, &st) == KVVM_E_STORE);
+  KT_CHECK(count_entries(target, first, sizeof(first)) == 0);
+  free(target);
+  free(link);
+  remove_dir(dir);
+#else
+  KT_SKIP("a symbolic link as status folder: this test makes it with POSIX symlink(); on "
+          "Windows the check reads FILE_ATTRIBUTE_REPARSE_POINT");
+#endif
+}
+
 static void write_is_atomic_and_replaces(void)
 {
   char *dir = temp_dir(), first[256] = "";
@@ -425,6 +445,7 @@ int main(void)
     KT_CASE(budget_summary_success_when_none_dropped_failed),
     KT_CASE(no_summary_when_everything_fits),
     KT_CASE(write_is_atomic_and_replaces),
+    KT_CASE(status_folder_link_refused),
     KT_CASE(read_value_round_trip),
     KT_CASE(read_value_missing_and_invalid),
     KT_CASE(write_rejects_negative_seq),
