@@ -62,7 +62,8 @@ struct kvvm_kv_result {
   struct kvvm_secret secret;
   long status;               /* the last HTTP status, 0 if none came */
   int tries;
-  char why[512];             /* words for the status file when err != KVVM_OK */
+  char why[1536];            /* words for the status file when err != KVVM_OK: ours, then
+                                Key Vault's own message (up to KVVM_KV_QUOTE_MAX) */
 };
 
 /* Fetch n secrets; results[i] answers reqs[i] (the caller clears each). Returns KVVM_OK when
@@ -108,6 +109,22 @@ KVVM_API enum kvvm_err kvvm_kv_check_url(const char *url, char **host, char **na
  * refused (KVVM_E_AUTH) unless host ends in "." + that resource's host. */
 KVVM_API enum kvvm_err kvvm_kv_check_challenge(const char *www_authenticate, const char *host,
                                                char **resource, char *why, size_t whylen);
+/* Key Vault's own words are quoted up to this many characters: its RBAC refusal, whose
+ * Action line says what is missing, runs to about 600. */
+#define KVVM_KV_QUOTE_MAX 800
+
+/* An error answer, {"error":{"code","message","innererror":{"code"}}}, quoted safely. */
+struct kvvm_kv_error {
+  char code[64];    /* "Forbidden"; "" when absent */
+  char inner[64];   /* "ForbiddenByRbac", "AccessDenied", ...; "" when absent */
+  char message[KVVM_KV_QUOTE_MAX + 16];
+};
+
+/* Read an error answer (anything else gives empty fields). Printable ASCII only (others
+ * become '?'), line breaks as one space, a message that quotes token withheld, and one
+ * longer than KVVM_KV_QUOTE_MAX cut after a whole word with " ... (cut)". */
+KVVM_API void kvvm_kv_parse_error(const char *body, size_t len, const char *token,
+                                  struct kvvm_kv_error *e);
 /* Parse a SecretBundle (value may be absent: s->value NULL). KVVM_E_NET when it is not one
  * (a garbled answer). */
 KVVM_API enum kvvm_err kvvm_kv_parse_bundle(const char *body, size_t len, struct kvvm_secret *s,

@@ -24,8 +24,8 @@
 #define BACKOFF_FLOOR_MS 100
 /* How long the loop sleeps at most before it looks at its schedule again. */
 #define STEP_MS 1000
-/* The service's words are quoted after ours, cut to this: our advice must fit in why. */
-#define QUOTE_MAX 160
+/* The service's words as quoted after ours: " Forbidden/ForbiddenByRbac: \"...\"". */
+#define WORDS_MAX (KVVM_KV_QUOTE_MAX + 160)
 /* 401s one request may meet and still be tried again with a renewed token: tokens that
  * expire within a request's round trip must not keep a pass going for ever. */
 #define MAX_REFUSED 3
@@ -48,7 +48,7 @@ struct tok {
   bool accepted;       /* the vault answered a request sent with this generation (not 401) */
   bool stale;          /* ... and refused one since: renew before the next request starts */
   enum kvvm_err err;   /* the renewal failed: requests still needing the token fail so */
-  char words[2 * QUOTE_MAX + 16];  /* the vault's, with the refusal that made it stale */
+  char words[WORDS_MAX];  /* the vault's, with the refusal that made it stale */
   char why[300];       /* why the renewal failed */
 };
 
@@ -98,7 +98,7 @@ static struct kvvm_kv_result *res_of(struct job *j)
 
 /* The service's error words, safe to quote, and the inner code (e.g. SecretDisabled). */
 struct kv_error {
-  char words[2 * QUOTE_MAX + 16];
+  char words[WORDS_MAX];
   char inner[64];
 };
 
@@ -169,17 +169,6 @@ int64_t kvvm_kv_throttle_ms(int throttled, long retry_after_s, uint64_t rnd)
   return delay < BACKOFF_FLOOR_MS ? BACKOFF_FLOOR_MS : delay;
 }
 
-static void copy_quoted(const char *s, const char *token, char *out, size_t n)
-{
-  size_t i = 0;
-  /* Whatever the service echoes, a token never passes into our words. */
-  if (s && token && *token && strstr(s, token))
-    s = "(withheld: it quotes the token)";
-  for (; s && *s && i + 1 < n && i < QUOTE_MAX; s++)
-    out[i++] = (*s >= 0x20 && *s < 0x7f) ? *s : '?';
-  out[i] = '\0';
-}
-
 /* The token the answer being read was asked with (a renewal may have replaced the given one). */
 static const char *sent_token(const struct job *j)
 {
@@ -188,19 +177,14 @@ static const char *sent_token(const struct job *j)
 
 static void read_error(const struct job *j, const struct kvvm_http_resp *r, struct kv_error *e)
 {
-  json_t *doc = json_loadb(r->body ? r->body : "", r->len, 0, NULL);
-  json_t *err = json_object_get(doc, "error");
-  const char *token = sent_token(j);
-  char code[QUOTE_MAX + 1], msg[QUOTE_MAX + 1];
-  copy_quoted(json_string_value(json_object_get(err, "code")), token, code, sizeof code);
-  copy_quoted(json_string_value(json_object_get(err, "message")), token, msg, sizeof msg);
-  copy_quoted(json_string_value(json_object_get(json_object_get(err, "innererror"), "code")),
-              token, e->inner, sizeof e->inner);
-  if (code[0] || msg[0])
-    snprintf(e->words, sizeof e->words, " %s: \"%s\"", code, msg);
+  struct kvvm_kv_error ke;
+  kvvm_kv_parse_error(r->body, r->len, sent_token(j), &ke);
+  memcpy(e->inner, ke.inner, sizeof e->inner);
+  if (ke.code[0] || ke.message[0])
+    snprintf(e->words, sizeof e->words, " %s%s%s: \"%s\"", ke.code, ke.inner[0] ? "/" : "",
+             ke.inner, ke.message);
   else
     e->words[0] = '\0';
-  json_decref(doc);
 }
 
 /* A fault worth another try (network, 5xx, garbled answer): the delay, or -1 when the tries
@@ -350,6 +334,37 @@ static bool renewable(struct job *j, const struct kvvm_http_resp *r)
   return true;
 }
 
+/* A 403 told by its inner code: a network rule or a missing permission, and which kind. */
+static void forbidden(struct job *j, const struct kv_error *e)
+{
+  char w[300];
+  const char *in = e->inner;
+  if (strcasecmp(in, "SecretDisabled") == 0)
+    inactive(j, "disabled");
+  else if (strcasecmp(in, "ForbiddenByFirewall") == 0)
+    say(j, KVVM_E_AUTH, "vault %s refused this VM's network address (the vault's firewall), "
+        "not %s's permissions: allow the VM's subnet (service endpoint) or address in the "
+        "vault's networking rules, or reach the vault through a private endpoint (403%s)",
+        j->host, who(j), e->words);
+  else if (strcasecmp(in, "ForbiddenByConnection") == 0)
+    say(j, KVVM_E_AUTH, "vault %s takes requests only through an approved private endpoint "
+        "(public network access is disabled): connect the VM's network to one, and make %s "
+        "resolve to its private address (403%s)", j->host, j->host, e->words);
+  else if (strcasecmp(in, "ForbiddenByRbac") == 0)
+    say(j, KVVM_E_AUTH, "%s may not read %s in vault %s, which uses Azure RBAC: assign it the "
+        "\"Key Vault Secrets User\" role on the vault or the secret (a new assignment can "
+        "take a few minutes to apply) (403%s)", who(j), what(j, w, sizeof w), j->host,
+        e->words);
+  else if (strcasecmp(in, "AccessDenied") == 0)
+    say(j, KVVM_E_AUTH, "%s may not read %s in vault %s, which uses access policies: give it "
+        "the \"get\" permission on secrets in the vault's access policies (403%s)", who(j),
+        what(j, w, sizeof w), j->host, e->words);
+  else
+    say(j, KVVM_E_AUTH, "%s may not read %s in vault %s: grant it the \"get\" permission on "
+        "secrets in the vault's access policies, or the \"Key Vault Secrets User\" role when "
+        "the vault uses Azure RBAC (403%s)", who(j), what(j, w, sizeof w), j->host, e->words);
+}
+
 static void refused(struct job *j, const struct kvvm_http_resp *r)
 {
   struct kv_error e;
@@ -357,12 +372,8 @@ static void refused(struct job *j, const struct kvvm_http_resp *r)
   read_error(j, r, &e);
   if (r->status == 401)
     unauthorized(j, r, e.words);
-  else if (r->status == 403 && strcasecmp(e.inner, "SecretDisabled") == 0)
-    inactive(j, "disabled");
   else if (r->status == 403)
-    say(j, KVVM_E_AUTH, "%s may not read %s in vault %s: grant it the \"get\" permission on "
-        "secrets in the vault's access policies, or the \"Key Vault Secrets User\" role when "
-        "the vault uses Azure RBAC (403%s)", who(j), what(j, w, sizeof w), j->host, e.words);
+    forbidden(j, &e);
   else if (r->status == 404)
     say(j, KVVM_E_NOTFOUND, "%s does not exist in vault %s: check the certificate URL; %s "
         "also needs the \"get\" permission on secrets there (404%s)", what(j, w, sizeof w),
@@ -409,7 +420,7 @@ static void on_done(void *user, const struct kvvm_http_resp *r)
     delay = throttled(j, r);
   } else if (r->status >= 500) {
     read_error(j, r, &e);
-    char buf[512];
+    char buf[WORDS_MAX + 32];
     snprintf(buf, sizeof buf, "answered %ld%s", r->status, e.words);
     delay = fault(j, buf);
   } else if (r->status == 401 && renewable(j, r)) {

@@ -249,3 +249,54 @@ enum kvvm_err kvvm_kv_parse_bundle(const char *body, size_t len, struct kvvm_sec
   json_decref(j);
   return reason ? KVVM_E_NET : KVVM_OK;
 }
+
+#define CUT_NOTE " ... (cut)"
+
+/* The rest of s holds something besides blanks. */
+static bool more_words(const char *s)
+{
+  return s && s[strspn(s, " \t\r\n")] != '\0';
+}
+
+/* The quoted form of s in out (n bytes), at most max characters before the cut note. */
+static void quote(const char *s, const char *token, char *out, size_t n, size_t max)
+{
+  size_t i = 0;
+  bool cut = false;
+  if (s && token && *token && strstr(s, token))
+    s = "(withheld: it quotes the token)";  /* whatever the service echoes */
+  if (max + sizeof CUT_NOTE > n)
+    max = n - sizeof CUT_NOTE;
+  for (; s && *s && !cut; s++) {
+    char c = strchr("\r\n\t", *s) ? ' ' : (*s >= 0x20 && *s < 0x7f) ? *s : '?';
+    if (c == ' ' && (i == 0 || out[i - 1] == ' '))
+      continue;
+    cut = i == max && more_words(s);
+    if (i < max)
+      out[i++] = c;
+  }
+  size_t whole = i;
+  while (cut && whole > 0 && out[whole - 1] != ' ')  /* back to the end of the last word */
+    whole--;
+  i = whole > 0 ? whole : i;   /* one word longer than max is cut inside */
+  while (i > 0 && out[i - 1] == ' ')
+    i--;
+  out[i] = '\0';
+  if (cut)
+    strcat(out, CUT_NOTE);
+}
+
+void kvvm_kv_parse_error(const char *body, size_t len, const char *token,
+                         struct kvvm_kv_error *e)
+{
+  json_t *doc = json_loadb(body ? body : "", body ? len : 0, 0, NULL);
+  json_t *err = json_object_get(doc, "error");
+  const char *inner = json_string_value(json_object_get(json_object_get(err, "innererror"),
+                                                        "code"));
+  quote(json_string_value(json_object_get(err, "code")), token, e->code, sizeof e->code,
+        sizeof e->code - 1);
+  quote(inner, token, e->inner, sizeof e->inner, sizeof e->inner - 1);
+  quote(json_string_value(json_object_get(err, "message")), token, e->message,
+        sizeof e->message, KVVM_KV_QUOTE_MAX);
+  json_decref(doc);
+}

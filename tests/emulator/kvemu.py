@@ -87,8 +87,8 @@ TOKEN_PATH = "/metadata/identity/oauth2/token"
 MANGLE_MODES = {"stallbody", "truncate", "badjson", "html", "endlessheaders", "drip"}
 SECRET_RE = re.compile(r"^/secrets/([0-9A-Za-z-]{1,127})(?:/([0-9A-Za-z]{0,64}))?/?$")
 KV_MODES = {"429", "500", "503", "reset", "stall", "stallbody", "truncate", "badjson", "wrongtype",
-            "html", "401loop", "403", "404", "disabled", "secretdisabled", "oversize",
-            "redirect", "endlessheaders", "drip"}
+            "html", "401loop", "403", "403rbac", "403firewall", "403connection", "404", "disabled",
+            "secretdisabled", "oversize", "redirect", "endlessheaders", "drip"}
 TOKEN_MODES = {"404", "410", "429", "500", "503", "reset", "stall", "stallbody", "truncate",
                "badjson", "html", "oversize", "403"}
 
@@ -828,6 +828,39 @@ class KvHandler(Handler):
             self.mangle = fault if fault["mode"] in MANGLE_MODES else None
         self.get_secret(host, m, query, fault)
 
+    def refusal(self, mode, host, name):
+        """A 403 as Key Vault words it (inner code, message with its CRLF-separated lines) for
+        an access policy without "get" (403), an RBAC vault without a role (403rbac), the
+        vault's firewall (403firewall) and a vault reachable by private endpoint only
+        (403connection)."""
+        vault = host.split(".")[0]
+        caller = "appid=%s;oid=%s;iss=https://sts.windows.net/%s/" % (
+            self.entry.get("identity"), uuid.uuid4(), self.state.tenant)
+        where = "Vault: %s;location=eastus" % vault
+        if mode == "403rbac":
+            return "ForbiddenByRbac", "\r\n".join([
+                "Caller is not authorized to perform action on resource.",
+                "If role assignments, deny assignments or role definitions were changed recently, "
+                "please observe propagation time.", "Caller: " + caller,
+                "Action: 'Microsoft.KeyVault/vaults/secrets/getSecret/action'",
+                "Resource: '/subscriptions/%s/resourcegroups/rg1/providers/microsoft.keyvault/"
+                "vaults/%s/secrets/%s'" % (uuid.uuid4(), vault, name.lower()),
+                "Assignment: (not found)", "DenyAssignmentId: null",
+                "DecisionReason: 'DeniedWithNoValidRBAC' ", where, ""])
+        if mode == "403firewall":
+            return "ForbiddenByFirewall", "\r\n".join([
+                "Client address is not authorized and caller is not a trusted service.",
+                "Client address: 20.1.2.3", "Caller: " + caller, where])
+        if mode == "403connection":
+            return "ForbiddenByConnection", "\r\n".join([
+                "Public network access is disabled and request is not from a trusted service "
+                "nor via an approved private link.", "Caller: " + caller, where])
+        return "AccessDenied", (
+            "The user, group or application 'appid=%s;iss=https://sts.windows.net/%s/' does not "
+            "have secrets get permission on key vault '%s;location=eastus'. For help resolving "
+            "this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287"
+            % (self.entry.get("identity"), self.state.tenant, vault))
+
     def kv_fault(self, fault, cloud, host, name, query):
         """Answers a status-type fault; returns False for faults applied to the content."""
         mode = fault["mode"]
@@ -842,14 +875,9 @@ class KvHandler(Handler):
             self.kv_error(int(mode), code, "Injected %s." % mode)
         elif mode == "401loop":
             self.unauthorized(cloud, "AKV10000: Request is missing a Bearer or PoP token.")
-        elif mode == "403":
-            self.kv_error(403, "Forbidden",
-                          "The user, group or application 'appid=%s;iss=https://sts.windows.net/%s/' "
-                          "does not have secrets get permission on key vault '%s;location=eastus'. "
-                          "For help resolving this issue, please see "
-                          "https://go.microsoft.com/fwlink/?linkid=2125287"
-                          % (self.entry.get("identity"), self.state.tenant, host.split(".")[0]),
-                          inner="AccessDenied")
+        elif mode.startswith("403"):
+            inner, message = self.refusal(mode, host, name)
+            self.kv_error(403, "Forbidden", fault.get("message", message), inner=inner)
         elif mode == "404":
             self.secret_not_found(name)
         elif mode == "secretdisabled":

@@ -203,6 +203,25 @@ class TestSdkFidelity(unittest.TestCase):
         flow = [(x["target"], x["status"], x["auth"]) for x in e.stats()["log"]]
         self.assertEqual(flow, [("kv", 401, "none")])
 
+    def test_sdk_reads_the_refusals_as_key_vault_errors(self):
+        # The 403 bodies kvvm tells apart by inner code (firewall, private link only, RBAC):
+        # the SDK reports each as Key Vault's error, with Key Vault's message.
+        e = self.emu
+        steps = []
+        for mode, words in (("403firewall", "Client address is not authorized"),
+                            ("403connection", "Public network access is disabled"),
+                            ("403rbac", "Caller is not authorized to perform action on resource")):
+            name = "refused-" + mode
+            e.add_secret(VAULT, name, self.material["web1"])
+            e.fault("kv", mode, secret=name)
+            steps.append({"vault": VAULT, "name": name, "expectError": words})
+        try:
+            r, lines, _ = self.run_sdk(steps)
+        finally:
+            e.clear_faults()
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr[-3000:])
+        self.assertEqual([x.get("ok") for x in lines if "name" in x], [True] * 3, lines)
+
 
 if __name__ == "__main__":
     unittest.main()

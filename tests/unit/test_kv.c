@@ -167,6 +167,37 @@ static void bundle_fields(void)
   kvvm_kv_secret_clear(&s);
 }
 
+/* Key Vault's error body as quoted: line breaks as one space, controls as '?', a token it
+ * echoes withheld, a long message cut after a whole word and saying so. */
+static void error_quoted(void)
+{
+  struct kvvm_kv_error e;
+  const char *rbac = "{\"error\":{\"code\":\"Forbidden\",\"message\":\"Caller is not authorized."
+                     "\\r\\nAction: 'x/getSecret/action'\\r\\n\\r\\nVault: v;location=eastus"
+                     "\\r\\n\\u0007\",\"innererror\":{\"code\":\"ForbiddenByRbac\"}}}";
+  kvvm_kv_parse_error(rbac, strlen(rbac), "tok", &e);
+  KT_STREQ(e.code, "Forbidden");
+  KT_STREQ(e.inner, "ForbiddenByRbac");
+  KT_STREQ(e.message, "Caller is not authorized. Action: 'x/getSecret/action' Vault: "
+           "v;location=eastus ?");
+  const char *echo = "{\"error\":{\"code\":\"Unauthorized\",\"message\":\"bad token abc.def\"}}";
+  kvvm_kv_parse_error(echo, strlen(echo), "abc.def", &e);
+  KT_STREQ(e.message, "(withheld: it quotes the token)");
+  KT_STREQ(e.inner, "");
+  char body[4096], words[3000] = "";
+  for (int i = 0; strlen(words) < 2000; i++)
+    snprintf(words + strlen(words), sizeof words - strlen(words), "word%d ", i);
+  snprintf(body, sizeof body, "{\"error\":{\"code\":\"Forbidden\",\"message\":\"%s\"}}", words);
+  kvvm_kv_parse_error(body, strlen(body), NULL, &e);
+  size_t n = strlen(e.message);
+  KT_CHECK(n <= KVVM_KV_QUOTE_MAX + strlen(" ... (cut)") && n > KVVM_KV_QUOTE_MAX - 12);
+  KT_CHECK(strcmp(e.message + n - strlen(" ... (cut)"), " ... (cut)") == 0);
+  KT_CHECK(strncmp(e.message, words, n - strlen(" ... (cut)")) == 0 &&
+           words[n - strlen(" ... (cut)")] == ' ');  /* the cut falls between words */
+  kvvm_kv_parse_error("not json", 8, NULL, &e);
+  KT_CHECK(!e.code[0] && !e.inner[0] && !e.message[0]);
+}
+
 static void bundle_refused(void)
 {
   static const char *const bad[] = {
@@ -240,6 +271,7 @@ int main(void)
     KT_CASE(challenges_refused),
     KT_CASE(bundle_fields),
     KT_CASE(bundle_refused),
+    KT_CASE(error_quoted),
     KT_CASE(refused_before_sending),
   };
   return KT_RUN("kv", cases);

@@ -496,9 +496,11 @@ static void refusals_name_identity_vault_permission(void)
   kvvm_kv_result_clear(&r);
   r = under_fault("r403", KV_FAULT("403"), 0);
   KT_CHECK(r.err == KVVM_E_AUTH && r.tries == 1);
-  KT_CONTAINS(r.why, "the system-assigned identity may not read secret r403 in vault " VAULT);
-  KT_CONTAINS(r.why, "\"get\" permission on secrets");
-  KT_CONTAINS(r.why, "\"Key Vault Secrets User\" role");
+  KT_CONTAINS(r.why, "the system-assigned identity may not read secret r403 in vault " VAULT
+              ", which uses access policies: give it the \"get\" permission on secrets in the "
+              "vault's access policies (403 Forbidden/AccessDenied: \"The user, group or "
+              "application 'appid=");
+  KT_CHECK(strstr(r.why, "Key Vault Secrets User") == NULL);
   kvvm_kv_result_clear(&r);
   r = under_fault("r404", KV_FAULT("404"), 0);
   KT_CHECK(r.err == KVVM_E_NOTFOUND && r.tries == 1);
@@ -511,6 +513,33 @@ static void refusals_name_identity_vault_permission(void)
   KT_CHECK(r.err == KVVM_E_NOTFOUND);
   kvvm_kv_result_clear(&r);
   free(missing);
+}
+
+/* Each kind of 403 by its inner code: a network rule is not told as a permission, RBAC and
+ * access policies each get their own advice, and Key Vault's message survives whole (its
+ * line breaks as spaces) so the RBAC refusal's Action line is there. */
+static void refusals_by_inner_code(void)
+{
+  struct kvvm_kv_result r = under_fault("fw", KV_FAULT("403firewall"), 0);
+  KT_CHECK(r.err == KVVM_E_AUTH && r.tries == 1 && r.status == 403);
+  KT_CONTAINS(r.why, "vault " VAULT " refused this VM's network address (the vault's firewall), "
+              "not the system-assigned identity's permissions: allow the VM's subnet");
+  KT_CONTAINS(r.why, "(403 Forbidden/ForbiddenByFirewall: \"Client address is not authorized "
+              "and caller is not a trusted service. Client address: 20.1.2.3 Caller: appid=");
+  KT_CHECK(strstr(r.why, "permission on secrets") == NULL);
+  kvvm_kv_result_clear(&r);
+  r = under_fault("pe", KV_FAULT("403connection"), 0);
+  KT_CHECK(r.err == KVVM_E_AUTH && r.tries == 1);
+  KT_CONTAINS(r.why, "vault " VAULT " takes requests only through an approved private endpoint");
+  kvvm_kv_result_clear(&r);
+  r = under_fault("rbac", KV_FAULT("403rbac"), 0);
+  KT_CHECK(r.err == KVVM_E_AUTH && r.tries == 1);
+  KT_CONTAINS(r.why, "may not read secret rbac in vault " VAULT ", which uses Azure RBAC: assign "
+              "it the \"Key Vault Secrets User\" role");
+  KT_CONTAINS(r.why, "DeniedWithNoValidRBAC' Vault: myvault;location=eastus\")");
+  KT_CONTAINS(r.why, "Action: 'Microsoft.KeyVault/vaults/secrets/getSecret/action' Resource:");
+  KT_CHECK(strchr(r.why, '\r') == NULL && strchr(r.why, '\n') == NULL);
+  kvvm_kv_result_clear(&r);
 }
 
 static void inactive_versions_reported(void)
@@ -968,6 +997,7 @@ int main(void)
     KT_CASE(stall_past_timeout),
     KT_CASE(answers_not_retried),
     KT_CASE(refusals_name_identity_vault_permission),
+    KT_CASE(refusals_by_inner_code),
     KT_CASE(inactive_versions_reported),
     KT_CASE(challenge_checked),
     KT_CASE(user_assigned_shapes),
