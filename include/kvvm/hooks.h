@@ -6,6 +6,10 @@
  * clean environment (PATH and the KVVM_* variables), /dev/null as stdin, no other inherited
  * descriptor, its own session, and is killed with its whole process group on timeout; its
  * output goes to the kvvm log. The execution is hooks_posix.c; the due queue hooks.c.
+ * On Windows (hooks_windows.c; README, Renewal hooks on Windows): .exe, .cmd/.bat and .ps1
+ * files in %ProgramData%\kvvm\hooks, refused when anyone but SYSTEM, Administrators and
+ * TrustedInstaller can change them or the two folders above; each in a job object ended on
+ * timeout; KVVM_STORE_LOCATION and KVVM_STORE_NAME added, split from KVVM_STORE_DIR.
  *
  * Variables for install/renew: KVVM_URL, KVVM_VAULT, KVVM_SECRET, KVVM_VERSION,
  * KVVM_PREVIOUS_VERSION, KVVM_STORE_DIR, KVVM_FILE, KVVM_LINK, KVVM_PFX, KVVM_THUMBPRINT,

@@ -541,12 +541,13 @@ static void security_fault(HANDLE h, char *reason, size_t n)
 
 /* Wine 8 keeps no file owner or DACL: every file reads as owned by, and writable by, wine's
  * one user, so the checks of security_fault can never pass there and the Windows scenario
- * tests (tests/windows/test_agent_win.py) could not trust their emulator's CA. Under wine
- * only, and only when the test asks with KVVM_WINE_NO_FILE_OWNER=1, those two checks are
- * skipped (logged each time). On Windows ntdll has no wine_get_version: the variable does
- * nothing there. Under wine every process runs as that one administrator anyway, so the
- * checks have no other account to keep out. */
-static bool wine_skips_owner(const char *path)
+ * tests (tests/windows/test_agent_win.py) could not trust their emulator's CA; the hooks'
+ * checks (hooks_acl_windows.c) could never let a hook run. Under wine only, and only when the
+ * test asks with KVVM_WINE_NO_FILE_OWNER=1, those two checks are skipped (logged each time).
+ * On Windows ntdll has no wine_get_version: the variable does nothing there. Under wine
+ * every process runs as that one administrator anyway, so the checks have no other account
+ * to keep out. */
+bool kvvm_win_wine_skips_owner(const char *path)
 {
   const char *v = getenv("KVVM_WINE_NO_FILE_OWNER");
   HMODULE nt = GetModuleHandleW(L"ntdll.dll");
@@ -575,7 +576,7 @@ static void trust_fault(HANDLE h, const char *path, size_t max, char *reason, si
     snprintf(reason, n, "is not a regular file");
     return;
   }
-  if (!wine_skips_owner(path))
+  if (!kvvm_win_wine_skips_owner(path))
     security_fault(h, reason, n);
   if (!reason[0] && size > max)
     snprintf(reason, n, "is larger than %llu bytes", (unsigned long long)max);

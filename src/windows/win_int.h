@@ -3,6 +3,7 @@
 #ifndef KVVM_WIN_INT_H
 #define KVVM_WIN_INT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <windows.h>
 
@@ -23,5 +24,10 @@ const char *kvvm_win_program_data(void);
 
 /* A Win32 error code in words ("Access is denied. (5)"), in buf. */
 const char *kvvm_win_strerror(DWORD code, char *buf, size_t n);
+
+/* True (and logged) when path's owner and DACL are not to be checked: under wine only, with
+ * the testing aid KVVM_WINE_NO_FILE_OWNER=1 (wine keeps no file owner or DACL).
+ * fileio_windows.c. */
+bool kvvm_win_wine_skips_owner(const char *path);
 
 #endif
