@@ -25,6 +25,9 @@ struct kvvm_installed_cert {
   const char *grants;                /* "user:app1(1001),group:web(1002)", or NULL */
   const char *last_error;            /* NULL when the last attempt worked */
   const char *hook_error;            /* the last hook run's failures, or NULL */
+  const char *readers;               /* Windows: who can use the key, in words, or NULL */
+  const char *note;                  /* what the last install did besides (Windows:
+                                        linkOnRenewal's links), or NULL */
   bool hook_due;                     /* recorded, not yet run */
   time_t installed_at, not_after;
 };

@@ -405,6 +405,11 @@ static void renewal_links(void)
   free(wide);
   free(nokey);
   json_decref(rec);
+  struct kvvm_installed_cert view;   /* what kvvm status shows */
+  KT_CHECK(kvvm_installed_get(kvvm_store_installed(s), URL, "LocalMachine\\MY", &view) &&
+           view.note && strstr(view.note, "not linked: ") && view.readers &&
+           strcmp(view.readers, "SYSTEM, Administrators, NT AUTHORITY\\NETWORK SERVICE "
+                  "(S-1-5-20)") == 0 && !view.last_error);
   kvvm_store_close(s);
   KT_CHECK(renews_to(thumb[1], thumb[2]) == 0);
   KT_CHECK(renews_to(foreign_ok, thumb[2]) == 0);
