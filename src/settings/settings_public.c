@@ -170,9 +170,6 @@ static enum kvvm_err flags(struct sctx *c, const json_t *sms)
   c->linux_keys = c->linux_keys || settings_get(sms, "aclEnabled");
   if (rc == KVVM_OK && settings_windows(c) && settings_get(sms, "aclEnabled"))
     settings_linux_only(c, SMS ".aclEnabled", "no POSIX ACL is set; use accounts on Windows");
-  if (rc == KVVM_OK && settings_windows(c) && cfg->link_on_renewal)
-    settings_warn(c, SMS ".linkOnRenewal", "is not applied yet on Windows: no renewal link "
-                  "is set from an older certificate to its successor");
   return rc;
 }
 

@@ -167,7 +167,24 @@ static enum kvvm_err add(struct op *op, PCCERT_CONTEXT leaf, const char *thumb)
   return rc;
 }
 
-/* import -> the leaf by thumbprint -> friendly name -> add; the key goes again on failure. */
+/* accounts: the imported key gets its DACL before its certificate is in the system store,
+ * so the store never holds one whose key more can read than the settings say. */
+static enum kvvm_err set_dacl(struct op *op, PCCERT_CONTEXT leaf)
+{
+  struct store_win_key k;
+  enum kvvm_err rc = store_win_key_of(leaf, &k);
+  /* The keyset is the one imported into; wine leaves the flag out of the key info. */
+  k.machine = k.machine || op->where.keyset == CRYPT_MACHINE_KEYSET;
+  if (rc == KVVM_OK && store_win_acl_set(&k, op->sddl, op->res->why,
+                                         sizeof op->res->why) != KVVM_OK)
+    rc = KVVM_E_IO;
+  op->dacl_set = rc == KVVM_OK;
+  store_win_key_clear(&k);
+  return rc;
+}
+
+/* import -> the leaf by thumbprint -> DACL -> friendly name -> add; the key goes again on
+ * failure. */
 static enum kvvm_err put(struct op *op, const struct kvvm_bundle *b, const char *version)
 {
   const char *thumb = kvvm_bundle_facts(b)->thumbprint;
@@ -179,6 +196,8 @@ static enum kvvm_err put(struct op *op, const struct kvvm_bundle *b, const char 
              "with its key", thumb);
     rc = KVVM_E_INTERNAL;
   }
+  if (rc == KVVM_OK)
+    rc = set_dacl(op, leaf);
   if (rc == KVVM_OK)
     rc = set_friendly_name(op, leaf, version);
   if (rc == KVVM_OK)

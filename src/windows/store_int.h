@@ -44,6 +44,13 @@ struct op {
   json_t *rec;
   struct store_win_key key;  /* the installed version's key, once known */
   struct kvvm_install_result *res;
+  /* accounts (store_win_acl_want): the readers each key of this certificate gets, as SIDs,
+   * and the DACL that says so; grant/grant_why: names that did not resolve. */
+  char **readers;
+  char *sddl;
+  bool dacl_set;             /* put() gave the key it imported this DACL */
+  enum kvvm_err grant;
+  char grant_why[512];
 };
 
 /* res->why = "<store_dir>: what: <Windows' words for code>". */
@@ -74,5 +81,48 @@ enum kvvm_err store_win_chain(struct op *op, const struct kvvm_bundle *b);
  * with that thumbprint and a key is there already) the leaf and its key: imported, named,
  * added, committed, found again. op->key is set to the key the store's leaf uses. */
 enum kvvm_err store_win_put(struct op *op, const struct kvvm_bundle *b, const char *version);
+
+/* ---- accounts: store_acl_windows.c (names, SDDL, a key's DACL) ---- */
+
+/* accounts' SIDs ("S-1-5-20"): sorted, no repeats, SYSTEM and Administrators left out (they
+ * always have full control). A name that does not resolve is left out and named in why
+ * (KVVM_E_GRANT); *sids (NULL-terminated) still holds the others. */
+enum kvvm_err store_win_acl_resolve(char *const *accounts, char ***sids, char *why, size_t n);
+void store_win_acl_free(char **sids);
+bool store_win_acl_has(char *const *sids, const char *sid);
+/* The key's DACL for these readers: "D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GR;;;S-1-5-20)". */
+char *store_win_acl_sddl(char *const *sids);
+/* sddl as Windows writes it back ("...(A;;GR;;;NS)"), or NULL when it is not SDDL. */
+char *store_win_acl_canonical(const char *sddl);
+/* "DOMAIN\name (SID)" for one SID; "SYSTEM, Administrators, <each of sids>" for a key. */
+char *store_win_acl_name(const char *sid);
+char *store_win_acl_display(char *const *sids);
+/* The SIDs other than SYSTEM and Administrators an SD's DACL lets read the key. */
+enum kvvm_err store_win_acl_sd_readers(PSECURITY_DESCRIPTOR sd, char ***sids);
+/* The key's DACL: as SDDL and/or its readers (either may be NULL); *code says why not. */
+enum kvvm_err store_win_acl_read(const struct store_win_key *k, char **sddl, char ***readers,
+                                 DWORD *code);
+/* The key's DACL becomes sddl (unless its entries are those already); KVVM_E_GRANT and why. */
+enum kvvm_err store_win_acl_set(const struct store_win_key *k, const char *sddl, char *why,
+                                size_t n);
+
+/* ---- accounts per certificate: store_grant_windows.c ---- */
+
+/* op->readers, op->sddl, op->grant from op->cc->accounts. */
+void store_win_acl_want(struct op *op);
+void store_win_acl_clear(struct op *op);
+/* The readers as the record lists them (a JSON array of SID strings). */
+json_t *store_win_acl_json(char *const *sids);
+/* Every version of op->rec still in the store whose key does not have op->readers gets
+ * them (grants taken back too), its entry's "readers" and the record's "readers" updated;
+ * KVVM_E_GRANT, with res->why naming each failure and each name not resolved. */
+enum kvvm_err store_win_acl_follow(struct op *op);
+
+/* ---- linkOnRenewal: store_link_windows.c ---- */
+
+/* After a new version (thumb) is in the store: its predecessors there get
+ * CERT_RENEWAL_PROP_ID when linkOnRenewal asks for it; the record's "note" says which were
+ * linked and which not and why (removed without linkOnRenewal). */
+void store_win_link(struct op *op, const char *thumb);
 
 #endif

@@ -4,11 +4,8 @@
  * version into the store. A version already in the store with its key (the same certificate
  * under a new version, or installed.json lost) is not imported again: that would leave its
  * key orphaned. The record lists every version kvvm put there ("versions": thumbprint, path,
- * key provider and container), oldest first.
- *
- * Not applied yet on Windows, and said so in the certificate's outcome (KVVM_E_GRANT: the
- * certificate is installed, the request is not met): `accounts` (no key permission is
- * granted, so only Administrators and SYSTEM can use the key: the safe direction). */
+ * key provider and container, the readers its key's DACL gives), oldest first. `accounts`
+ * (each key's DACL) is store_grant_windows.c's, linkOnRenewal store_link_windows.c's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,10 +108,13 @@ static bool same(const char *a, const char *b) { return a && b && strcmp(a, b) =
  * later without asking the store. */
 static json_t *version_entry(const struct op *op, const char *version, const char *thumb)
 {
-  return json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:I}", "version", version, "thumbprint",
-                   thumb, "path", op->res->file, "key_provider", op->key.provider,
-                   "key_container", op->key.container, "key_cng", op->key.cng,
-                   "installed_at", (json_int_t)kvvm_clock_now());
+  json_t *e = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:I}", "version", version,
+                        "thumbprint", thumb, "path", op->res->file, "key_provider",
+                        op->key.provider, "key_container", op->key.container, "key_cng",
+                        op->key.cng, "installed_at", (json_int_t)kvvm_clock_now());
+  if (op->dacl_set)   /* else store_win_acl_follow gives the key its DACL */
+    json_object_set_new(e, "readers", store_win_acl_json(op->readers));
+  return e;
 }
 
 /* versions with this thumbprint's entry (re)placed last: the newest is the last. */
@@ -148,21 +148,6 @@ static void record(struct op *op, const struct kvvm_cert_facts *f, const char *v
   installed_set(st, rec, "versions", with_version(json_object_get(rec, "versions"),
                                                   version_entry(op, version, f->thumbprint)));
   op->rec = rec;
-}
-
-/* What the settings ask for that this backend does not do yet; KVVM_E_GRANT (installed,
- * not as asked) with the words, else KVVM_OK. */
-static enum kvvm_err not_applied(const struct kvvm_cert_cfg *cc, char *why, size_t n)
-{
-  size_t used = 0;
-  for (char **a = cc->accounts; a && *a; a++)
-    used += (size_t)snprintf(why + used, used < n ? n - used : 0, "%s%s",
-                             a == cc->accounts ? "accounts (" : ", ", *a);
-  if (used)
-    used += (size_t)snprintf(why + used, used < n ? n - used : 0, ") not granted read access "
-                             "to the key: key permissions are not applied yet on Windows, so "
-                             "only Administrators and SYSTEM can use it (the safe direction)");
-  return used ? KVVM_E_GRANT : KVVM_OK;
 }
 
 static void names(struct op *op, const char *thumb)
@@ -212,9 +197,14 @@ enum kvvm_err kvvm_store_install(struct kvvm_store *s, const struct kvvm_cert_cf
     rc = KVVM_E_INTERNAL;
   }
   if (rc == KVVM_OK)
+    store_win_acl_want(&op);
+  if (rc == KVVM_OK)
     rc = install(&op, b, version);
   if (rc == KVVM_OK)
-    rc = not_applied(cc, res->why, sizeof res->why);
+    rc = store_win_acl_follow(&op);
+  if ((rc == KVVM_OK || rc == KVVM_E_GRANT) && res->changed &&
+      !same(res->prev_thumbprint, kvvm_bundle_facts(b)->thumbprint))
+    store_win_link(&op, kvvm_bundle_facts(b)->thumbprint);
   if (rc != KVVM_OK && !res->why[0])
     snprintf(res->why, sizeof res->why, "%s", kvvm_err_str(rc));
   if (rc != KVVM_OK && rc != KVVM_E_GRANT)
@@ -224,6 +214,7 @@ enum kvvm_err kvvm_store_install(struct kvvm_store *s, const struct kvvm_cert_cf
   kvvm_installed_set_error(s->inst, cc->url, cc->store_dir, rc == KVVM_OK ? NULL : res->why);
   free(op.where.name);
   store_win_key_clear(&op.key);
+  store_win_acl_clear(&op);
   return rc;
 }
 
@@ -234,13 +225,17 @@ bool kvvm_store_keep(struct kvvm_store *s, const struct kvvm_cert_cfg *cc, const
   memset(res, 0, sizeof *res);
   op.rec = installed_cert(s->inst, cc->url, cc->store_dir, false);
   bool kept = op.rec && parse_where(&op) == KVVM_OK && current(&op, version, NULL);
+  if (kept) {
+    names(&op, installed_str(op.rec, "thumbprint"));
+    store_win_acl_want(&op);
+    *rc = store_win_acl_follow(&op);
+    kvvm_installed_set_error(s->inst, cc->url, cc->store_dir, *rc == KVVM_OK ? NULL : res->why);
+    if (*rc != KVVM_OK)
+      KVVM_WARN("%s: %s", cc->url, res->why);
+  }
   free(op.where.name);
-  if (!kept)
-    return false;
-  names(&op, installed_str(op.rec, "thumbprint"));
-  *rc = not_applied(cc, res->why, sizeof res->why);
-  kvvm_installed_set_error(s->inst, cc->url, cc->store_dir, *rc == KVVM_OK ? NULL : res->why);
-  return true;
+  store_win_acl_clear(&op);
+  return kept;
 }
 
 enum kvvm_err kvvm_store_open(const struct kvvm_store_opts *opts, struct kvvm_store **out)
@@ -271,21 +266,33 @@ int kvvm_store_sweep(struct kvvm_store *s, const struct kvvm_config *cfg)
   return 0;
 }
 
-/* Nothing is granted on Windows yet, so there is nothing to take back; each installed
- * certificate's record says again what its settings ask for that is not applied. */
+/* Each installed certificate's kept versions get the DACL its settings now ask for. */
+static enum kvvm_err reconcile_one(struct kvvm_store *s, const struct kvvm_cert_cfg *cc)
+{
+  struct kvvm_install_result res;
+  struct op op = {.s = s, .cc = cc, .res = &res};
+  memset(&res, 0, sizeof res);
+  op.rec = installed_cert(s->inst, cc->url, cc->store_dir, false);
+  if (!op.rec || !installed_str(op.rec, "version") || parse_where(&op) != KVVM_OK) {
+    free(op.where.name);
+    return KVVM_OK;
+  }
+  store_win_acl_want(&op);
+  enum kvvm_err rc = store_win_acl_follow(&op);
+  kvvm_installed_set_error(s->inst, cc->url, cc->store_dir, rc == KVVM_OK ? NULL : res.why);
+  if (rc != KVVM_OK)
+    KVVM_WARN("%s: %s", cc->url, res.why);
+  free(op.where.name);
+  store_win_acl_clear(&op);
+  return rc;
+}
+
 enum kvvm_err kvvm_store_reconcile_grants(struct kvvm_store *s, const struct kvvm_config *cfg)
 {
   enum kvvm_err rc = KVVM_OK;
-  for (size_t i = 0; i < cfg->n_certs; i++) {
-    const struct kvvm_cert_cfg *cc = &cfg->certs[i];
-    struct kvvm_installed_cert rec;
-    char why[512];
-    if (!kvvm_installed_get(s->inst, cc->url, cc->store_dir, &rec) || !rec.version)
-      continue;
-    enum kvvm_err r = not_applied(cc, why, sizeof why);
-    kvvm_installed_set_error(s->inst, cc->url, cc->store_dir, r == KVVM_OK ? NULL : why);
-    rc = r == KVVM_OK ? rc : r;
-  }
+  for (size_t i = 0; i < cfg->n_certs; i++)
+    if (reconcile_one(s, &cfg->certs[i]) != KVVM_OK)
+      rc = KVVM_E_GRANT;
   return rc;
 }
 

@@ -117,7 +117,8 @@ static void linux_only_keys_warn(void)
   kvvm_config_free(cfg);
 }
 
-/* accounts stay in the config on Windows: the store says what it does with them. */
+/* accounts and linkOnRenewal stay in the config on Windows, each certificate's copy of
+ * linkOnRenewal too (the store applies both), with no warning. */
 static void accounts_and_link_on_renewal(void)
 {
   struct kvvm_config *cfg;
@@ -127,11 +128,11 @@ static void accounts_and_link_on_renewal(void)
   if (!cfg)
     return;
   KT_STREQ(cfg->certs[0].accounts[0], "Network Service");
-  KT_CHECK(has_warning(cfg, "secretsManagementSettings.linkOnRenewal:",
-                       "is not applied yet on Windows"));
+  KT_CHECK(cfg->link_on_renewal && cfg->certs[0].link_on_renewal);
+  KT_CHECK(!has_warning(cfg, "linkOnRenewal", ""));
   kvvm_config_free(cfg);
   KT_CHECK(parse(&win, "\"linkOnRenewal\":false,", "", &cfg, why, sizeof(why)) == KVVM_OK);
-  KT_CHECK(cfg && !has_warning(cfg, "linkOnRenewal", ""));
+  KT_CHECK(cfg && !cfg->certs[0].link_on_renewal && !has_warning(cfg, "linkOnRenewal", ""));
   kvvm_config_free(cfg);
 }
 

@@ -28,6 +28,7 @@ step base sh tests/windows/base.sh "$wbuild"
 step arc sh tests/windows/arc.sh "$wbuild"
 step store sh tests/windows/store.sh "$wbuild"
 step hooks sh tests/windows/hooks.sh "$wbuild"
+step keyacl sh tests/windows/keyacl.sh "$wbuild"
 step service /usr/bin/python3 tests/windows/test_service_win.py "$wbuild"
 step agent env KVVM_WIN_ZIP="$wzip" /usr/bin/python3 tests/windows/test_agent_win.py
 echo "  (windows tier: $(($(date +%s) - t0)) s)"

@@ -259,11 +259,13 @@ out:
   kvvm_config_free(cfg);
 }
 
-/* accounts is not applied yet: installed, and the outcome says so; keyExportable is applied
- * (key_exportable), so the outcome says nothing of it. */
-static void not_applied_is_said(void)
+/* accounts naming no account here: installed, the outcome names it (the key grants no one
+ * but SYSTEM and Administrators); keyExportable is applied, so the outcome says nothing of
+ * it. The readers of accounts that resolve: test_keyacl_win.c. */
+static void unresolved_account_is_said(void)
 {
-  struct kvvm_config *cfg = config(",\"accounts\":[\"Network Service\"],\"keyExportable\":true");
+  struct kvvm_config *cfg = config(",\"accounts\":[\"IIS APPPOOL\\\\kvvm-none\"],"
+                                   "\"keyExportable\":true");
   struct kvvm_bundle *b = bundle("v2.pem");
   struct kvvm_store *s = open_store();
   struct kvvm_install_result res;
@@ -271,15 +273,16 @@ static void not_applied_is_said(void)
   if (!cfg || !b)
     goto out;
   KT_CHECK(kvvm_store_install(s, &cfg->certs[0], b, "v2", &res) == KVVM_E_GRANT);
-  KT_CONTAINS(res.why, "accounts (Network Service) not granted read access to the key: key "
-              "permissions are not applied yet on Windows");
+  KT_CONTAINS(res.why, "accounts: \"IIS APPPOOL\\kvvm-none\" is not an account or group on "
+              "this machine (LookupAccountName: ");
+  KT_CONTAINS(res.why, "it is granted nothing");
   KT_CHECK(strstr(res.why, "keyExportable") == NULL);
   kvvm_install_result_clear(&res);
   KT_CHECK(kvvm_store_keep(s, &cfg->certs[0], "v2", &res, &rc) && rc == KVVM_E_GRANT);
   kvvm_install_result_clear(&res);
   struct kvvm_installed_cert rec;
   KT_CHECK(kvvm_installed_get(kvvm_store_installed(s), URL, "LocalMachine\\MY", &rec) &&
-           rec.last_error && strstr(rec.last_error, "Network Service"));
+           rec.last_error && strstr(rec.last_error, "kvvm-none"));
 out:
   kvvm_store_close(s);
   kvvm_bundle_free(b);
@@ -669,7 +672,7 @@ int main(int argc, char **argv)
       {"install_v1", install_v1},
       {"keep_without_writes", keep_without_writes},
       {"second_version_beside_the_first", second_version_beside_the_first},
-      {"not_applied_is_said", not_applied_is_said},
+      {"unresolved_account_is_said", unresolved_account_is_said},
       {"key_exportable", key_exportable},
       {"chain_to_ca", chain_to_ca},
       {"folder_is_not_a_store", folder_is_not_a_store},
