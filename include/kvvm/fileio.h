@@ -33,7 +33,9 @@ KVVM_API enum kvvm_err kvvm_file_write_atomic_with(const char *path, unsigned mo
                                                    int (*fill)(struct kvvm_wfile *f,
                                                                void *ctx),
                                                    void *ctx);
-/* Create dir and missing parents; folders created get `mode`, existing ones are left alone. */
+/* Create dir and missing parents; folders created get `mode` (on Windows a protected DACL:
+ * SYSTEM and Administrators, and Users read when mode has group or other bits), existing
+ * ones are left alone. */
 KVVM_API enum kvvm_err kvvm_dir_ensure(const char *path, unsigned mode);
 KVVM_API bool kvvm_path_exists(const char *path);
 /* path itself (not what it points to) is a symbolic link (a reparse point on Windows). */

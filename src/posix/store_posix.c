@@ -17,6 +17,7 @@
 #include "kvvm/fileio.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
+#include "store/store_hooks_int.h"
 #include "store/store_int.h"
 #include "posix/posix_int.h"
 #include "posix/acl_int.h"
@@ -257,68 +258,6 @@ static void retain(struct op *op, json_t *rec)
   installed_set(op->s->inst, rec, "versions", v);
 }
 
-static bool same_sans(const json_t *prev, char *const *sans)
-{
-  size_t n = 0, i;
-  json_t *e;
-  for (; sans[n]; n++) {
-    bool found = false;
-    json_array_foreach(prev, i, e)
-      found = found || strcasecmp(json_string_value(e) ? json_string_value(e) : "", sans[n]) == 0;
-    if (!found)
-      return false;
-  }
-  json_array_foreach(prev, i, e) {
-    bool found = false;
-    for (size_t k = 0; k < n && !found; k++)
-      found = strcasecmp(json_string_value(e) ? json_string_value(e) : "", sans[k]) == 0;
-    if (!found)
-      return false;
-  }
-  return json_is_array(prev);
-}
-
-/* What the hooks get beyond the record (design.md, Renewal hooks), kept with the due mark so
- * a replay after a crash sees what the first run would have: the event and what was installed
- * before. The rest (URL, version, files, thumbprint, SANs, expiry) is the record's own, read
- * when the hooks run (hooks.c), so a due mark costs a few strings, not a copy of the record
- * (1,000 installs in one pass held 2.5 MiB of copies). */
-static json_t *hook_env(const struct op *op)
-{
-  const struct kvvm_install_result *r = op->res;
-  return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "KVVM_HOOK_EVENT",
-                   r->first ? "install" : "renew", "KVVM_VAULT", op->cc->vault_name,
-                   "KVVM_SECRET", op->cc->secret_name, "KVVM_PREVIOUS_VERSION",
-                   r->prev_version ? r->prev_version : "", "KVVM_PREVIOUS_THUMBPRINT",
-                   r->prev_thumbprint ? r->prev_thumbprint : "", "KVVM_SANS_MATCH_PREVIOUS",
-                   !r->first && same_sans(json_object_get(op->rec, "sans"), op->facts->sans)
-                       ? "1" : "0");
-}
-
-/* The hooks for this certificate, and the once-per-pass hook, are due from now on. */
-static void hooks_due(struct op *op, json_t *rec)
-{
-  struct kvvm_installed *st = op->s->inst;
-  json_t *due = json_pack("{s:I, s:o}", "seq", installed_next_seq(st), "env", hook_env(op));
-  installed_set(st, rec, "hook_due", due);
-  json_t *pass = installed_obj(st, installed_root(st), "pass_hook");
-  json_t *links = json_object_get(pass, "links");
-  if (!json_is_array(links)) {
-    links = json_array();
-    json_object_set_new(pass, "links", links);
-  }
-  /* Appended in place: a copy per install made a first sync of N certificates O(N^2). */
-  size_t i;
-  json_t *e;
-  bool seen = false;
-  json_array_foreach(links, i, e)
-    seen = seen || eq(json_string_value(e), op->res->link);
-  if (!seen)
-    json_array_append_new(links, json_string(op->res->link));
-  installed_changed(st);
-  installed_set(st, pass, "due", json_true());
-}
-
 static void record(struct op *op, const char *version, size_t size)
 {
   struct kvvm_installed *st = op->s->inst;
@@ -326,7 +265,7 @@ static void record(struct op *op, const char *version, size_t size)
   json_t *sans = json_array();
   for (char *const *p = op->facts->sans; *p; p++)
     json_array_append_new(sans, json_string(*p));
-  hooks_due(op, rec);
+  store_hooks_due(st, rec, op->cc, op->res, op->facts->sans);
   installed_set_str(st, rec, "version", version);
   installed_set_str(st, rec, "thumbprint", op->facts->thumbprint);
   installed_set_str(st, rec, "file", op->res->file);

@@ -1,7 +1,8 @@
 /* Files and folders on Windows (fileio.h): UTF-8 paths made wide at the boundary, atomic
  * replace by a temp file in the same folder + FlushFileBuffers + MoveFileExW, folders with
- * their parents, locks with LockFileEx. Modes are ignored: what kvvm writes inherits the
- * protected DACL of the folder it is in. */
+ * their parents, locks with LockFileEx. A folder kvvm makes gets a protected DACL (SYSTEM
+ * and Administrators; Users read for a mode with group or other bits, see dir_sddl); files
+ * inherit the DACL of their folder, their mode is ignored. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -330,13 +331,27 @@ out:
   return rc;
 }
 
-static enum kvvm_err make_dir(const char *path)
+/* A folder kvvm makes does not inherit from above: %ProgramData% lets every user add files
+ * and folders, which in kvvm's state or hooks folder would be a way in. SYSTEM and
+ * Administrators get full control, inherited by what is made inside; with any group or
+ * other bit in mode (0755: a folder others read), Users may read too. */
+static const wchar_t *dir_sddl(unsigned mode)
+{
+  return mode & 077 ? L"D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;FRFX;;;BU)"
+                    : L"D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)";
+}
+
+static enum kvvm_err make_dir(const char *path, unsigned mode)
 {
   char err[160];
   wchar_t *w = wide_path(path);
+  SECURITY_ATTRIBUTES sa = {.nLength = sizeof sa};
   if (!w)
     return KVVM_E_IO;
-  bool ok = CreateDirectoryW(w, NULL) || GetLastError() == ERROR_ALREADY_EXISTS;
+  bool ok = ConvertStringSecurityDescriptorToSecurityDescriptorW(dir_sddl(mode), SDDL_REVISION_1,
+                                                                 &sa.lpSecurityDescriptor, NULL);
+  ok = ok && (CreateDirectoryW(w, &sa) || GetLastError() == ERROR_ALREADY_EXISTS);
+  LocalFree(sa.lpSecurityDescriptor);
   free(w);
   if (ok)
     return KVVM_OK;
@@ -362,7 +377,7 @@ enum kvvm_err kvvm_dir_ensure(const char *path, unsigned mode)
   if (strcmp(parent, path) != 0 && strcmp(parent, ".") != 0)
     rc = kvvm_dir_ensure(parent, mode);
   free(parent);
-  return rc == KVVM_OK ? make_dir(path) : rc;
+  return rc == KVVM_OK ? make_dir(path, mode) : rc;
 }
 
 /* FindFirstFileW over dir\pattern; INVALID_HANDLE_VALUE with the last error set if none. */

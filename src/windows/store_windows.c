@@ -5,12 +5,15 @@
  * under a new version, or installed.json lost) is not imported again: that would leave its
  * key orphaned. The record lists every version kvvm put there ("versions": thumbprint, path,
  * key provider and container, the readers its key's DACL gives), oldest first. `accounts`
- * (each key's DACL) is store_grant_windows.c's, linkOnRenewal store_link_windows.c's. */
+ * (each key's DACL) is store_grant_windows.c's, linkOnRenewal store_link_windows.c's. A new
+ * version makes its renewal hooks due (store_hooks_due), as on Linux; KVVM_FILE and
+ * KVVM_LINK are its Cert: path. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store/installed_int.h"
+#include "store/store_hooks_int.h"
 #include "kvvm/clock.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
@@ -137,6 +140,7 @@ static void record(struct op *op, const struct kvvm_cert_facts *f, const char *v
   json_t *sans = json_array();
   for (char *const *p = f->sans; *p; p++)
     json_array_append_new(sans, json_string(*p));
+  store_hooks_due(st, rec, op->cc, op->res, f->sans);
   installed_set_str(st, rec, "version", version);
   installed_set_str(st, rec, "thumbprint", f->thumbprint);
   installed_set_str(st, rec, "file", op->res->file);

@@ -108,6 +108,41 @@ static void atomic_writes(const char *dir)
   free(path);
 }
 
+/* The DACL of path as SDDL (its D: part), or "" when it cannot be read. */
+static void dacl_of(const char *path, char *out, size_t n)
+{
+  wchar_t *w = kvvm_win_wide(path), *text = NULL;
+  PSECURITY_DESCRIPTOR sd = NULL;
+  out[0] = '\0';
+  if (w && GetNamedSecurityInfoW(w, SE_FILE_OBJECT, DACL_SECURITY_INFORMATION, NULL, NULL, NULL,
+                                 NULL, &sd) == ERROR_SUCCESS &&
+      ConvertSecurityDescriptorToStringSecurityDescriptorW(sd, SDDL_REVISION_1,
+                                                           DACL_SECURITY_INFORMATION, &text, NULL))
+    WideCharToMultiByte(CP_UTF8, 0, text, -1, out, (int)n, NULL, NULL);
+  LocalFree(text);
+  LocalFree(sd);
+  free(w);
+}
+
+/* A folder kvvm makes inherits nothing from above (%ProgramData% lets Users add files):
+ * SYSTEM and Administrators only, or Users reading too for a mode with other bits. */
+static void folders_protected(const char *dir)
+{
+  char *own = kvvm_path_join(dir, "own"), *shared = kvvm_path_join(dir, "shared"), sddl[512];
+  CHECK(kvvm_dir_ensure(own, 0700) == KVVM_OK && kvvm_dir_ensure(shared, 0755) == KVVM_OK);
+  dacl_of(own, sddl, sizeof sddl);
+  if (strncmp(sddl, "D:P", 3) != 0) {
+    printf("skip: a new folder's protected DACL (wine keeps no DACL: read back \"%s\")\n", sddl);
+    skipped++;
+  } else {
+    CHECK(strcmp(sddl, "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)") == 0);
+    dacl_of(shared, sddl, sizeof sddl);
+    CHECK(strcmp(sddl, "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1200a9;;;BU)") == 0);
+  }
+  free(shared);
+  free(own);
+}
+
 static void folders_and_listing(const char *dir)
 {
   char *deep = kvvm_xasprintf("%s\\a\\b/c", dir), *a = kvvm_path_join(dir, "a");
@@ -339,6 +374,7 @@ int main(int argc, char **argv)
   paths();
   atomic_writes(dir);
   folders_and_listing(dir);
+  folders_protected(dir);
   locks(dir);
   held_target(dir, 1500, true);
   held_target(dir, 8000, false);
