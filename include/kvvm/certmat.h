@@ -56,6 +56,12 @@ KVVM_API enum kvvm_err kvvm_bundle_to_pkcs12(const struct kvvm_bundle *b, unsign
                                              size_t *len);
 /* Wipes the key before freeing. NULL-safe. */
 KVVM_API void kvvm_bundle_free(struct kvvm_bundle *b);
+/* For a leaf with the Server Authentication usage: does the chain the bundle holds reach a
+ * root in trust_file (a PEM bundle)? KVVM_OK with note "" when it does or the leaf is not
+ * for Server Authentication; KVVM_OK with note naming the missing issuer (or the root not
+ * trusted) when it does not; KVVM_E_NOENT when trust_file is NULL or unreadable. */
+KVVM_API enum kvvm_err kvvm_certmat_chain_gap(const struct kvvm_bundle *b,
+                                              const char *trust_file, char *note, size_t n);
 
 /* The PKCS#12 reader for diagnostics, the unit tests and the benchmark: a summary of a
  * decoded file (src/certmat/certmat_p12.c). */

@@ -1,6 +1,6 @@
 /* Default locations on this platform, each overridable by a documented variable:
  * KVVM_STATE_DIR (state that survives updates), KVVM_STORE_ROOT (the default certificate
- * store root), KVVM_HOOKS_DIR (renewal hooks). */
+ * store root), KVVM_HOOKS_DIR (renewal hooks), KVVM_TRUST_FILE (trusted roots). */
 #ifndef KVVM_PATHS_H
 #define KVVM_PATHS_H
 
@@ -11,6 +11,9 @@
 KVVM_API const char *kvvm_paths_state_dir(void);
 KVVM_API const char *kvvm_paths_store_root(void);
 KVVM_API const char *kvvm_paths_hooks_dir(void);
+/* The system's trusted roots as one PEM file (KVVM_TRUST_FILE, else the distribution's),
+ * for the chain check of files stores; NULL when there is none (and on Windows). */
+KVVM_API const char *kvvm_paths_trust_file(void);
 /* What certificates are installed into on this system (kvvm_settings_opts.store_kind): files
  * in folders (Linux), or the Windows certificate store, where certificateStoreLocation can
  * only name LocalMachine or CurrentUser and the Linux-only keys are ignored with a warning. */

@@ -33,6 +33,8 @@ struct kvvm_cert_outcome {
   time_t not_after;
   char *why;                /* the failure in words, NULL when none (kvvm_outcome_why); on
                                the heap, so a thousand healthy certificates cost no text */
+  char *note;               /* what the status says beside the version, NULL when nothing:
+                               a chain that does not build, renewal links (the record's) */
 };
 
 /* Set o->why from a format (an empty result clears it); kvvm_outcome_why reads it ("" when
@@ -40,6 +42,8 @@ struct kvvm_cert_outcome {
 KVVM_API void kvvm_outcome_say(struct kvvm_cert_outcome *o, const char *fmt, ...)
     __attribute__((format(gnu_printf, 2, 3)));
 KVVM_API const char *kvvm_outcome_why(const struct kvvm_cert_outcome *o);
+/* Set o->note to a copy of note (NULL or "" clears it). */
+KVVM_API void kvvm_outcome_note(struct kvvm_cert_outcome *o, const char *note);
 KVVM_API void kvvm_outcomes_clear(struct kvvm_cert_outcome *out, size_t n);
 
 /* Run one pass over cfg's certificates for which due[i] is true (NULL: all). out[i] is

@@ -22,6 +22,22 @@ const char *kvvm_paths_store_root(void)
 
 const char *kvvm_paths_hooks_dir(void) { return env_or("KVVM_HOOKS_DIR", "/etc/kvvm/hooks.d"); }
 
+/* Where the distributions keep the system's trusted roots as one PEM bundle: Debian and
+ * Ubuntu, RHEL and its kin, SUSE, Alpine and others. */
+const char *kvvm_paths_trust_file(void)
+{
+  static const char *const known[] = {"/etc/ssl/certs/ca-certificates.crt",
+                                      "/etc/pki/tls/certs/ca-bundle.crt",
+                                      "/etc/ssl/ca-bundle.pem", "/etc/ssl/cert.pem"};
+  const char *v = getenv("KVVM_TRUST_FILE");
+  if (v && v[0] == '/')
+    return v;
+  for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+    if (access(known[i], R_OK) == 0)
+      return known[i];
+  return NULL;
+}
+
 enum kvvm_store_kind kvvm_paths_store_kind(void) { return KVVM_STORE_FILES; }
 
 bool kvvm_paths_update_uninstalls_first(void) { return false; }

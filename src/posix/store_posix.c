@@ -16,6 +16,7 @@
 #include "kvvm/clock.h"
 #include "kvvm/fileio.h"
 #include "kvvm/log.h"
+#include "kvvm/paths.h"
 #include "kvvm/mem.h"
 #include "store/store_hooks_int.h"
 #include "store/store_int.h"
@@ -258,7 +259,26 @@ static void retain(struct op *op, json_t *rec)
   installed_set(op->s->inst, rec, "versions", v);
 }
 
-static void record(struct op *op, const char *version, size_t size)
+/* The chain check's words for the record (NULL when the chain builds, the leaf is not for
+ * Server Authentication, or there is no trust store to check with: said once per process). */
+static char *chain_note(const struct op *op, const struct kvvm_bundle *b)
+{
+  static bool told;
+  char note[1024];
+  const char *trust = kvvm_paths_trust_file();
+  enum kvvm_err rc = kvvm_certmat_chain_gap(b, trust, note, sizeof note);
+  if (rc == KVVM_E_NOENT && !told) {
+    told = true;
+    KVVM_INFO("no trust store %s%s: the chains of Server Authentication certificates are not "
+              "checked (install ca-certificates)", trust ? "readable at " : "found",
+              trust ? trust : "");
+  } else if (rc == KVVM_OK && note[0]) {
+    KVVM_WARN("%s: %s", op->cc->url, note);
+  }
+  return rc == KVVM_OK && note[0] ? kvvm_xstrdup(note) : NULL;
+}
+
+static void record(struct op *op, const char *version, size_t size, const char *note)
 {
   struct kvvm_installed *st = op->s->inst;
   json_t *rec = installed_cert(st, op->cc->url, op->cc->store_dir, true);
@@ -275,6 +295,7 @@ static void record(struct op *op, const char *version, size_t size)
   installed_set(st, rec, "installed_at", json_integer((json_int_t)kvvm_clock_now()));
   installed_set(st, rec, "not_after", json_integer((json_int_t)op->facts->not_after));
   installed_set(st, rec, "sans", sans);
+  installed_set_str(st, rec, "note", note);
   retain(op, rec);
   op->rec = rec;
 }
@@ -295,8 +316,11 @@ static enum kvvm_err put(struct op *op, const struct kvvm_bundle *b, const char 
     rc = swap_link(op);
   if (rc == KVVM_OK && op->rec)
     remove_stale(op);
-  if (rc == KVVM_OK)
-    record(op, version, pem_len);
+  if (rc == KVVM_OK) {
+    char *note = chain_note(op, b);
+    record(op, version, pem_len, note);
+    free(note);
+  }
   if (rc == KVVM_OK)
     KVVM_INFO("installed %s version %s (%s) as %s", op->cc->url, version, op->facts->thumbprint,
               op->res->link);

@@ -22,8 +22,9 @@ static char *describe_installed(const struct kvvm_cert_outcome *o, time_t now, u
     snprintf(buf, sizeof(buf), "; expires in %ld day(s) and Key Vault has no newer version", days);
     flag = buf;
   }
-  return kvvm_xasprintf("version %s, thumbprint %s, expires %s%s%s%s", o->version, o->thumbprint,
-                        date, flag, o->err ? "; " : "", o->err ? kvvm_outcome_why(o) : "");
+  return kvvm_xasprintf("version %s, thumbprint %s, expires %s%s%s%s%s%s", o->version,
+                        o->thumbprint, date, flag, o->note ? "; " : "", o->note ? o->note : "",
+                        o->err ? "; " : "", o->err ? kvvm_outcome_why(o) : "");
 }
 
 static char *describe_failed(const struct kvvm_cert_outcome *o)

@@ -45,11 +45,19 @@ void kvvm_outcome_say(struct kvvm_cert_outcome *o, const char *fmt, ...)
 
 const char *kvvm_outcome_why(const struct kvvm_cert_outcome *o) { return o->why ? o->why : ""; }
 
+void kvvm_outcome_note(struct kvvm_cert_outcome *o, const char *note)
+{
+  free(o->note);
+  o->note = note && *note ? kvvm_xstrdup(note) : NULL;
+}
+
 void kvvm_outcomes_clear(struct kvvm_cert_outcome *out, size_t n)
 {
   for (size_t i = 0; out && i < n; i++) {
     free(out[i].why);
+    free(out[i].note);
     out[i].why = NULL;
+    out[i].note = NULL;
   }
 }
 
@@ -81,6 +89,7 @@ static void recall(struct pass *p, size_t i)
   const struct kvvm_cert_cfg *cc = &p->cfg->certs[i];
   o->in_place = kvvm_installed_get(kvvm_store_installed(p->store), cc->url, cc->store_dir, &rec) &&
                 rec.version;
+  kvvm_outcome_note(o, o->in_place ? rec.note : NULL);
   if (!o->in_place)
     return;
   snprintf(o->version, sizeof(o->version), "%s", rec.version);
@@ -170,6 +179,9 @@ static void install_one(struct pass *p, size_t i, const struct kvvm_secret *sec)
   snprintf(o->version, sizeof(o->version), "%s", sec->version);
   snprintf(o->thumbprint, sizeof(o->thumbprint), "%s", f->thumbprint);
   o->not_after = f->not_after;
+  struct kvvm_installed_cert rec;
+  kvvm_outcome_note(o, kvvm_installed_get(kvvm_store_installed(p->store), cc->url, cc->store_dir,
+                                          &rec) ? rec.note : NULL);
   if (res.changed)
     KVVM_INFO("%s: installed version %s (thumbprint %s) as %s", cc->url, sec->version,
               f->thumbprint, res.link);

@@ -69,11 +69,15 @@ static json_t *text_json(const char *s)
 
 static json_t *outcome_json(const struct kvvm_cert_outcome *o)
 {
-  return json_pack("{s:s, s:s, s:b, s:b, s:b, s:o, s:o, s:I, s:o}", "state",
-                   state_names[o->state], "err", err_names[o->err], "changed", o->changed,
-                   "in_place", o->in_place, "hook_again", o->hook_again, "version",
-                   text_json(o->version), "thumbprint", text_json(o->thumbprint), "not_after",
-                   (json_int_t)o->not_after, "why", text_json(kvvm_outcome_why(o)));
+  json_t *j = json_pack("{s:s, s:s, s:b, s:b, s:b, s:o, s:o, s:I, s:o}", "state",
+                        state_names[o->state], "err", err_names[o->err], "changed", o->changed,
+                        "in_place", o->in_place, "hook_again", o->hook_again, "version",
+                        text_json(o->version), "thumbprint", text_json(o->thumbprint),
+                        "not_after", (json_int_t)o->not_after, "why",
+                        text_json(kvvm_outcome_why(o)));
+  if (o->note)  /* 1.1 */
+    json_object_set_new(j, "note", text_json(o->note));
+  return j;
 }
 
 static json_t *outcomes_json(const struct kvvm_cert_outcome *out, size_t n)
@@ -180,6 +184,7 @@ static bool take_outcome(json_t *j, struct kvvm_cert_outcome *o)
   o->hook_again = again;
   o->not_after = (time_t)not_after;
   kvvm_outcome_say(o, "%s", why);
+  kvvm_outcome_note(o, json_string_value(json_object_get(j, "note")));
   return true;
 }
 

@@ -81,6 +81,10 @@ const char *kvvm_paths_hooks_dir(void)
  * what `kvvm status` shows as the default location. */
 const char *kvvm_paths_store_root(void) { return "LocalMachine"; }
 
+/* Windows keeps its roots in the Root store, which the Windows store's own chain check
+ * (store_chain_windows.c) reads: there is no bundle file. */
+const char *kvvm_paths_trust_file(void) { return NULL; }
+
 enum kvvm_store_kind kvvm_paths_store_kind(void) { return KVVM_STORE_WINDOWS; }
 
 bool kvvm_paths_update_uninstalls_first(void) { return true; }

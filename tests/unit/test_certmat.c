@@ -371,6 +371,58 @@ static void expired_builds(void)
   kvvm_bundle_free(b);
 }
 
+/* The chain check of a Server Authentication leaf against a trust file: gap named as the
+ * missing issuer or the untrusted root, nothing said when it builds or the leaf is not for
+ * Server Authentication, KVVM_E_NOENT without a trust file. */
+static const char *chain_note_of(const char *const *names, size_t n, const char *trust,
+                                 enum kvvm_err *rc)
+{
+  static char note[1024];
+  struct kvvm_bundle *b = NULL;
+  char why[256] = "", *tpath = trust ? fpath(trust) : NULL;
+  snprintf(note, sizeof note, "(unset)");
+  *rc = KVVM_E_INTERNAL;
+  if (from_files(names, n, &b, why, sizeof why) == KVVM_OK)
+    *rc = kvvm_certmat_chain_gap(b, tpath, note, sizeof note);
+  else
+    fprintf(stderr, "  %s\n", why);
+  kvvm_bundle_free(b);
+  free(tpath);
+  return note;
+}
+
+static void chain_gaps(void)
+{
+  const char *full[] = {"rsa2048.crt", "rsa2048.key", "rsa-int.crt"};
+  const char *alone[] = {"rsa2048.crt", "rsa2048.key"};
+  const char *with_root[] = {"rsa2048.crt", "rsa2048.key", "rsa-int.crt", "rsa-root.crt"};
+  const char *no_eku[] = {"unrel.crt", "unrel.key"};
+  enum kvvm_err rc;
+  char *root = fpath("rsa-root.crt"), *unrel = fpath("unrel.crt"), want[1024];
+  KT_STREQ(chain_note_of(full, 3, "rsa-root.crt", &rc), "");
+  KT_CHECK(rc == KVVM_OK);
+  snprintf(want, sizeof want, "chain incomplete: the issuer \"CN=Test Intermediate CA rsa\" of "
+           "\"CN=rsa2048.example.com, O=kvvm test\" is in neither the secret nor this system's "
+           "trust store (%s); clients will refuse a server that sends this chain (add the "
+           "intermediate to the secret)", root);
+  KT_STREQ(chain_note_of(alone, 2, "rsa-root.crt", &rc), want);
+  KT_CHECK(rc == KVVM_OK);
+  snprintf(want, sizeof want, "chain incomplete: the root \"CN=Test Root CA rsa\" in the secret "
+           "is not in this system's trust store (%s); clients that lack it will refuse a "
+           "server using this certificate", unrel);
+  KT_STREQ(chain_note_of(with_root, 4, "unrel.crt", &rc), want);
+  KT_CONTAINS(chain_note_of(full, 3, "unrel.crt", &rc), "the issuer \"CN=Test Root CA rsa\" of "
+              "\"CN=Test Intermediate CA rsa\" is in neither the secret nor");
+  KT_STREQ(chain_note_of(no_eku, 2, "rsa-root.crt", &rc), "");  /* not a server certificate */
+  KT_CHECK(rc == KVVM_OK);
+  chain_note_of(full, 3, NULL, &rc);
+  KT_CHECK(rc == KVVM_E_NOENT);
+  chain_note_of(full, 3, "no-such-file.crt", &rc);
+  KT_CHECK(rc == KVVM_E_NOENT);
+  free(unrel);
+  free(root);
+}
+
 /* IP SANs in RFC 5952 form, from one self-signed certificate: the zero-run rules (longest,
  * first of equals, never a single group), case, leading zeros, IPv4-mapped. */
 static void ip_sans(void)
@@ -542,7 +594,7 @@ int main(void)
       KT_CASE(chains_all_types), KT_CASE(pem_every_order), KT_CASE(cert_der_in_chain_order),
       KT_CASE(key_forms),
       KT_CASE(unrelated_kept),   KT_CASE(crlf_text),       KT_CASE(key_errors),      KT_CASE(text_errors),
-      KT_CASE(expired_builds),   KT_CASE(pem_read_by_openssl), KT_CASE(pkcs12_written),
+      KT_CASE(expired_builds),   KT_CASE(chain_gaps),   KT_CASE(pem_read_by_openssl), KT_CASE(pkcs12_written),
       KT_CASE(secret_content_types), KT_CASE(ip_sans),
   };
   int rc = KT_RUN("certmat", cases);

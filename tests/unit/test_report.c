@@ -1,5 +1,6 @@
 /* Outcomes to status: what the agent and the dependents see in each situation. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "kt.h"
 #include "kvvm/mem.h"
@@ -47,6 +48,25 @@ static void all_installed_is_success(void)
   KT_CHECK(r.status.n_subs == 3 && r.subs[1].value == KVVM_ST_SUCCESS);
   KT_CONTAINS(r.subs[1].message, "version v2, thumbprint AB12, expires 2027-");
   kvvm_report_clear(&r);
+}
+
+/* A note (a chain that does not build, renewal links) follows the version in the substatus
+ * of an installed certificate, which stays a success. */
+static void note_follows_version(void)
+{
+  struct kvvm_config cfg = config(false);
+  struct kvvm_cert_outcome out[3] = {installed("v1", NOW + 90 * 86400),
+                                     installed("v2", NOW + 90 * 86400),
+                                     installed("v3", NOW + 90 * 86400)};
+  struct kvvm_report r;
+  kvvm_outcome_note(&out[1], "chain incomplete: the issuer \"CN=I\" of \"CN=w\" is missing");
+  kvvm_report_build(&cfg, out, NOW, &r);
+  KT_CHECK(r.status.value == KVVM_ST_SUCCESS && r.subs[1].value == KVVM_ST_SUCCESS);
+  KT_CONTAINS(r.subs[1].message, " UTC; chain incomplete: the issuer \"CN=I\" of \"CN=w\" is "
+              "missing");
+  KT_CHECK(strstr(r.subs[0].message, "chain") == NULL);
+  kvvm_report_clear(&r);
+  kvvm_outcomes_clear(out, 3);
 }
 
 /* requireInitialSync: access problems keep dependents waiting, and say why. */
@@ -142,7 +162,7 @@ static void old_version_stays(void)
 
 int main(void)
 {
-  static const struct kt_case cases[] = {KT_CASE(all_installed_is_success),
+  static const struct kt_case cases[] = {KT_CASE(all_installed_is_success), KT_CASE(note_follows_version),
                                          KT_CASE(pending_is_transitioning),
                                          KT_CASE(content_failure_is_error), KT_CASE(expiry_flagged),
                                          KT_CASE(old_version_stays)};

@@ -376,6 +376,7 @@ class WindowsLifecycle(WinCase):
         self.assertIsNone(web[0]["last_error"])
         # The key's provider as the import chose it (wine has CAPI only; CNG on Windows).
         self.assertRegex(web[0]["key_provider"] or "", r"^Microsoft .*(Provider|Cryptographic)")
+        self.assertEqual(web[0]["readers"], "SYSTEM, Administrators")  # no accounts set
         r = self.a.wine([self.pkg.exe("kvvm.exe"), "wait", "--timeout", "20"],
                         cwd=self.pkg.unix_dir, name="wait")
         self.assertEqual(r.rc, 0, r)

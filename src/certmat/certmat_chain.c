@@ -1,0 +1,97 @@
+/* Does a Server Authentication leaf's chain reach a root this system trusts, from the
+ * secret's own certificates? nginx and Apache send what the file holds: a missing
+ * intermediate means clients that refuse the server, though the file itself is fine. The
+ * check reads the trust store once per process (a PEM bundle such as Debian's
+ * ca-certificates.crt), asks nothing of the network, and only names what is missing: the
+ * certificate is installed either way. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mbedtls/oid.h>
+
+#include "certmat/certmat_int.h"
+#include "kvvm/mem.h"
+
+/* The trust store last read: its path and certificates. A pass checks many certificates
+ * against one file; the worker that runs a pass is a fresh process, so it is read again
+ * for each pass. */
+static struct {
+  char *path;
+  mbedtls_x509_crt roots;
+  bool loaded;
+} trust;
+
+static bool load_trust(const char *path)
+{
+  if (trust.path && strcmp(trust.path, path) == 0)
+    return trust.loaded;
+  if (trust.path)
+    mbedtls_x509_crt_free(&trust.roots);
+  free(trust.path);
+  trust.path = kvvm_xstrdup(path);
+  mbedtls_x509_crt_init(&trust.roots);
+  /* A bundle may hold a certificate mbedTLS cannot read (>= 0 counts them): the rest serve. */
+  trust.loaded = mbedtls_x509_crt_parse_file(&trust.roots, path) >= 0 &&
+                 trust.roots.version != 0;
+  return trust.loaded;
+}
+
+static bool server_auth(const mbedtls_x509_crt *c)
+{
+  return (c->ext_types & MBEDTLS_X509_EXT_EXTENDED_KEY_USAGE) &&
+         mbedtls_x509_crt_check_extended_key_usage(c, MBEDTLS_OID_SERVER_AUTH,
+                                                   MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH)) == 0;
+}
+
+/* The leaf and its chain as one list, as a server would send them. */
+static bool chain_of(const struct kvvm_bundle *b, mbedtls_x509_crt *out)
+{
+  for (size_t i = 0; i <= b->n_chain; i++)
+    if (mbedtls_x509_crt_parse_der(out, b->order[i]->raw.p, b->order[i]->raw.len) != 0)
+      return false;
+  return true;
+}
+
+static bool same_name(const mbedtls_x509_buf *a, const mbedtls_x509_buf *b)
+{
+  return a->len == b->len && memcmp(a->p, b->p, a->len) == 0;
+}
+
+/* The words for a chain that did not verify: what is missing at its top. */
+static void name_gap(const struct kvvm_bundle *b, const char *path, char *note, size_t n)
+{
+  const mbedtls_x509_crt *top = b->order[b->n_chain];
+  char subject[256] = "?", issuer[256] = "?";
+  mbedtls_x509_dn_gets(subject, sizeof subject, &top->subject);
+  mbedtls_x509_dn_gets(issuer, sizeof issuer, &top->issuer);
+  if (same_name(&top->subject_raw, &top->issuer_raw))
+    snprintf(note, n, "chain incomplete: the root \"%s\" in the secret is not in this system's "
+             "trust store (%s); clients that lack it will refuse a server using this "
+             "certificate", subject, path);
+  else
+    snprintf(note, n, "chain incomplete: the issuer \"%s\" of \"%s\" is in neither the secret "
+             "nor this system's trust store (%s); clients will refuse a server that sends "
+             "this chain (add the intermediate to the secret)", issuer, subject, path);
+}
+
+enum kvvm_err kvvm_certmat_chain_gap(const struct kvvm_bundle *b, const char *trust_file,
+                                     char *note, size_t n)
+{
+  mbedtls_x509_crt chain;
+  uint32_t flags = 0;
+  note[0] = '\0';
+  if (!server_auth(b->order[0]))
+    return KVVM_OK;
+  if (!trust_file || !load_trust(trust_file))
+    return KVVM_E_NOENT;
+  mbedtls_x509_crt_init(&chain);
+  enum kvvm_err rc = chain_of(b, &chain) ? KVVM_OK : KVVM_E_INTERNAL;
+  /* Only trust matters: expiry and key sizes are reported elsewhere or are the CA's. */
+  if (rc == KVVM_OK && mbedtls_x509_crt_verify(&chain, &trust.roots, NULL, NULL, &flags, NULL,
+                                               NULL) != 0 &&
+      (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED))
+    name_gap(b, trust_file, note, n);
+  mbedtls_x509_crt_free(&chain);
+  return rc;
+}
