@@ -33,7 +33,7 @@ void store_win_say(const struct op *op, const char *what, DWORD code)
 
 /* store_dir as settings_cert.c makes it for KVVM_STORE_WINDOWS; anything else (settings
  * read for the files store) is refused rather than guessed at. */
-static enum kvvm_err parse_where(struct op *op)
+enum kvvm_err store_win_where_parse(struct op *op)
 {
   const char *dir = op->cc->store_dir, *slash = strchr(dir, '\\');
   size_t n = slash ? (size_t)(slash - dir) : 0;
@@ -206,7 +206,7 @@ enum kvvm_err kvvm_store_install(struct kvvm_store *s, const struct kvvm_cert_cf
   struct op op = {.s = s, .cc = cc, .res = res};
   memset(res, 0, sizeof *res);
   op.rec = installed_cert(s->inst, cc->url, cc->store_dir, false);
-  enum kvvm_err rc = parse_where(&op);
+  enum kvvm_err rc = store_win_where_parse(&op);
   if (rc == KVVM_OK && !version) {
     snprintf(res->why, sizeof res->why, "no version to install");
     rc = KVVM_E_INTERNAL;
@@ -222,6 +222,8 @@ enum kvvm_err kvvm_store_install(struct kvvm_store *s, const struct kvvm_cert_cf
   else if (rc == KVVM_E_GRANT)
     KVVM_WARN("%s: %s", cc->url, res->why);
   kvvm_installed_set_error(s->inst, cc->url, cc->store_dir, rc == KVVM_OK ? NULL : res->why);
+  if (rc == KVVM_OK || rc == KVVM_E_GRANT)
+    store_win_prune_note(s, cc->url, cc->store_dir);
   free(op.where.name);
   store_win_key_clear(&op.key);
   return rc;
@@ -233,19 +235,21 @@ bool kvvm_store_keep(struct kvvm_store *s, const struct kvvm_cert_cfg *cc, const
   struct op op = {.s = s, .cc = cc, .res = res};
   memset(res, 0, sizeof *res);
   op.rec = installed_cert(s->inst, cc->url, cc->store_dir, false);
-  bool kept = op.rec && parse_where(&op) == KVVM_OK && current(&op, version, NULL);
+  bool kept = op.rec && store_win_where_parse(&op) == KVVM_OK && current(&op, version, NULL);
   free(op.where.name);
   if (!kept)
     return false;
   names(&op, installed_str(op.rec, "thumbprint"));
   *rc = not_applied(cc, res->why, sizeof res->why);
   kvvm_installed_set_error(s->inst, cc->url, cc->store_dir, *rc == KVVM_OK ? NULL : res->why);
+  store_win_prune_note(s, cc->url, cc->store_dir);
   return true;
 }
 
 enum kvvm_err kvvm_store_open(const struct kvvm_store_opts *opts, struct kvvm_store **out)
 {
   struct kvvm_store *s = kvvm_xcalloc(1, sizeof *s);
+  s->retain = opts && opts->retain ? opts->retain : KVVM_STORE_RETAIN_DEFAULT;
   kvvm_installed_load(opts && opts->state_dir ? opts->state_dir : kvvm_paths_state_dir(),
                       &s->inst);
   *out = s;
@@ -256,6 +260,7 @@ void kvvm_store_close(struct kvvm_store *s)
 {
   if (!s)
     return;
+  store_win_prune_free(s);
   kvvm_installed_free(s->inst);
   free(s);
 }
@@ -289,5 +294,10 @@ enum kvvm_err kvvm_store_reconcile_grants(struct kvvm_store *s, const struct kvv
   return rc;
 }
 
-/* Each add was committed to the system store as it was made; what is left is the record. */
-enum kvvm_err kvvm_store_commit(struct kvvm_store *s) { return kvvm_installed_save(s->inst); }
+/* Each add was committed to the system store as it was made; what is left: the versions
+ * beyond the retention (store_prune_windows.c), then the record. */
+enum kvvm_err kvvm_store_commit(struct kvvm_store *s)
+{
+  store_win_prune_pass(s);
+  return kvvm_installed_save(s->inst);
+}
