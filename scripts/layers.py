@@ -23,7 +23,7 @@ PLATFORM_ONLY = {"fileio": "base", "paths": "base", "proc": "base", "rand": "bas
                  "clock": "base", "wake": "service", "worker": "service", "service": "service",
                  "acl": "store", "win": "base", "posix": "base"}
 # Files whose module is not their name's first word.
-ALIASES = {"rc2": "p12", "unit_linux": "service", "jansson_link_linux": None, "version": "version"}
+ALIASES = {"rc2": "p12", "store_win_int": "store", "unit_linux": "service", "jansson_link_linux": None, "version": "version"}
 OS_HEADERS = re.compile(r"#include <(unistd|fcntl|poll|signal|dirent|pwd|grp|dlfcn|spawn|"
                         r"termios|netdb|arpa/[a-z]+|sys/[a-z_]+|windows|winsock2|wincrypt|"
                         r"bcrypt|ws2tcpip|io|direct|process)\.h>")

@@ -44,5 +44,22 @@ done
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=ec.example.com" \
   -days 20 -keyout "$d/ec.key" -out "$d/ec.crt" 2>/dev/null || exit 1
 cat "$d/ec.crt" "$d/ec.key" >"$d/ec.pem"
+# Old versions: p1..p4 of one certificate (SAN prune.example.com), and a certificate kvvm does
+# not install with p1's subject and SAN (foreign.der, foreign.sha1).
+printf 'subjectAltName=DNS:prune.example.com\n' >"$d/ext"
+for v in p1 p2 p3 p4 foreign; do
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=prune.example.com" -keyout "$d/$v.key" \
+    -out "$d/$v.csr" 2>/dev/null || exit 1
+  openssl x509 -req -in "$d/$v.csr" -CA "$d/root.crt" -CAkey "$d/root.key" -CAcreateserial \
+    -days 20 -extfile "$d/ext" -out "$d/$v.crt" 2>/dev/null || exit 1
+  cat "$d/$v.crt" "$d/root.crt" "$d/$v.key" >"$d/$v.pem"
+done
+openssl x509 -in "$d/foreign.crt" -outform DER -out "$d/foreign.der" || exit 1
+openssl x509 -in "$d/foreign.crt" -noout -fingerprint -sha1 | sed 's/.*=//; s/://g' >"$d/foreign.sha1"
 # Wine maps / to Z:.
-wine_run "$wbuild/tests/win/test_store_win.exe" "Z:$(printf '%s' "$d" | tr / '\\')"
+wd="Z:$(printf '%s' "$d" | tr / '\\')"
+rc=0
+wine_run "$wbuild/tests/win/test_store_win.exe" "$wd" || rc=1
+wine_run "$wbuild/tests/win/test_store_prune_plan.exe" || rc=1
+wine_run "$wbuild/tests/win/test_store_prune_win.exe" "$wd" || rc=1
+exit $rc
