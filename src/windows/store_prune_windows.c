@@ -1,5 +1,5 @@
-/* Old versions in the Windows store, at commit (after the new version is in the store and
- * recorded, before installed.json is saved): for each certificate installed or kept in this
+/* Old versions in the Windows store, at commit (once the new version is in the store and
+ * installed.json names it; the record is saved again after): for each certificate installed or kept in this
  * pass (one whose settings went away keeps its certificates, as on Linux), the versions its
  * record lists beyond the retention are removed as store_prune_plan_windows.c decides. One
  * version goes in steps that a crash may cut anywhere: the certificate deleted, committed

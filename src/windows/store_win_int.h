@@ -122,7 +122,7 @@ bool store_win_http_bindings(struct store_win_binding **out, size_t *n, char *wh
 void store_win_bindings_free(struct store_win_binding *b, size_t n);
 /* This record was installed or kept in this pass: its old versions are pruned at commit. */
 void store_win_prune_note(struct kvvm_store *s, const char *url, const char *store_dir);
-/* At commit, before the record is saved: each noted record's versions beyond s->retain
+/* At commit, once the record is saved: each noted record's versions beyond s->retain
  * removed (certificate, then key, then entry), kept (bound) or postponed, and said. */
 void store_win_prune_pass(struct kvvm_store *s);
 void store_win_prune_free(struct kvvm_store *s);

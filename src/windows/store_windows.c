@@ -294,10 +294,17 @@ enum kvvm_err kvvm_store_reconcile_grants(struct kvvm_store *s, const struct kvv
   return rc;
 }
 
-/* Each add was committed to the system store as it was made; what is left: the versions
- * beyond the retention (store_prune_windows.c), then the record. */
+/* Each add was committed to the system store as it was made; what is left: the record,
+ * then the versions beyond the retention (store_prune_windows.c) and the record again. Old
+ * versions go only once the new one is recorded, so a crash at any point leaves the record
+ * naming a version that is complete, with the one before it still there. */
 enum kvvm_err kvvm_store_commit(struct kvvm_store *s)
 {
+  enum kvvm_err rc = kvvm_installed_save(s->inst);
+  if (rc != KVVM_OK) {
+    store_win_prune_free(s);
+    return rc;
+  }
   store_win_prune_pass(s);
   return kvvm_installed_save(s->inst);
 }
