@@ -87,6 +87,8 @@ static void print_cert(const struct kvvm_installed_cert *c, bool seen, int width
   printf("%-*s  %-32s  %-40s  %-20s  %-20s  %s\n", width, or_dash(c->link), or_dash(c->version),
          or_dash(c->thumbprint), exp, ok, or_dash(cert_error(c)));
   printf("  %s%s\n", c->url, seen ? "" : "  (not observed: no longer in the settings)");
+  if (c->versions_note)
+    printf("  %s\n", c->versions_note);
 }
 
 /* The path column is as wide as the longest path, so the other columns line up. */
@@ -137,14 +139,14 @@ static json_t *time_or_null(time_t t)
 
 static json_t *cert_json(const struct kvvm_installed_cert *c, bool seen)
 {
-  return json_pack("{s:s, s:s, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "url", c->url,
-                   "store_dir", c->store_dir, "observed", seen,
+  return json_pack("{s:s, s:s, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "url",
+                   c->url, "store_dir", c->store_dir, "observed", seen,
                    "link", str_or_null(c->link), "file",
                    str_or_null(c->file), "version", str_or_null(c->version), "thumbprint",
                    str_or_null(c->thumbprint), "not_after", time_or_null(c->not_after),
                    "installed_at", time_or_null(c->installed_at), "last_error",
                    str_or_null(c->last_error), "hook_error", str_or_null(c->hook_error),
-                   "pfx", str_or_null(c->pfx));
+                   "pfx", str_or_null(c->pfx), "versions_note", str_or_null(c->versions_note));
 }
 
 static void print_json(const struct view *v)
