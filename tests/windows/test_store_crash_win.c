@@ -159,6 +159,19 @@ static bool container_holds(PCCERT_CONTEXT holder, PCCERT_CONTEXT cert)
   return ok;
 }
 
+/* A CNG key (provider type 0), which container_holds does not read. */
+static bool cng_key(PCCERT_CONTEXT c)
+{
+  DWORD n = 0;
+  CRYPT_KEY_PROV_INFO *info = NULL;
+  bool cng = c && CertGetCertificateContextProperty(c, CERT_KEY_PROV_INFO_PROP_ID, NULL, &n) &&
+             (info = malloc(n)) &&
+             CertGetCertificateContextProperty(c, CERT_KEY_PROV_INFO_PROP_ID, info, &n) &&
+             info->dwProvType == 0;
+  free(info);
+  return cng;
+}
+
 static json_t *record_of(void)
 {
   char *path = kvvm_path_join(datadir, "crashstate\\installed.json");
@@ -221,7 +234,10 @@ static int check_after_kill(bool killed, int *wine_key_replaced)
    * recorded version's nor the next one's is an import cut while it wrote it. */
   if (killed)
     landed[next_n ? 2 : replaced ? 1 : own ? 0 : 3]++;
-  if (!own && under_wine())
+  if (cng_key(c))
+    KT_SKIP("the recorded version's key: a CNG key, which this test's check (CAPI "
+            "containers) does not read; test_store_win checks CNG keys");
+  else if (!own && under_wine())
     (*wine_key_replaced)++;
   else
     KT_CHECK(own);
@@ -316,7 +332,7 @@ static void repaired(int j)
   int k = (j + 1) % NCERT;
   PCCERT_CONTEXT c = NULL;
   KT_CHECK(recorded(rec) == j + 1 && versions_sane(rec));
-  KT_CHECK(count_in_store(k, &c) == 1 && c && container_holds(c, certs[k]));
+  KT_CHECK(count_in_store(k, &c) == 1 && c && (cng_key(c) || container_holds(c, certs[k])));
   store_is_record(rec);
   CertFreeCertificateContext(c);
   json_decref(rec);
