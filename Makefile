@@ -245,7 +245,7 @@ WIN_CPPFLAGS = -Iinclude -Isrc -I$(shell cat $(WPREFIX_FILE))/include -DCURL_STA
   -D__USE_MINGW_ANSI_STDIO=1
 WIN_CFLAGS := -std=c11 $(WARN) -O2 -g -ffile-prefix-map=$(CURDIR)=.
 WIN_LIBS = -L$(shell cat $(WPREFIX_FILE))/lib \
-  $(shell cat $(shell cat $(WPREFIX_FILE))/libs.txt) -lncrypt -liphlpapi -lshell32 -lole32 -luuid
+  $(shell cat $(shell cat $(WPREFIX_FILE))/libs.txt) -lncrypt -lhttpapi -liphlpapi -lshell32 -lole32 -luuid
 
 .PHONY: windows check-windows win-deps win-tests
 $(WPREFIX_FILE): scripts/win-deps.sh

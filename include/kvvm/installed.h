@@ -31,6 +31,8 @@ struct kvvm_installed_cert {
                                         NULL */
   const char *last_error;            /* NULL when the last attempt worked */
   const char *hook_error;            /* the last hook run's failures, or NULL */
+  const char *versions_note;         /* old versions kept beyond the retention, and why
+                                        (Windows: an HTTP.sys binding uses one), or NULL */
   bool hook_due;                     /* recorded, not yet run */
   time_t installed_at, not_after;
 };

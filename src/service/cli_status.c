@@ -91,6 +91,8 @@ static void print_cert(const struct kvvm_installed_cert *c, bool seen, int width
     printf("  key: %s; readers: %s\n", c->key_provider, or_dash(c->readers));
   if (c->note)
     printf("  note: %s\n", c->note);
+  if (c->versions_note)
+    printf("  versions: %s\n", c->versions_note);
 }
 
 /* The path column is as wide as the longest path, so the other columns line up. */
@@ -153,6 +155,7 @@ static json_t *cert_json(const struct kvvm_installed_cert *c, bool seen)
   json_object_set_new(o, "key_provider", str_or_null(c->key_provider));
   json_object_set_new(o, "readers", str_or_null(c->readers));
   json_object_set_new(o, "note", str_or_null(c->note));
+  json_object_set_new(o, "versions_note", str_or_null(c->versions_note));
   return o;
 }
 

@@ -342,6 +342,7 @@ static void view(const json_t *rec, struct kvvm_installed_cert *out)
   out->note = installed_str(rec, "note");
   out->last_error = installed_str(rec, "last_error");
   out->hook_error = installed_str(rec, "hook_error");
+  out->versions_note = installed_str(rec, "versions_note");
   out->hook_due = json_is_object(json_object_get(rec, "hook_due"));
   out->installed_at = (time_t)json_integer_value(json_object_get(rec, "installed_at"));
   out->not_after = (time_t)json_integer_value(json_object_get(rec, "not_after"));

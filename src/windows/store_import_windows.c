@@ -77,6 +77,8 @@ static enum kvvm_err delete_capi(const wchar_t *prov, const wchar_t *cont,
   if (CryptAcquireContextW(&h, cont, prov, k->prov_type, CRYPT_DELETEKEYSET |
                            (k->machine ? CRYPT_MACHINE_KEYSET : 0)))
     return KVVM_OK;
+  if (GetLastError() == (DWORD)NTE_BAD_KEYSET)
+    return KVVM_E_NOENT;
   KVVM_WARN("cannot delete the key container %s of %s: error 0x%lx", k->container,
             k->provider, GetLastError());
   return KVVM_E_IO;
@@ -96,6 +98,8 @@ static enum kvvm_err delete_cng(const wchar_t *prov, const wchar_t *cont,
     NCryptFreeObject(ksp);
   if (st == ERROR_SUCCESS)
     return KVVM_OK;
+  if (st == NTE_BAD_KEYSET)
+    return KVVM_E_NOENT;
   KVVM_WARN("cannot delete the key %s of %s: error 0x%lx", k->container, k->provider,
             (unsigned long)st);
   return KVVM_E_IO;

@@ -34,6 +34,9 @@ struct store_win_key {
 
 struct kvvm_store {
   struct kvvm_installed *inst;
+  unsigned retain;                   /* versions kept per certificate, the current included */
+  struct store_win_touched *touched; /* records installed or kept this pass (prune) */
+  size_t ntouched;
 };
 
 /* One install or keep: the certificate, its record and where the answer goes. */
@@ -53,6 +56,8 @@ struct op {
   char grant_why[512];
 };
 
+/* op->where from op->cc->store_dir; KVVM_E_STORE (res->why said) when it names no store. */
+enum kvvm_err store_win_where_parse(struct op *op);
 /* res->why = "<store_dir>: what: <Windows' words for code>". */
 void store_win_say(const struct op *op, const char *what, DWORD code);
 /* The system store of op->where; NULL (and, when write, why said) if it cannot be opened.
@@ -69,7 +74,8 @@ bool store_win_in_store(const struct op *op, const char *thumb);
 /* The key c names; KVVM_E_CERT when it names none. */
 enum kvvm_err store_win_key_of(PCCERT_CONTEXT c, struct store_win_key *out);
 void store_win_key_clear(struct store_win_key *k);
-/* Delete the key from its provider (CAPI: the container; CNG: the key). */
+/* Delete the key from its provider (CAPI: the container; CNG: the key); KVVM_E_NOENT,
+ * unlogged, when it is not there. */
 enum kvvm_err store_win_key_delete(const struct store_win_key *k);
 
 /* Check that a Server Authentication certificate's chain builds here (else KVVM_E_CERT,
@@ -124,5 +130,57 @@ enum kvvm_err store_win_acl_follow(struct op *op);
  * CERT_RENEWAL_PROP_ID when linkOnRenewal asks for it; the record's "note" says which were
  * linked and which not and why (removed without linkOnRenewal). */
 void store_win_link(struct op *op, const char *thumb);
+
+/* ---- Old versions (store_prune_windows.c, store_prune_plan_windows.c,
+ * store_http_windows.c) ---- */
+
+/* One version as the record lists it ("versions"). */
+struct store_win_prune_ver {
+  const char *thumbprint, *key_provider, *key_container;
+};
+/* A certificate with a key, in a store that kvvm's records name. */
+struct store_win_key_user {
+  char *store_dir, *thumbprint, *key_provider, *key_container;
+};
+/* An HTTP.sys SSL binding: "0.0.0.0:443", "[::]:443", "www.example.com:443". */
+struct store_win_binding {
+  char *name;
+  char thumbprint[41];
+};
+enum store_win_prune_what {
+  STORE_WIN_KEEP,        /* the current version, or within the retention */
+  STORE_WIN_KEEP_BOUND,  /* beyond the retention, but an HTTP.sys binding names it */
+  STORE_WIN_POSTPONE,    /* beyond the retention; the bindings could not be read */
+  STORE_WIN_REMOVE,      /* the certificate goes, and its key unless key_user or no key */
+};
+struct store_win_prune_step {
+  enum store_win_prune_what what;
+  const char *binding;                        /* KEEP_BOUND: the binding's name */
+  bool delete_key;                            /* REMOVE: the key goes too */
+  const struct store_win_key_user *key_user;  /* REMOVE: why the key stays */
+};
+struct store_win_prune_in {
+  const char *store_dir, *current;  /* the record's store and current thumbprint */
+  unsigned retain;
+  const struct store_win_prune_ver *v;  /* oldest first */
+  size_t nv;
+  bool bindings_known;
+  const struct store_win_binding *bindings;
+  size_t nbindings;
+  const struct store_win_key_user *users;
+  size_t nusers;
+};
+/* What to do with each version (step[i] for in->v[i]); the count to remove. No I/O. */
+size_t store_win_prune_plan(const struct store_win_prune_in *in, struct store_win_prune_step *step);
+/* HTTP.sys's SSL bindings (IP:port and hostname:port); false, why said, when they cannot
+ * be read. */
+bool store_win_http_bindings(struct store_win_binding **out, size_t *n, char *why, size_t whyn);
+void store_win_bindings_free(struct store_win_binding *b, size_t n);
+/* This record was installed or kept in this pass: its old versions are pruned at commit. */
+void store_win_prune_note(struct kvvm_store *s, const char *url, const char *store_dir);
+/* At commit, once the record is saved: each noted record's versions beyond s->retain
+ * removed (certificate, then key, then entry), kept (bound) or postponed, and said. */
+void store_win_prune_pass(struct kvvm_store *s);
+void store_win_prune_free(struct kvvm_store *s);
 
 #endif

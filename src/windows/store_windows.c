@@ -33,7 +33,7 @@ void store_win_say(const struct op *op, const char *what, DWORD code)
 
 /* store_dir as settings_cert.c makes it for KVVM_STORE_WINDOWS; anything else (settings
  * read for the files store) is refused rather than guessed at. */
-static enum kvvm_err parse_where(struct op *op)
+enum kvvm_err store_win_where_parse(struct op *op)
 {
   const char *dir = op->cc->store_dir, *slash = strchr(dir, '\\');
   size_t n = slash ? (size_t)(slash - dir) : 0;
@@ -195,7 +195,7 @@ enum kvvm_err kvvm_store_install(struct kvvm_store *s, const struct kvvm_cert_cf
   struct op op = {.s = s, .cc = cc, .res = res};
   memset(res, 0, sizeof *res);
   op.rec = installed_cert(s->inst, cc->url, cc->store_dir, false);
-  enum kvvm_err rc = parse_where(&op);
+  enum kvvm_err rc = store_win_where_parse(&op);
   if (rc == KVVM_OK && !version) {
     snprintf(res->why, sizeof res->why, "no version to install");
     rc = KVVM_E_INTERNAL;
@@ -216,6 +216,8 @@ enum kvvm_err kvvm_store_install(struct kvvm_store *s, const struct kvvm_cert_cf
   else if (rc == KVVM_E_GRANT)
     KVVM_WARN("%s: %s", cc->url, res->why);
   kvvm_installed_set_error(s->inst, cc->url, cc->store_dir, rc == KVVM_OK ? NULL : res->why);
+  if (rc == KVVM_OK || rc == KVVM_E_GRANT)
+    store_win_prune_note(s, cc->url, cc->store_dir);
   free(op.where.name);
   store_win_key_clear(&op.key);
   store_win_acl_clear(&op);
@@ -228,7 +230,7 @@ bool kvvm_store_keep(struct kvvm_store *s, const struct kvvm_cert_cfg *cc, const
   struct op op = {.s = s, .cc = cc, .res = res};
   memset(res, 0, sizeof *res);
   op.rec = installed_cert(s->inst, cc->url, cc->store_dir, false);
-  bool kept = op.rec && parse_where(&op) == KVVM_OK && current(&op, version, NULL);
+  bool kept = op.rec && store_win_where_parse(&op) == KVVM_OK && current(&op, version, NULL);
   if (kept) {
     names(&op, installed_str(op.rec, "thumbprint"));
     store_win_acl_want(&op);
@@ -236,6 +238,7 @@ bool kvvm_store_keep(struct kvvm_store *s, const struct kvvm_cert_cfg *cc, const
     kvvm_installed_set_error(s->inst, cc->url, cc->store_dir, *rc == KVVM_OK ? NULL : res->why);
     if (*rc != KVVM_OK)
       KVVM_WARN("%s: %s", cc->url, res->why);
+    store_win_prune_note(s, cc->url, cc->store_dir);
   }
   free(op.where.name);
   store_win_acl_clear(&op);
@@ -245,6 +248,7 @@ bool kvvm_store_keep(struct kvvm_store *s, const struct kvvm_cert_cfg *cc, const
 enum kvvm_err kvvm_store_open(const struct kvvm_store_opts *opts, struct kvvm_store **out)
 {
   struct kvvm_store *s = kvvm_xcalloc(1, sizeof *s);
+  s->retain = opts && opts->retain ? opts->retain : KVVM_STORE_RETAIN_DEFAULT;
   kvvm_installed_load(opts && opts->state_dir ? opts->state_dir : kvvm_paths_state_dir(),
                       &s->inst);
   *out = s;
@@ -255,6 +259,7 @@ void kvvm_store_close(struct kvvm_store *s)
 {
   if (!s)
     return;
+  store_win_prune_free(s);
   kvvm_installed_free(s->inst);
   free(s);
 }
@@ -277,7 +282,7 @@ static enum kvvm_err reconcile_one(struct kvvm_store *s, const struct kvvm_cert_
   struct op op = {.s = s, .cc = cc, .res = &res};
   memset(&res, 0, sizeof res);
   op.rec = installed_cert(s->inst, cc->url, cc->store_dir, false);
-  if (!op.rec || !installed_str(op.rec, "version") || parse_where(&op) != KVVM_OK) {
+  if (!op.rec || !installed_str(op.rec, "version") || store_win_where_parse(&op) != KVVM_OK) {
     free(op.where.name);
     return KVVM_OK;
   }
@@ -300,5 +305,17 @@ enum kvvm_err kvvm_store_reconcile_grants(struct kvvm_store *s, const struct kvv
   return rc;
 }
 
-/* Each add was committed to the system store as it was made; what is left is the record. */
-enum kvvm_err kvvm_store_commit(struct kvvm_store *s) { return kvvm_installed_save(s->inst); }
+/* Each add was committed to the system store as it was made; what is left: the record,
+ * then the versions beyond the retention (store_prune_windows.c) and the record again. Old
+ * versions go only once the new one is recorded, so a crash at any point leaves the record
+ * naming a version that is complete, with the one before it still there. */
+enum kvvm_err kvvm_store_commit(struct kvvm_store *s)
+{
+  enum kvvm_err rc = kvvm_installed_save(s->inst);
+  if (rc != KVVM_OK) {
+    store_win_prune_free(s);
+    return rc;
+  }
+  store_win_prune_pass(s);
+  return kvvm_installed_save(s->inst);
+}

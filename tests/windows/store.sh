@@ -65,5 +65,33 @@ for n in sa1 sa2; do
   cat "$d/$n.crt" "$d/$n.key" >"$d/$n-alone.pem"
 done
 cat "$d/sa1.crt" "$d/sainter.crt" "$d/croot.crt" "$d/sa1.key" >"$d/sa1-chain.pem"
+# Old versions: p1..p4 of one certificate (SAN prune.example.com), and a certificate kvvm does
+# not install with p1's subject and SAN (foreign.der, foreign.sha1).
+printf 'subjectAltName=DNS:prune.example.com\n' >"$d/ext"
+for v in p1 p2 p3 p4 foreign; do
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=prune.example.com" -keyout "$d/$v.key" \
+    -out "$d/$v.csr" 2>/dev/null || exit 1
+  openssl x509 -req -in "$d/$v.csr" -CA "$d/root.crt" -CAkey "$d/root.key" -CAcreateserial \
+    -days 20 -extfile "$d/ext" -out "$d/$v.crt" 2>/dev/null || exit 1
+  cat "$d/$v.crt" "$d/root.crt" "$d/$v.key" >"$d/$v.pem"
+done
+# The crash test's versions k0..k3 (SAN crash.example.com).
+printf 'subjectAltName=DNS:crash.example.com\n' >"$d/ext"
+for v in k0 k1 k2 k3; do
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=crash.example.com" -keyout "$d/$v.key" \
+    -out "$d/$v.csr" 2>/dev/null || exit 1
+  openssl x509 -req -in "$d/$v.csr" -CA "$d/root.crt" -CAkey "$d/root.key" -CAcreateserial \
+    -days 20 -extfile "$d/ext" -out "$d/$v.crt" 2>/dev/null || exit 1
+  cat "$d/$v.crt" "$d/root.crt" "$d/$v.key" >"$d/$v.pem"
+done
+openssl x509 -in "$d/foreign.crt" -outform DER -out "$d/foreign.der" || exit 1
+openssl x509 -in "$d/foreign.crt" -noout -fingerprint -sha1 | sed 's/.*=//; s/://g' >"$d/foreign.sha1"
 # Wine maps / to Z:.
-wine_run "$wbuild/tests/win/test_store_win.exe" "Z:$(printf '%s' "$d" | tr / '\\')"
+wd="Z:$(printf '%s' "$d" | tr / '\\')"
+rc=0
+wine_run "$wbuild/tests/win/test_store_win.exe" "$wd" || rc=1
+wine_run "$wbuild/tests/win/test_store_prune_plan.exe" || rc=1
+wine_run "$wbuild/tests/win/test_store_prune_win.exe" "$wd" || rc=1
+# Last: its interrupted imports rewrite wine's one key container of the machine keyset.
+wine_run "$wbuild/tests/win/test_store_crash_win.exe" "$wd" || rc=1
+exit $rc

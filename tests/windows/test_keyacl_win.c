@@ -83,7 +83,9 @@ static struct kvvm_config *config(const char *accounts, bool link)
 static struct kvvm_store *open_store(void)
 {
   char *state = path_in("state");
-  struct kvvm_store_opts o = {.state_dir = state};
+  /* Every version stays, so the links between them can be read back; the removal of old
+   * versions is test_store_prune_win's. */
+  struct kvvm_store_opts o = {.state_dir = state, .retain = 10};
   struct kvvm_store *s = NULL;
   KT_CHECK(kvvm_store_open(&o, &s) == KVVM_OK);
   free(state);

@@ -368,6 +368,25 @@ static void folder_is_not_a_store(void)
   kvvm_bundle_free(b);
 }
 
+static PCCERT_CONTEXT lookup(const char *store, const char *thumb);
+
+/* Wine gives the user keyset the same one container as the machine's, and the key checks of
+ * later cases tell the keysets apart by it: the CurrentUser cases' key goes when they end. */
+static void drop_user_key(const char *thumb)
+{
+  PCCERT_CONTEXT c = lookup("CurrentUser\\MY", thumb);
+  DWORD n = 0;
+  CRYPT_KEY_PROV_INFO *info = NULL;
+  HCRYPTPROV prov;
+  if (c && CertGetCertificateContextProperty(c, CERT_KEY_PROV_INFO_PROP_ID, NULL, &n) &&
+      (info = malloc(n)) &&
+      CertGetCertificateContextProperty(c, CERT_KEY_PROV_INFO_PROP_ID, info, &n))
+    KT_CHECK(CryptAcquireContextW(&prov, info->pwszContainerName, info->pwszProvName,
+                                  info->dwProvType, CRYPT_DELETEKEYSET));
+  free(info);
+  CertFreeCertificateContext(c);
+}
+
 /* Each location and name a settings file can give lands in that store and no other: found
  * there from another process, with its key; a new name is created; "My" is MY. */
 static void every_location_and_name(void)
@@ -404,6 +423,8 @@ static void every_location_and_name(void)
     KT_CHECK(find_in(where[i].store, thumb, "vault1/loc/l1", NULL) == 0);
   }
   KT_CHECK(thumb && absent_in(thumb, "MY", "CA", "Root") == 0);
+  if (thumb && under_wine())
+    drop_user_key(thumb);
   kvvm_bundle_free(b);
 }
 
