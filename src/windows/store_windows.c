@@ -296,12 +296,55 @@ static enum kvvm_err reconcile_one(struct kvvm_store *s, const struct kvvm_cert_
   return rc;
 }
 
+static bool observed(const struct kvvm_config *cfg, const json_t *rec)
+{
+  for (size_t i = 0; i < cfg->n_certs; i++)
+    if (same(cfg->certs[i].url, installed_str(rec, "url")) &&
+        same(cfg->certs[i].store_dir, installed_str(rec, "store_dir")))
+      return true;
+  return false;
+}
+
+/* Some version's key is readable by more than SYSTEM and Administrators. */
+static bool has_grants(const json_t *rec)
+{
+  json_t *e;
+  size_t i;
+  json_array_foreach(json_object_get(rec, "versions"), i, e)
+    if (json_array_size(json_object_get(e, "readers")) > 0)
+      return true;
+  return false;
+}
+
+/* A certificate the settings no longer name keeps its versions in the store (as on Linux)
+ * but not its readers: its keys go back to SYSTEM and Administrators. */
+static enum kvvm_err take_back(struct kvvm_store *s, const json_t *rec)
+{
+  char *url = kvvm_xstrdup(installed_str(rec, "url"));
+  char *dir = kvvm_xstrdup(installed_str(rec, "store_dir"));
+  struct kvvm_cert_cfg none = {.url = url, .store_dir = dir};
+  KVVM_INFO("%s is no longer observed: taking back who can use its keys (%s)", url,
+            installed_str(rec, "readers"));
+  enum kvvm_err rc = reconcile_one(s, &none);
+  free(dir);
+  free(url);
+  return rc;
+}
+
 enum kvvm_err kvvm_store_reconcile_grants(struct kvvm_store *s, const struct kvvm_config *cfg)
 {
   enum kvvm_err rc = KVVM_OK;
+  json_t *rec;
+  const char *key;
   for (size_t i = 0; i < cfg->n_certs; i++)
     if (reconcile_one(s, &cfg->certs[i]) != KVVM_OK)
       rc = KVVM_E_GRANT;
+  json_object_foreach(json_object_get(installed_root(s->inst), "certs"), key, rec) {
+    rec = installed_unpark_if(s->inst, key, rec, "\"readers\":[\"");
+    if (rec && installed_str(rec, "url") && installed_str(rec, "store_dir") &&
+        !observed(cfg, rec) && has_grants(rec) && take_back(s, rec) != KVVM_OK)
+      rc = KVVM_E_GRANT;
+  }
   return rc;
 }
 
