@@ -27,13 +27,17 @@ static bool self_signed(PCCERT_CONTEXT c)
          CertVerifySubjectCertificateContext(c, c, &failed) && !failed;
 }
 
+/* Logged, and kept for the status (the record's note) of the version being installed. */
 static void tell_root(struct op *op, PCCERT_CONTEXT c)
 {
   wchar_t name[256] = L"";
   CertGetNameStringW(c, CERT_NAME_SIMPLE_DISPLAY_TYPE, 0, NULL, name, 256);
   char *u = kvvm_win_utf8(name);
-  KVVM_INFO("%s: the root certificate \"%s\" in the secret is not added to any store: which "
-            "roots the machine trusts is not a secret's to change", op->cc->url, u ? u : "?");
+  free(op->root_note);
+  op->root_note = kvvm_xasprintf("the root \"%s\" in the secret was not added to any store: "
+                                 "which roots this machine trusts is not a secret's to change",
+                                 u ? u : "?");
+  KVVM_INFO("%s: %s", op->cc->url, op->root_note);
   free(u);
 }
 

@@ -47,6 +47,7 @@ struct op {
   json_t *rec;
   struct store_win_key key;  /* the installed version's key, once known */
   struct kvvm_install_result *res;
+  char *root_note;           /* the secret's root, not added anywhere (store_chain_windows.c) */
   /* accounts (store_win_acl_want): the readers each key of this certificate gets, as SIDs,
    * and the DACL that says so; grant/grant_why: names that did not resolve. */
   char **readers;

@@ -149,6 +149,7 @@ static void record(struct op *op, const struct kvvm_cert_facts *f, const char *v
   installed_set(st, rec, "installed_at", json_integer((json_int_t)kvvm_clock_now()));
   installed_set(st, rec, "not_after", json_integer((json_int_t)f->not_after));
   installed_set(st, rec, "sans", sans);
+  installed_set(st, rec, "note", NULL);  /* each version's own: the root, renewal links */
   installed_set(st, rec, "versions", with_version(json_object_get(rec, "versions"),
                                                   version_entry(op, version, f->thumbprint)));
   op->rec = rec;
@@ -188,6 +189,15 @@ static enum kvvm_err install(struct op *op, const struct kvvm_bundle *b, const c
   return KVVM_OK;
 }
 
+/* text before the record's note (renewal links), "; " between. */
+static void add_note(struct op *op, const char *text)
+{
+  const char *was = installed_str(op->rec, "note");
+  char *note = was ? kvvm_xasprintf("%s; %s", text, was) : kvvm_xstrdup(text);
+  installed_set_str(op->s->inst, op->rec, "note", note);
+  free(note);
+}
+
 enum kvvm_err kvvm_store_install(struct kvvm_store *s, const struct kvvm_cert_cfg *cc,
                                  const struct kvvm_bundle *b, const char *version,
                                  struct kvvm_install_result *res)
@@ -209,6 +219,8 @@ enum kvvm_err kvvm_store_install(struct kvvm_store *s, const struct kvvm_cert_cf
   if ((rc == KVVM_OK || rc == KVVM_E_GRANT) && res->changed &&
       !same(res->prev_thumbprint, kvvm_bundle_facts(b)->thumbprint))
     store_win_link(&op, kvvm_bundle_facts(b)->thumbprint);
+  if ((rc == KVVM_OK || rc == KVVM_E_GRANT) && res->changed && op.root_note)
+    add_note(&op, op.root_note);
   if (rc != KVVM_OK && !res->why[0])
     snprintf(res->why, sizeof res->why, "%s", kvvm_err_str(rc));
   if (rc != KVVM_OK && rc != KVVM_E_GRANT)
@@ -219,6 +231,7 @@ enum kvvm_err kvvm_store_install(struct kvvm_store *s, const struct kvvm_cert_cf
   if (rc == KVVM_OK || rc == KVVM_E_GRANT)
     store_win_prune_note(s, cc->url, cc->store_dir);
   free(op.where.name);
+  free(op.root_note);
   store_win_key_clear(&op.key);
   store_win_acl_clear(&op);
   return rc;

@@ -338,6 +338,11 @@ static void chain_to_ca(void)
   KT_CHECK(kvvm_store_install(s, &cfg->certs[0], b, "c1", &res) == KVVM_OK);
   KT_STREQ(res.why, "");
   kvvm_install_result_clear(&res);
+  struct kvvm_installed_cert rec;  /* the status says it, through the record's note */
+  KT_CHECK(kvvm_installed_get(kvvm_store_installed(s), cfg->certs[0].url, "LocalMachine\\MY",
+                              &rec));
+  KT_STREQ(rec.note, "the root \"kvvm test chain root\" in the secret was not added to any "
+           "store: which roots this machine trusts is not a secret's to change");
   KT_CHECK(kvvm_store_commit(s) == KVVM_OK);
   KT_CHECK(find_in("MY", kvvm_bundle_facts(b)->thumbprint, "vault1/chain/c1", "key") == 0);
   KT_CHECK(find_in("CA", inter, "-", NULL) == 0);
