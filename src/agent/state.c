@@ -105,7 +105,7 @@ int kvvm_state_format(const struct kvvm_state *st) { return st->loaded_format; }
 enum kvvm_err kvvm_state_remove_all(const char *dir)
 {
   static const char *const files[] = {"state.json", "state.json.corrupt", "installed.json",
-                                      "installed.json.corrupt", "kvvmd.env", "kvvmd.pid",
+                                      "installed.json.corrupt", "folder-acls.json", "kvvmd.env", "kvvmd.pid",
                                       "kvvmd.lock", "kvvmd-worker.lock", NULL};
   enum kvvm_err rc = KVVM_OK;
   for (const char *const *f = files; *f; f++) {

@@ -266,6 +266,39 @@ static enum kvvm_err reconcile_one(struct kvvm_store *s, json_t *rec, const char
   return rc;
 }
 
+static bool key_observed(const struct kvvm_config *cfg, const char *key)
+{
+  for (size_t i = 0; i < cfg->n_certs; i++) {
+    size_t n = strlen(cfg->certs[i].url);
+    if (strncmp(key, cfg->certs[i].url, n) == 0 && key[n] == ' ' &&
+        strcmp(key + n + 1, cfg->certs[i].store_dir) == 0)
+      return true;
+  }
+  return false;
+}
+
+/* Folder entries held for certificates the settings no longer name and that have no record
+ * (installed.json lost, the entries known again from folder-acls.json): taken back too. */
+static void drop_unobserved_users(struct kvvm_store *s, const struct kvvm_config *cfg)
+{
+  json_t *folders = json_object_get(installed_root(s->inst), "folders"), *folder, *e, *k;
+  json_t *gone = json_array();
+  const char *path;
+  size_t i, j;
+  json_object_foreach(folders, path, folder)
+    json_array_foreach(json_object_get(folder, "entries"), i, e)
+      json_array_foreach(json_object_get(e, "by"), j, k)
+        if (json_string_value(k) && !key_observed(cfg, json_string_value(k)) &&
+            index_of(gone, json_string_value(k)) < 0)
+          json_array_append(gone, k);
+  json_array_foreach(gone, i, k) {
+    KVVM_INFO("%s is no longer observed: taking back the traverse entries kept for it",
+              json_string_value(k));
+    store_grants_drop_folders(s, json_string_value(k), NULL);
+  }
+  json_decref(gone);
+}
+
 enum kvvm_err kvvm_store_reconcile_grants(struct kvvm_store *s, const struct kvvm_config *cfg)
 {
   enum kvvm_err rc = KVVM_OK;
@@ -298,6 +331,7 @@ enum kvvm_err kvvm_store_reconcile_grants(struct kvvm_store *s, const struct kvv
     if (reconcile_one(s, rec, installed_str(rec, "store_dir"), &none, KVVM_OK, "") != KVVM_OK)
       rc = KVVM_E_GRANT;
   }
+  drop_unobserved_users(s, cfg);
   kvvm_installed_park(s->inst);   /* before the pass that follows holds its connections */
   return rc;
 }

@@ -26,6 +26,7 @@ struct kvvm_installed {
   bool dirty;
   unsigned long changes, parked_at;  /* changes made; their count at the last park */
   json_t *live;   /* the records parsed since the last park: key -> their parked text */
+  char *folders;  /* FOLDERS_NAME's content as last read or written ("{}" when none) */
 };
 
 static void note_change(struct kvvm_installed *st)
@@ -126,6 +127,56 @@ static void move_aside(const char *path)
   free(bad);
 }
 
+/* The folder ACL entries kvvm added ("folders") are also kept in a file of their own: with
+ * installed.json lost or unreadable, kvvm would otherwise not know them, and a grantee
+ * removed from the settings would keep traverse on every folder above the store. */
+#define FOLDERS_NAME "folder-acls.json"
+
+static char *folders_text(const json_t *folders)
+{
+  return json_is_object(folders) && json_object_size(folders)
+             ? json_dumps(folders, JSON_COMPACT | JSON_SORT_KEYS) : kvvm_xstrdup("{}");
+}
+
+/* The side file's entries, into a document that lost its own (a fresh or a moved-aside
+ * installed.json); st->folders is what the file holds. */
+static void load_folders(struct kvvm_installed *st)
+{
+  char *path = kvvm_path_join(st->dir, FOLDERS_NAME), *text = NULL;
+  json_t *side = NULL;
+  if (kvvm_file_read(path, INSTALLED_MAX, &text, NULL) == KVVM_OK)
+    side = json_loads(text, 0, NULL);
+  st->folders = folders_text(side);
+  if (json_object_size(side) && !json_object_get(st->doc, "folders")) {
+    KVVM_WARN("%s: the folder ACL entries kvvm added are known again from %s", st->dir,
+              FOLDERS_NAME);
+    json_object_set(st->doc, "folders", side);
+    note_change(st);
+  }
+  json_decref(side);
+  free(text);
+  free(path);
+}
+
+/* Rewritten whenever the entries changed since it was last read or written. */
+static enum kvvm_err save_folders(struct kvvm_installed *st)
+{
+  char *text = folders_text(json_object_get(st->doc, "folders"));
+  enum kvvm_err rc = KVVM_OK;
+  if (strcmp(text, st->folders) != 0) {
+    char *path = kvvm_path_join(st->dir, FOLDERS_NAME);
+    rc = kvvm_file_write_atomic(path, text, strlen(text), 0600);
+    free(path);
+  }
+  if (rc == KVVM_OK) {
+    free(st->folders);
+    st->folders = text;
+  } else {
+    free(text);
+  }
+  return rc == KVVM_OK ? KVVM_OK : KVVM_E_STATE;
+}
+
 enum kvvm_err kvvm_installed_load(const char *dir, struct kvvm_installed **out)
 {
   char *path = kvvm_path_join(dir, INSTALLED_NAME), *text = NULL;
@@ -145,6 +196,7 @@ enum kvvm_err kvvm_installed_load(const char *dir, struct kvvm_installed **out)
   }
   if (!st->doc)
     st->doc = json_pack("{s:{}}", "certs");
+  load_folders(st);
   st->live = json_object();
   park_all(st);
   st->loaded_format = (int)json_integer_value(json_object_get(st->doc, "format"));
@@ -242,7 +294,7 @@ enum kvvm_err kvvm_installed_save(struct kvvm_installed *st)
   char *path = kvvm_path_join(st->dir, INSTALLED_NAME);
   enum kvvm_err rc = kvvm_file_write_atomic_with(path, 0600, write_doc, st->doc);
   free(path);
-  if (rc != KVVM_OK)
+  if (rc != KVVM_OK || save_folders(st) != KVVM_OK)
     return KVVM_E_STATE;
   st->dirty = false;
   return KVVM_OK;
@@ -254,6 +306,7 @@ void kvvm_installed_free(struct kvvm_installed *st)
     return;
   json_decref(st->doc);
   json_decref(st->live);
+  free(st->folders);
   free(st->dir);
   free(st);
 }

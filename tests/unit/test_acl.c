@@ -236,6 +236,41 @@ static void change_and_take_back(void)
   env_done(&e);
 }
 
+/* installed.json lost: the traverse entries kvvm added are known again from
+ * folder-acls.json, and go when the settings stop granting them (a certificate still
+ * observed, installed again) or stop naming the certificate. */
+static void entries_survive_lost_state(void)
+{
+  for (int observed = 1; observed >= 0; observed--) {
+    struct env e;
+    env_init(&e);
+    struct kvvm_cert_cfg cc = fx_cc("c1", e.store, NULL);
+    fx_cc_acl(&cc, "kvvmt-u1", NULL);
+    KT_CHECK(install(&e, &cc, ba, "v1", NULL) == KVVM_OK);
+    char *t = facl(e.top), *lost = kvvm_path_join(e.state, "installed.json");
+    KT_STREQ(t, dir_u1);
+    free(t);
+    kvvm_store_close(e.s);
+    KT_CHECK(unlink(lost) == 0);
+    struct kvvm_store_opts o = {.state_dir = e.state};
+    kvvm_store_open(&o, &e.s);
+    fx_cc_clear_acls(&cc);
+    if (observed)
+      KT_CHECK(install(&e, &cc, ba, "v1", NULL) == KVVM_OK);
+    else
+      KT_CHECK(reconcile(&e, NULL, 0) == KVVM_OK);
+    t = facl(e.top);
+    KT_STREQ(t, plain_dir);
+    free(t);
+    t = facl(e.store);
+    KT_STREQ(t, plain_dir);
+    free(t);
+    free(lost);
+    fx_cc_free(&cc);
+    env_done(&e);
+  }
+}
+
 /* Two certificates under one folder need the same traverse entry: it stays until the last
  * one lets it go; a certificate no longer observed loses its grants, keeps its files. */
 static void shared_folders(void)
@@ -384,7 +419,7 @@ int main(void)
   static const struct kt_case cases[] = {
       KT_CASE(user_grant),    KT_CASE(group_and_accounts), KT_CASE(unknown_names),
       KT_CASE(change_and_take_back), KT_CASE(shared_folders), KT_CASE(foreign_folder_acls),
-      KT_CASE(stale_mask),    KT_CASE(interface),
+      KT_CASE(stale_mask), KT_CASE(entries_survive_lost_state),    KT_CASE(interface),
   };
   int rc = KT_RUN("acl", cases);
   fx_users_del();
