@@ -15,8 +15,8 @@ KVVM_API const char *kvvm_paths_hooks_dir(void);
  * for the chain check of files stores; NULL when there is none (and on Windows). */
 KVVM_API const char *kvvm_paths_trust_file(void);
 /* node_exporter's textfile collector folder as the distribution packages it (Debian's
- * prometheus-node-exporter: /var/lib/prometheus/node-exporter), the default of
- * metricsTextfileDir; NULL when this system has none (Windows). */
+ * prometheus-node-exporter: /var/lib/prometheus/node-exporter; KVVM_METRICS_DIR), the
+ * default of metricsTextfileDir; NULL when this system has none (Windows). */
 KVVM_API const char *kvvm_paths_metrics_dir(void);
 /* What certificates are installed into on this system (kvvm_settings_opts.store_kind): files
  * in folders (Linux), or the Windows certificate store, where certificateStoreLocation can
