@@ -27,6 +27,9 @@ test_pkgs="$test_pkgs debootstrap git"
 # systemd-nspawn boots a Debian 12 tree with its own systemd for the hooks test
 # (tests/system/test_systemd_hooks.sh).
 test_pkgs="$test_pkgs systemd-container"
+# Debian's node_exporter scrapes kvvm's metrics file in tests/system/test_metrics.sh, which
+# starts its own on loopback: the package's service is never started nor left enabled.
+test_pkgs="$test_pkgs prometheus-node-exporter"
 
 # make bench: the peers' tools (tests/bench/peers: curl + jq loop; node runs the SDK).
 bench_pkgs="$test_pkgs jq curl"
@@ -75,3 +78,8 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
+case " $missing " in
+  *" prometheus-node-exporter "*)
+    systemctl disable --quiet prometheus-node-exporter.service 2>/dev/null || true
+    systemctl stop prometheus-node-exporter.service 2>/dev/null || true ;;
+esac

@@ -14,6 +14,10 @@ KVVM_API const char *kvvm_paths_hooks_dir(void);
 /* The system's trusted roots as one PEM file (KVVM_TRUST_FILE, else the distribution's),
  * for the chain check of files stores; NULL when there is none (and on Windows). */
 KVVM_API const char *kvvm_paths_trust_file(void);
+/* node_exporter's textfile collector folder as the distribution packages it (Debian's
+ * prometheus-node-exporter: /var/lib/prometheus/node-exporter; KVVM_METRICS_DIR), the
+ * default of metricsTextfileDir; NULL when this system has none (Windows). */
+KVVM_API const char *kvvm_paths_metrics_dir(void);
 /* What certificates are installed into on this system (kvvm_settings_opts.store_kind): files
  * in folders (Linux), or the Windows certificate store, where certificateStoreLocation can
  * only name LocalMachine or CurrentUser and the Linux-only keys are ignored with a warning. */

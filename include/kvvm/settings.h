@@ -53,6 +53,10 @@ struct kvvm_config {
   enum kvvm_client_id_kind client_id_kind;
   unsigned expiry_warning_days; /* kvvm's expiryWarningInDays: flag a certificate this close
                                   to expiry with no newer version; 0 = off; default 30 */
+  char *metrics_dir;           /* kvvm's metricsTextfileDir: the folder of kvvm.prom for
+                                  node_exporter's textfile collector; NULL: no file */
+  bool metrics_if_exists;      /* metrics_dir is this system's default folder: written only
+                                  while it exists (node_exporter installed) */
   bool has_protected;          /* protectedSettings were present (decrypted in a later module) */
   char *protected_thumbprint;  /* as given, or NULL */
   struct kvvm_cert_cfg *certs;

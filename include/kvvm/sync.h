@@ -31,6 +31,9 @@ struct kvvm_cert_outcome {
   char version[80];         /* what is installed ("" if nothing) */
   char thumbprint[41];
   time_t not_after;
+  time_t installed_at;      /* when the version in place was installed (0: none, unknown) */
+  time_t checked_at;        /* the last pass that asked the vault and found all in order
+                               (0: none since kvvmd started); the metrics' last success */
   char *why;                /* the failure in words, NULL when none (kvvm_outcome_why); on
                                the heap, so a thousand healthy certificates cost no text */
   char *note;               /* what the status says beside the version, NULL when nothing:

@@ -38,6 +38,11 @@ const char *kvvm_paths_trust_file(void)
   return NULL;
 }
 
+const char *kvvm_paths_metrics_dir(void)
+{
+  return env_or("KVVM_METRICS_DIR", "/var/lib/prometheus/node-exporter");
+}
+
 enum kvvm_store_kind kvvm_paths_store_kind(void) { return KVVM_STORE_FILES; }
 
 bool kvvm_paths_update_uninstalls_first(void) { return false; }

@@ -14,6 +14,7 @@
 #include "kvvm/hooks.h"
 #include "kvvm/http.h"
 #include "kvvm/identity.h"
+#include "kvvm/metrics.h"
 #include "kvvm/mem.h"
 #include "kvvm/paths.h"
 #include "kvvm/plan.h"
@@ -62,6 +63,8 @@ static void run_pass(struct runner *r)
 {
   size_t n = r->cfg->n_certs;
   bool *due = kvvm_plan_due(&r->plan);
+  int64_t start = kvvm_clock_mono_ms();
+  struct kvvm_pass_facts facts;
   kvvm_sync_pass(r->store, r->cfg, due, r->plan.out);
   /* Durable before the terminal says installed; hooks after, so they see the files. */
   kvvm_store_commit(r->store);
@@ -69,6 +72,8 @@ static void run_pass(struct runner *r)
   if (kvvm_hooks_run_due(kvvm_store_installed(r->store), &hopts) == KVVM_E_HOOK)
     printf("a renewal hook failed: see the log lines above\n");
   kvvm_plan_done(&r->plan, due);
+  kvvm_metrics_pass(&facts, start, n, due, r->plan.out);
+  kvvm_metrics_write(r->cfg, r->plan.out, &facts);
   for (size_t i = 0; i < n; i++)
     if (due[i])
       print_outcome(&r->cfg->certs[i], &r->plan.out[i]);

@@ -18,6 +18,7 @@
 #include "kvvm/henv.h"
 #include "kvvm/http.h"
 #include "kvvm/log.h"
+#include "kvvm/metrics.h"
 #include "kvvm/mem.h"
 #include "kvvm/paths.h"
 #include "kvvm/proc.h"
@@ -47,6 +48,7 @@ struct daemon {
   bool passed;               /* a pass has run with cfg */
   bool stop;                 /* a stop came during a pass */
   char pass_hook_error[512]; /* the once-per-pass hooks' failure, from the last pass */
+  struct kvvm_pass_facts last_pass; /* for the metrics file */
 };
 
 /* Serve <root>/mrseq (written by enable); without one, the newest settings file. */
@@ -146,12 +148,14 @@ static void start_up(struct daemon *d)
 static void run_pass(struct daemon *d)
 {
   bool *due = kvvm_plan_due(&d->plan);
+  int64_t start = kvvm_clock_mono_ms();
   struct kvvm_worker_req req = {KVVM_JOB_PASS, d->henv->root, d->cfg_seq, d->cfg_fp,
                                 !d->passed, d->cfg->n_certs, due, d->plan.out};
   struct kvvm_worker_result w;
   ask_worker(d, &req, &w);
   size_t changed = take_answer(d, due, &w);
   free(w.data);
+  kvvm_metrics_pass(&d->last_pass, start, d->cfg->n_certs, due, d->plan.out);
   kvvm_plan_done(&d->plan, due);
   d->passed = true;
   KVVM_INFO("pass done: %zu certificate(s) changed", changed);
@@ -212,6 +216,9 @@ static void report(const struct daemon *d)
   kvvm_status_write(d->henv->status_dir, d->seq, &r.status);
   if (!d->why[0])
     kvvm_report_clear(&r);
+  /* From the same outcomes; settings refused keep the last good ones, and their series. */
+  if (d->cfg && d->passed)
+    kvvm_metrics_write(d->cfg, d->plan.out, &d->last_pass);
 }
 
 static int64_t next_due(const struct daemon *d)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kvvm/certmat.h"
+#include "kvvm/clock.h"
 #include "kvvm/identity.h"
 #include "kvvm/installed.h"
 #include "kvvm/kv.h"
@@ -95,6 +96,7 @@ static void recall(struct pass *p, size_t i)
   snprintf(o->version, sizeof(o->version), "%s", rec.version);
   snprintf(o->thumbprint, sizeof(o->thumbprint), "%s", rec.thumbprint ? rec.thumbprint : "");
   o->not_after = rec.not_after;
+  o->installed_at = rec.installed_at;
 }
 
 /* One token per cloud: a VM usually has one, a few vaults share it. */
@@ -180,8 +182,9 @@ static void install_one(struct pass *p, size_t i, const struct kvvm_secret *sec)
   snprintf(o->thumbprint, sizeof(o->thumbprint), "%s", f->thumbprint);
   o->not_after = f->not_after;
   struct kvvm_installed_cert rec;
-  kvvm_outcome_note(o, kvvm_installed_get(kvvm_store_installed(p->store), cc->url, cc->store_dir,
-                                          &rec) ? rec.note : NULL);
+  bool known = kvvm_installed_get(kvvm_store_installed(p->store), cc->url, cc->store_dir, &rec);
+  kvvm_outcome_note(o, known ? rec.note : NULL);
+  o->installed_at = known ? rec.installed_at : 0;
   if (res.changed)
     KVVM_INFO("%s: installed version %s (thumbprint %s) as %s", cc->url, sec->version,
               f->thumbprint, res.link);
@@ -208,8 +211,10 @@ static void on_fetched(void *user, size_t k, struct kvvm_kv_result *r)
     install_one(f->p, i, &r->secret);
   else
     fail(f->p, i, r->err, r->why);
-  if (f->p->out[i].err == KVVM_OK)
+  if (f->p->out[i].err == KVVM_OK) {
     kvvm_installed_set_error(inst, cc->url, cc->store_dir, NULL);
+    f->p->out[i].checked_at = kvvm_clock_now();
+  }
   kvvm_installed_park(inst);
   /* A vault that refuses the token (revoked, or expired early) gets a new one on the retry,
    * not the cached one again. */

@@ -13,7 +13,7 @@
 /* The format's version: a reader refuses another major version and ignores members it
  * does not know (a minor version only adds members). */
 #define KVVM_WORKER_MAJOR 1
-#define KVVM_WORKER_MINOR 1
+#define KVVM_WORKER_MINOR 2
 
 /* Neither message may be larger than this (1,000 certificates make about 250 KiB). */
 #define KVVM_WORKER_MSG_MAX (64u * 1024 * 1024)

@@ -77,6 +77,10 @@ static json_t *outcome_json(const struct kvvm_cert_outcome *o)
                         text_json(kvvm_outcome_why(o)));
   if (o->note)  /* 1.1 */
     json_object_set_new(j, "note", text_json(o->note));
+  if (o->installed_at)  /* 1.2 */
+    json_object_set_new(j, "installed_at", json_integer((json_int_t)o->installed_at));
+  if (o->checked_at)  /* 1.2 */
+    json_object_set_new(j, "checked_at", json_integer((json_int_t)o->checked_at));
   return j;
 }
 
@@ -185,6 +189,8 @@ static bool take_outcome(json_t *j, struct kvvm_cert_outcome *o)
   o->not_after = (time_t)not_after;
   kvvm_outcome_say(o, "%s", why);
   kvvm_outcome_note(o, json_string_value(json_object_get(j, "note")));
+  o->installed_at = (time_t)json_integer_value(json_object_get(j, "installed_at"));
+  o->checked_at = (time_t)json_integer_value(json_object_get(j, "checked_at"));
   return true;
 }
 

@@ -403,6 +403,8 @@ static struct kvvm_config *config_new(void)
   struct kvvm_config *cfg = kvvm_xcalloc(1, sizeof *cfg);
   cfg->polling_s = 3600;
   cfg->expiry_warning_days = 30;
+  cfg->metrics_if_exists = kvvm_paths_metrics_dir() != NULL;
+  cfg->metrics_dir = cfg->metrics_if_exists ? kvvm_xstrdup(kvvm_paths_metrics_dir()) : NULL;
   cfg->warnings = kvvm_xcalloc(1, sizeof *cfg->warnings);
   return cfg;
 }
@@ -507,6 +509,7 @@ void kvvm_config_free(struct kvvm_config *cfg)
   free(cfg->certs);
   free(cfg->msi_endpoint);
   free(cfg->msi_client_id);
+  free(cfg->metrics_dir);
   free(cfg->protected_thumbprint);
   kvvm_strv_free(cfg->warnings);
   free(cfg);
@@ -571,6 +574,9 @@ char *kvvm_config_to_json(const struct kvvm_config *cfg)
   json_object_set_new(o, "schema", json_string(cfg->schema == KVVM_SCHEMA_V1 ? "v1" : "v3"));
   json_object_set_new(o, "pollingIntervalInS", json_integer(cfg->polling_s));
   json_object_set_new(o, "expiryWarningInDays", json_integer(cfg->expiry_warning_days));
+  json_object_set_new(o, "metricsTextfileDir", cfg->metrics_dir ? json_string(cfg->metrics_dir)
+                                                                 : json_false());
+  json_object_set_new(o, "metricsTextfileDirIfExists", json_boolean(cfg->metrics_if_exists));
   json_object_set_new(o, "requireInitialSync", json_boolean(cfg->require_initial_sync));
   json_object_set_new(o, "linkOnRenewal", json_boolean(cfg->link_on_renewal));
   json_object_set_new(o, "aclEnabled", json_boolean(cfg->acl_enabled));

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "kvvm/fileio.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
 #include "settings/settings_int.h"
@@ -16,6 +17,7 @@
 #define SMS "secretsManagementSettings"
 #define POLL_PATH SMS ".pollingIntervalInS"
 #define EXPIRY_PATH SMS ".expiryWarningInDays"
+#define METRICS_PATH SMS ".metricsTextfileDir"
 #define OBS_PATH SMS ".observedCertificates"
 #define POLL_MIN 60
 #define POLL_MAX 31536000 /* a year: beyond that a certificate expires between two polls */
@@ -24,7 +26,7 @@
 static const char *const public_keys[] = {SMS, "authenticationSettings", "loggingSettings", NULL};
 static const char *const sms_keys[] = {
     "pollingIntervalInS", "linkOnRenewal", "requireInitialSync", "aclEnabled",
-    "expiryWarningInDays",
+    "expiryWarningInDays", "metricsTextfileDir",
     "certificateStoreName", "certificateStoreLocation", "observedCertificates",
     "authenticationSettings", NULL};
 static const char *const auth_keys[] = {"msiEndpoint", "msiClientId", NULL};
@@ -152,6 +154,37 @@ static enum kvvm_err expiry_days(struct sctx *c, const json_t *v)
     return settings_fail(c, EXPIRY_PATH, "%lld is outside 0-365 days (0 turns the warning "
                          "off)", d);
   c->cfg->expiry_warning_days = (unsigned)d;
+  return KVVM_OK;
+}
+
+/* kvvm's own key: where kvvm.prom goes. Absent or true: the system's default folder, used
+ * only while it exists; false or "": no file; else an absolute folder, created if missing. */
+static enum kvvm_err metrics_dir(struct sctx *c, const json_t *v)
+{
+  char q[SETTINGS_QUOTE_MAX];
+  struct kvvm_config *cfg = c->cfg;
+  const char *s = json_string_value(v);
+  if (!v || json_is_true(v)) {
+    if (!cfg->metrics_dir && v)
+      return settings_fail(c, METRICS_PATH, "is true, but this system has no default folder "
+                           "for node_exporter; name a folder, e.g. C:\\Program Files\\"
+                           "windows_exporter\\textfile_inputs");
+    return KVVM_OK;
+  }
+  free(cfg->metrics_dir);
+  cfg->metrics_dir = NULL;
+  cfg->metrics_if_exists = false;
+  if (json_is_false(v) || (s && !*s))
+    return KVVM_OK;
+  if (!s)
+    return settings_fail(c, METRICS_PATH, "got %s, expected the absolute path of a folder, or "
+                         "false for no metrics file", settings_type(v));
+  settings_quote(s, q, sizeof q);
+  if (!kvvm_path_is_absolute(s) || strpbrk(s, "\n\r"))
+    return settings_fail(c, METRICS_PATH, "%s is not an absolute folder path; expected one "
+                         "such as \"/var/lib/prometheus/node-exporter\", or false for no "
+                         "metrics file", q);
+  cfg->metrics_dir = kvvm_xstrdup(s);
   return KVVM_OK;
 }
 
@@ -353,6 +386,8 @@ enum kvvm_err settings_public(struct sctx *c, json_t *pub)
     rc = polling(c, settings_get(sms, "pollingIntervalInS"));
   if (rc == KVVM_OK)
     rc = expiry_days(c, settings_get(sms, "expiryWarningInDays"));
+  if (rc == KVVM_OK)
+    rc = metrics_dir(c, settings_get(sms, "metricsTextfileDir"));
   if (rc == KVVM_OK)
     rc = flags(c, sms);
   if (rc == KVVM_OK)

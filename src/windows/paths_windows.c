@@ -85,6 +85,10 @@ const char *kvvm_paths_store_root(void) { return "LocalMachine"; }
  * (store_chain_windows.c) reads: there is no bundle file. */
 const char *kvvm_paths_trust_file(void) { return NULL; }
 
+/* No default: node_exporter is not packaged for Windows, and windows_exporter's textfile
+ * folder is named in the settings when it is wanted (README, Metrics). */
+const char *kvvm_paths_metrics_dir(void) { return NULL; }
+
 enum kvvm_store_kind kvvm_paths_store_kind(void) { return KVVM_STORE_WINDOWS; }
 
 bool kvvm_paths_update_uninstalls_first(void) { return true; }

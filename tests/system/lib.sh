@@ -3,6 +3,9 @@
 
 passed=0
 failed=0
+# The default metrics folder (metricsTextfileDir absent) is the test's own, and absent: no
+# test writes the system's node_exporter folder.
+export KVVM_METRICS_DIR="$tmp/no-node-exporter"
 ok() { passed=$((passed + 1)); echo "ok: $1"; }
 bad() { failed=$((failed + 1)); echo "FAIL: $1"; }
 check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }

@@ -1178,6 +1178,13 @@ static void test_bad_authentication(void)
 
 /* ---- canonical JSON ---- */
 
+#ifdef _WIN32
+#define METRICS_JSON "\"metricsTextfileDir\":false,\"metricsTextfileDirIfExists\":false,"
+#else
+#define METRICS_JSON "\"metricsTextfileDir\":\"/var/lib/prometheus/node-exporter\"," \
+                     "\"metricsTextfileDirIfExists\":true,"
+#endif
+
 static void test_to_json_canonical(void)
 {
   struct res r;
@@ -1190,8 +1197,8 @@ static void test_to_json_canonical(void)
               "\"resource\":\"https://vault.azure.net\",\"secretName\":\"c1\",\"storeDir\":\""
               ROOT "\",\"storeName\":null,\"url\":\"" URL1 "\",\"vaultHost\":"
               "\"myvault.vault.azure.net\",\"vaultName\":\"myvault\",\"version\":null}],"
-              "\"expiryWarningInDays\":30,\"hasProtectedSettings\":false,\"linkOnRenewal\":false,\"msiClientId\":null,"
-              "\"msiClientIdKind\":\"none\",\"msiEndpoint\":null,\"pollingIntervalInS\":120,"
+              "\"expiryWarningInDays\":30,\"hasProtectedSettings\":false,\"linkOnRenewal\":false," METRICS_JSON
+              "\"msiClientId\":null,\"msiClientIdKind\":\"none\",\"msiEndpoint\":null,\"pollingIntervalInS\":120,"
               "\"protectedSettingsCertThumbprint\":null,\"requireInitialSync\":false,"
               "\"schema\":\"v1\"}");
   free(j);

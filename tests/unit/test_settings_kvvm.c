@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include "kt.h"
+#include "kvvm/fileio.h"
 #include "kvvm/log.h"
+#include "kvvm/paths.h"
 #include "kvvm/settings.h"
 
 static enum kvvm_err parse(const char *sms_extra, struct kvvm_config **cfg, char *why, size_t n)
@@ -38,6 +40,40 @@ static void expiry_warning_days(void)
   KT_CHECK(parse("\"expiryWarningInDays\":\"soon\",", &cfg, why, sizeof(why)) == KVVM_E_SETTINGS);
   KT_CONTAINS(why, "expected a whole number of days from 0 to 365");
   KT_CHECK(cfg == NULL);
+}
+
+/* metricsTextfileDir: the system's default while it exists, a named absolute folder, or
+ * off; a relative path or another type is refused naming the key. */
+static void metrics_textfile_dir(void)
+{
+  struct kvvm_config *cfg = NULL;
+  char why[512] = "", extra[300];
+  const char *dflt = kvvm_paths_metrics_dir();
+  const char *abs = kvvm_path_is_absolute("/m") ? "/srv/prom" : "C:\\\\prom";
+  KT_CHECK(parse("", &cfg, why, sizeof(why)) == KVVM_OK);
+  KT_CHECK(dflt ? cfg->metrics_if_exists && strcmp(cfg->metrics_dir, dflt) == 0
+                : !cfg->metrics_dir && !cfg->metrics_if_exists);
+  kvvm_config_free(cfg);
+  snprintf(extra, sizeof extra, "\"metricsTextfileDir\":\"%s\",", abs);
+  KT_CHECK(parse(extra, &cfg, why, sizeof(why)) == KVVM_OK && !cfg->metrics_if_exists);
+  KT_CHECK(cfg && cfg->metrics_dir && strchr(cfg->metrics_dir, 'p'));
+  kvvm_config_free(cfg);
+  KT_CHECK(parse("\"metricsTextfileDir\":false,", &cfg, why, sizeof(why)) == KVVM_OK &&
+           !cfg->metrics_dir);
+  kvvm_config_free(cfg);
+  KT_CHECK(parse("\"metricsTextfileDir\":\"\",", &cfg, why, sizeof(why)) == KVVM_OK &&
+           !cfg->metrics_dir);
+  kvvm_config_free(cfg);
+  cfg = NULL;
+  KT_CHECK(parse("\"metricsTextfileDir\":\"prom\",", &cfg, why, sizeof(why)) ==
+           KVVM_E_SETTINGS && cfg == NULL);
+  KT_CONTAINS(why, "secretsManagementSettings.metricsTextfileDir: \"prom\" is not an "
+                   "absolute folder path");
+  KT_CHECK(parse("\"metricsTextfileDir\":9100,", &cfg, why, sizeof(why)) == KVVM_E_SETTINGS);
+  KT_CONTAINS(why, "metricsTextfileDir: got a number, expected the absolute path of a folder");
+  KT_CHECK(parse("\"metricsTextfileDir\":true,", &cfg, why, sizeof(why)) ==
+           (dflt ? KVVM_OK : KVVM_E_SETTINGS));
+  kvvm_config_free(cfg);
 }
 
 /* Two bad certificates: both reported, one per line, counted. */
@@ -125,7 +161,7 @@ static void quiet_reads_the_same(void)
 
 int main(void)
 {
-  static const struct kt_case cases[] = {KT_CASE(expiry_warning_days), KT_CASE(every_problem),
+  static const struct kt_case cases[] = {KT_CASE(expiry_warning_days), KT_CASE(metrics_textfile_dir), KT_CASE(every_problem),
                                          KT_CASE(problems_beyond_the_buffer),
                                          KT_CASE(quiet_reads_the_same)};
   return KT_RUN("settings_kvvm", cases);

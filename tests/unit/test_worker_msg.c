@@ -24,6 +24,8 @@ static void fill(struct kvvm_cert_outcome *out, size_t n)
     snprintf(o->version, sizeof o->version, "%032zx", i * 7919);
     snprintf(o->thumbprint, sizeof o->thumbprint, "%040zX", i);
     o->not_after = (time_t)(1700000000 + i);
+    o->installed_at = i % 2 ? (time_t)(1600000000 + i) : 0;   /* 1.2: absent when 0 */
+    o->checked_at = i % 3 ? (time_t)(1650000000 + i) : 0;
     if (i % 4)
       kvvm_outcome_say(o, "403 from the vault for certificate %zu: \"no get\"\n", i);
     if (i % 3 == 1)
@@ -36,7 +38,8 @@ static bool same(const struct kvvm_cert_outcome *a, const struct kvvm_cert_outco
   return a->state == b->state && a->err == b->err && a->changed == b->changed &&
          a->in_place == b->in_place && a->hook_again == b->hook_again &&
          strcmp(a->version, b->version) == 0 && strcmp(a->thumbprint, b->thumbprint) == 0 &&
-         a->not_after == b->not_after && strcmp(kvvm_outcome_why(a), kvvm_outcome_why(b)) == 0 &&
+         a->not_after == b->not_after && a->installed_at == b->installed_at &&
+         a->checked_at == b->checked_at && strcmp(kvvm_outcome_why(a), kvvm_outcome_why(b)) == 0 &&
          (a->note == NULL) == (b->note == NULL) && (!a->note || strcmp(a->note, b->note) == 0);
 }
 
@@ -58,7 +61,7 @@ static void request_round_trip(void)
   struct kvvm_worker_req r = {KVVM_JOB_PASS, root, 7, fp, true, 5, due, out}, back;
   size_t len;
   char *text = kvvm_worker_req_encode(&r, &len);
-  KT_CONTAINS(text, "\"kvvm_worker\":\"1.1\"");
+  KT_CONTAINS(text, "\"kvvm_worker\":\"1.2\"");
   KT_CHECK(kvvm_worker_req_decode(text, len, &back) == KVVM_OK);
   KT_CHECK(back.job == KVVM_JOB_PASS && back.seq == 7 && back.reconcile && back.n == 5);
   KT_STREQ(back.root, "/pkg/é");
