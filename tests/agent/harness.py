@@ -467,6 +467,9 @@ class AgentHarness(object):
             "KVVM_STATE_DIR": self.state_dir,
             "KVVM_SERVICE_MODE": "detached",
             "KVVM_STORE_ROOT": self.store_root,
+            # kvvmd writes kvvm.prom where node_exporter reads it when that folder exists:
+            # never into this machine's own.
+            "KVVM_METRICS_DIR": os.path.join(self.root, "no-metrics"),
             MARKER_ENV: self.root,
         }
         for k in list(os.environ):
