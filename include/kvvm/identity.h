@@ -4,8 +4,9 @@
  *   IDENTITY_ENDPOINT from the environment: the Azure Arc agent (api-version 2020-06-01,
  *     system-assigned identity only);
  *   IMDS at http://169.254.169.254/metadata/identity/oauth2/token.
- * Requests carry `Metadata: true` and the resource of the vault's cloud; msiClientId goes out
- * as client_id (a GUID) or msi_res_id (an ARM resource id). A loopback endpoint that answers
+ * Requests carry `Metadata: true` and the resource of the vault's cloud; msiClientId (or a
+ * certificate's authenticationOverride.msiClientId) goes out as client_id (a GUID) or
+ * msi_res_id (an ARM resource id). A loopback endpoint that answers
  * 401 with `WWW-Authenticate: Basic realm=<path>` (Arc) gets the content of that file, after
  * the checks of identity_arc_linux.c. 404, 410 (for at least 70 s), 429, 5xx and network
  * failures are retried with exponential backoff; other answers fail with the service's
