@@ -4,8 +4,9 @@
  *   IDENTITY_ENDPOINT from the environment: the Azure Arc agent (api-version 2020-06-01,
  *     system-assigned identity only);
  *   IMDS at http://169.254.169.254/metadata/identity/oauth2/token.
- * Requests carry `Metadata: true` and the resource of the vault's cloud; msiClientId goes out
- * as client_id (a GUID) or msi_res_id (an ARM resource id). A loopback endpoint that answers
+ * Requests carry `Metadata: true` and the resource of the vault's cloud; msiClientId (or a
+ * certificate's authenticationOverride.msiClientId) goes out as client_id (a GUID) or
+ * msi_res_id (an ARM resource id). A loopback endpoint that answers
  * 401 with `WWW-Authenticate: Basic realm=<path>` (Arc) gets the content of that file, after
  * the checks of identity_arc_linux.c. 404, 410 (for at least 70 s), 429, 5xx and network
  * failures are retried with exponential backoff; other answers fail with the service's
@@ -25,16 +26,23 @@
 #define KVVM_ARC_KEY_MAX 4096
 
 /* A bearer token for resource (e.g. https://vault.azure.net), from the cache or the source
- * above. *token is a copy: the caller wipes it (kvvm_free_secret(t, strlen(t))).
+ * above, for the identity certificate cert uses: its authenticationOverride, else (and with
+ * cert NULL) authenticationSettings' msiClientId. *token is a copy: the caller wipes it
+ * (kvvm_free_secret(t, strlen(t))).
  * Errors: KVVM_E_NET (the source stayed unavailable through the retries), KVVM_E_AUTH (it
  * refused: no such identity, bad request, Arc key checks failed), KVVM_E_SETTINGS
- * (IDENTITY_ENDPOINT unusable, or a client id given for Arc). The reason is logged once and
+ * (IDENTITY_ENDPOINT unusable, or a client id given for Arc: the words name the key that gave
+ * it, so an override is that certificate's error only). The reason is logged once and
  * written into why. */
-KVVM_API enum kvvm_err kvvm_identity_token(const struct kvvm_config *cfg, const char *resource,
-                                           char **token, char *why, size_t whylen);
-/* Words naming the identity cfg selects, for messages: "the system-assigned identity",
- * "the user-assigned identity with client id <guid>", ... */
-KVVM_API void kvvm_identity_describe(const struct kvvm_config *cfg, char *buf, size_t n);
+KVVM_API enum kvvm_err kvvm_identity_token(const struct kvvm_config *cfg,
+                                           const struct kvvm_cert_cfg *cert,
+                                           const char *resource, char **token, char *why,
+                                           size_t whylen);
+/* Words naming the identity the same choice selects, for messages: "the system-assigned
+ * identity", "the user-assigned identity with client id <guid>", ... Distinct identities
+ * get distinct words. */
+KVVM_API void kvvm_identity_describe(const struct kvvm_config *cfg,
+                                     const struct kvvm_cert_cfg *cert, char *buf, size_t n);
 /* Wipe and drop every cached token (settings changed, orderly exit, tests). */
 KVVM_API void kvvm_identity_forget(void);
 

@@ -40,6 +40,12 @@ struct kvvm_cert_cfg {
   size_t n_acls;
   bool key_exportable;
   bool link_on_renewal;  /* the top-level linkOnRenewal, copied for the store */
+  /* authenticationOverride: this certificate's own identity instead of authenticationSettings'.
+   * id_key is the key path of its msiClientId (for messages), NULL without an override;
+   * with one, msi_client_id NULL means the system-assigned identity. */
+  char *id_key;
+  char *msi_client_id;
+  enum kvvm_client_id_kind client_id_kind;
 };
 
 struct kvvm_config {

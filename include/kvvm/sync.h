@@ -1,4 +1,5 @@
-/* One sync pass: for the certificates that are due, a token per cloud (identity), the secrets
+/* One sync pass: for the certificates that are due, a token per identity and cloud
+ * (identity; a certificate's authenticationOverride is its own identity), the secrets
  * (kv, many in flight), the bundles (certmat), the install (store), and one outcome per
  * certificate in words. It knows nothing of status files or schedules: kvvmd turns the
  * outcomes into both. */

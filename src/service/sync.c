@@ -16,16 +16,22 @@
 #include "kvvm/store.h"
 #include "kvvm/sync.h"
 
+/* One identity in one cloud: the certificates that share it share one token. */
+struct slot {
+  char identity[320];       /* kvvm_identity_describe's words: distinct per identity */
+  const char *resource;
+  size_t first;             /* a certificate using it (the identity is read from its cfg) */
+  char *token;              /* NULL when it could not be had */
+};
+
 struct pass {
   struct kvvm_store *store;
   const struct kvvm_config *cfg;
   const bool *due;
   struct kvvm_cert_outcome *out;
-  char **tokens;            /* per certificate: borrowed from the per-resource list below */
-  char **res_tokens;        /* one token per distinct resource (NULL when it failed) */
-  const char **resources;
-  size_t n_res;
-  char identity[256];
+  struct slot *slots;
+  size_t n_slots;
+  size_t *slot_of;          /* per due certificate: its slot */
 };
 
 static bool is_due(const struct pass *p, size_t i) { return !p->due || p->due[i]; }
@@ -99,33 +105,41 @@ static void recall(struct pass *p, size_t i)
   o->installed_at = rec.installed_at;
 }
 
-/* One token per cloud: a VM usually has one, a few vaults share it. */
+/* The slot of certificate i, added when it is the first of its identity and cloud. */
+static size_t slot_for(struct pass *p, size_t i)
+{
+  const struct kvvm_cert_cfg *cc = &p->cfg->certs[i];
+  struct slot s = {.resource = cc->resource, .first = i};
+  kvvm_identity_describe(p->cfg, cc, s.identity, sizeof(s.identity));
+  for (size_t k = 0; k < p->n_slots; k++)
+    if (strcmp(p->slots[k].identity, s.identity) == 0 &&
+        strcmp(p->slots[k].resource, s.resource) == 0)
+      return k;
+  p->slots[p->n_slots] = s;
+  return p->n_slots++;
+}
+
+/* One token per identity and cloud, however many certificates use it: a VM usually has one
+ * of each, and a few certificates with their own identity (authenticationOverride). A
+ * refusal is the error of the certificates of that slot only. */
 static void get_tokens(struct pass *p)
 {
   size_t n = p->cfg->n_certs;
-  p->tokens = kvvm_xcalloc(n, sizeof(*p->tokens));
-  p->res_tokens = kvvm_xcalloc(n, sizeof(*p->res_tokens));
-  p->resources = kvvm_xcalloc(n, sizeof(*p->resources));
-  kvvm_identity_describe(p->cfg, p->identity, sizeof(p->identity));
-  for (size_t i = 0; i < n; i++) {
-    if (!is_due(p, i))
-      continue;
-    const char *res = p->cfg->certs[i].resource;
-    size_t r = 0;
-    while (r < p->n_res && strcmp(p->resources[r], res) != 0)
-      r++;
-    if (r == p->n_res) {
-      char why[512] = "";
-      p->resources[p->n_res++] = res;
-      enum kvvm_err e = kvvm_identity_token(p->cfg, res, &p->res_tokens[r], why, sizeof(why));
-      if (e != KVVM_OK)
-        for (size_t j = i; j < n; j++)
-          if (is_due(p, j) && strcmp(p->cfg->certs[j].resource, res) == 0) {
-            recall(p, j);
-            fail(p, j, e, why);
-          }
-    }
-    p->tokens[i] = p->res_tokens[r];
+  p->slots = kvvm_xcalloc(n, sizeof(*p->slots));
+  p->slot_of = kvvm_xcalloc(n, sizeof(*p->slot_of));
+  for (size_t i = 0; i < n; i++)
+    if (is_due(p, i))
+      p->slot_of[i] = slot_for(p, i);
+  for (size_t k = 0; k < p->n_slots; k++) {
+    struct slot *s = &p->slots[k];
+    char why[512] = "";
+    enum kvvm_err e = kvvm_identity_token(p->cfg, &p->cfg->certs[s->first], s->resource,
+                                          &s->token, why, sizeof(why));
+    for (size_t j = 0; e != KVVM_OK && j < n; j++)
+      if (is_due(p, j) && p->slot_of[j] == k) {
+        recall(p, j);
+        fail(p, j, e, why);
+      }
   }
 }
 
@@ -229,9 +243,9 @@ static void on_fetched(void *user, size_t k, struct kvvm_kv_result *r)
 static enum kvvm_err renew_token(void *user, size_t k, char **token, char *why, size_t whylen)
 {
   struct fetched *f = user;
+  const struct kvvm_cert_cfg *cc = &f->p->cfg->certs[f->idx[k]];
   kvvm_identity_forget();
-  return kvvm_identity_token(f->p->cfg, f->p->cfg->certs[f->idx[k]].resource, token, why,
-                             whylen);
+  return kvvm_identity_token(f->p->cfg, cc, cc->resource, token, why, whylen);
 }
 
 static void fetch_and_install(struct pass *p)
@@ -240,9 +254,10 @@ static void fetch_and_install(struct pass *p)
   struct kvvm_kv_request *reqs = kvvm_xcalloc(n, sizeof(*reqs));
   size_t *idx = kvvm_xcalloc(n, sizeof(*idx));
   for (size_t i = 0; i < n; i++) {
-    if (!is_due(p, i) || !p->tokens[i])
+    if (!is_due(p, i) || !p->slots[p->slot_of[i]].token)
       continue;
-    reqs[m] = (struct kvvm_kv_request){p->cfg->certs[i].url, p->tokens[i], p->identity, 0};
+    const struct slot *s = &p->slots[p->slot_of[i]];
+    reqs[m] = (struct kvvm_kv_request){p->cfg->certs[i].url, s->token, s->identity, 0};
     idx[m++] = i;
   }
   struct fetched f = {p, idx};
@@ -261,11 +276,10 @@ size_t kvvm_sync_pass(struct kvvm_store *store, const struct kvvm_config *cfg, c
   size_t changed = 0;
   for (size_t i = 0; i < cfg->n_certs; i++)
     changed += is_due(&p, i) && out[i].changed;
-  for (size_t r = 0; r < p.n_res; r++)
-    if (p.res_tokens[r])
-      kvvm_free_secret(p.res_tokens[r], strlen(p.res_tokens[r]));
-  free(p.res_tokens);
-  free(p.resources);
-  free(p.tokens);
+  for (size_t k = 0; k < p.n_slots; k++)
+    if (p.slots[k].token)
+      kvvm_free_secret(p.slots[k].token, strlen(p.slots[k].token));
+  free(p.slots);
+  free(p.slot_of);
   return changed;
 }

@@ -492,6 +492,8 @@ static void cert_free(struct kvvm_cert_cfg *cert)
   free(cert->store_name);
   free(cert->store_dir);
   free(cert->link_name);
+  free(cert->id_key);
+  free(cert->msi_client_id);
   kvvm_strv_free(cert->accounts);
   for (size_t i = 0; i < cert->n_acls; i++) {
     free(cert->acls[i].user);
@@ -536,6 +538,13 @@ static json_t *acls_json(const struct kvvm_cert_cfg *cert)
   return a;
 }
 
+static const char *id_kind_word(enum kvvm_client_id_kind k)
+{
+  if (k == KVVM_ID_CLIENT_ID)
+    return "clientId";
+  return k == KVVM_ID_RESOURCE_ID ? "resourceId" : "none";
+}
+
 static json_t *cert_json(const struct kvvm_cert_cfg *cert)
 {
   json_t *o = json_object(), *acc = json_array();
@@ -554,14 +563,13 @@ static json_t *cert_json(const struct kvvm_cert_cfg *cert)
   json_object_set_new(o, "accounts", acc);
   json_object_set_new(o, "acls", acls_json(cert));
   json_object_set_new(o, "keyExportable", json_boolean(cert->key_exportable));
+  /* Only when given: settings written before the key existed keep their canonical form, so
+   * an upgrade does not read them as changed. */
+  if (cert->id_key)
+    json_object_set_new(o, "authenticationOverride", json_pack(
+        "{s:o,s:s}", "msiClientId", jstr(cert->msi_client_id), "msiClientIdKind",
+        id_kind_word(cert->client_id_kind)));
   return o;
-}
-
-static const char *id_kind_word(enum kvvm_client_id_kind k)
-{
-  if (k == KVVM_ID_CLIENT_ID)
-    return "clientId";
-  return k == KVVM_ID_RESOURCE_ID ? "resourceId" : "none";
 }
 
 char *kvvm_config_to_json(const struct kvvm_config *cfg)

@@ -15,7 +15,7 @@
 
 static const char *const cert_keys[] = {"url", "certificateStoreName", "certificateStoreLocation",
                                         "accounts", "keyExportable", "customSymbolicLinkName",
-                                        "acls", NULL};
+                                        "acls", "authenticationOverride", NULL};
 static const char *const acl_keys[] = {"user", "group", NULL};
 
 static bool has_control(const char *s)
@@ -371,7 +371,7 @@ static enum kvvm_err linux_extras(struct sctx *c, const char *path, const json_t
   return rc;
 }
 
-static enum kvvm_err cert_extras(struct sctx *c, const char *path, const json_t *obj,
+static enum kvvm_err cert_extras(struct sctx *c, const char *path, json_t *obj,
                                  struct kvvm_cert_cfg *cert)
 {
   char p[SETTINGS_PATH_MAX];
@@ -388,6 +388,8 @@ static enum kvvm_err cert_extras(struct sctx *c, const char *path, const json_t 
                        settings_get(obj, "keyExportable"), &cert->key_exportable);
   if (rc == KVVM_OK)
     rc = linux_extras(c, path, obj, cert);
+  if (rc == KVVM_OK)   /* Windows too: IMDS is the same there */
+    rc = settings_auth_override(c, path, obj, cert);
   return rc;
 }
 

@@ -81,7 +81,10 @@ enum kvvm_err settings_cert_string(struct sctx *c, const char *path, const json_
 enum kvvm_err settings_cert_object(struct sctx *c, const char *path, json_t *obj,
                                    struct kvvm_cert_cfg *cert);
 
-/* settings_public.c: publicSettings into the config. */
+/* settings_public.c: publicSettings into the config, and a certificate's
+ * authenticationOverride (read as authenticationSettings.msiClientId is). */
 enum kvvm_err settings_public(struct sctx *c, json_t *pub);
+enum kvvm_err settings_auth_override(struct sctx *c, const char *path, json_t *obj,
+                                     struct kvvm_cert_cfg *cert);
 
 #endif

@@ -30,6 +30,7 @@ static const char *const sms_keys[] = {
     "certificateStoreName", "certificateStoreLocation", "observedCertificates",
     "authenticationSettings", NULL};
 static const char *const auth_keys[] = {"msiEndpoint", "msiClientId", NULL};
+static const char *const override_keys[] = {"msiClientId", "msiEndpoint", NULL};
 
 /* kind NULL: the endpoint; otherwise the client id. */
 static enum kvvm_err auth_key(struct sctx *c, const char *base, const json_t *auth,
@@ -59,6 +60,34 @@ static enum kvvm_err auth_object(struct sctx *c, const char *path, json_t *auth)
   rc = auth_key(c, path, auth, "msiEndpoint", &cfg->msi_endpoint, NULL);
   if (rc == KVVM_OK)
     rc = auth_key(c, path, auth, "msiClientId", &cfg->msi_client_id, &cfg->client_id_kind);
+  return rc;
+}
+
+/* Microsoft documents only msiClientId inside an override (Linux v4). One endpoint serves
+ * every identity of the VM, so an endpoint given here is a misreading, not a need. */
+enum kvvm_err settings_auth_override(struct sctx *c, const char *path, json_t *obj,
+                                     struct kvvm_cert_cfg *cert)
+{
+  char p[SETTINGS_PATH_MAX], k[SETTINGS_PATH_MAX];
+  json_t *ov = settings_get(obj, "authenticationOverride");
+  if (!ov)
+    return KVVM_OK;
+  settings_key(p, path, "authenticationOverride");
+  enum kvvm_err rc = settings_want(c, p, ov, JSON_OBJECT, "an object with msiClientId");
+  if (rc != KVVM_OK)
+    return rc;
+  settings_warn_unknown(c, p, ov, override_keys);
+  if (settings_get(ov, "msiEndpoint"))
+    settings_warn(c, settings_key(k, p, "msiEndpoint"), "is not read: every certificate asks "
+                  "the identity endpoint of authenticationSettings; ignored");
+  if (!settings_get(ov, "msiClientId")) {
+    settings_warn(c, p, "names no msiClientId; ignored (the certificate uses the identity of "
+                  "authenticationSettings)");
+    return KVVM_OK;
+  }
+  rc = auth_key(c, p, ov, "msiClientId", &cert->msi_client_id, &cert->client_id_kind);
+  if (rc == KVVM_OK)
+    cert->id_key = kvvm_xstrdup(settings_key(k, p, "msiClientId"));
   return rc;
 }
 

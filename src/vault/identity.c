@@ -51,6 +51,21 @@ struct cached {
 
 static struct cached *cache;
 
+/* The identity a request asks for, and the settings key that chose it (for advice). */
+struct ident {
+  const char *client_id;    /* NULL: the system-assigned identity */
+  enum kvvm_client_id_kind kind;
+  const char *key;
+};
+
+static struct ident ident_of(const struct kvvm_config *cfg, const struct kvvm_cert_cfg *cert)
+{
+  if (cert && cert->id_key)
+    return (struct ident){cert->msi_client_id, cert->client_id_kind, cert->id_key};
+  return (struct ident){cfg->msi_client_id, cfg->client_id_kind,
+                        "authenticationSettings.msiClientId"};
+}
+
 enum verdict { V_DONE, V_RETRY, V_FAIL };
 
 static bool is_loopback_host(const char *url)
@@ -61,17 +76,17 @@ static bool is_loopback_host(const char *url)
          (n >= 7 && strncmp(h, "127.", 4) == 0 && strspn(h, "0123456789.") == n);
 }
 
-static enum kvvm_err arc_source(const struct kvvm_config *cfg, const char *env,
-                                struct source *src, char *why, size_t whylen)
+static enum kvvm_err arc_source(const struct ident *id, const char *env, struct source *src,
+                                char *why, size_t whylen)
 {
   if (strncasecmp(env, "http://", 7) != 0 || !is_loopback_host(env)) {
     snprintf(why, whylen, "IDENTITY_ENDPOINT %.200s is not an http:// endpoint on this "
              "machine; the Azure Arc agent listens on http://localhost:40342", env);
     return KVVM_E_SETTINGS;
   }
-  if (cfg->msi_client_id) {
+  if (id->client_id) {
     snprintf(why, whylen, "Azure Arc offers only the machine's system-assigned identity; "
-             "remove authenticationSettings.msiClientId");
+             "remove %s", id->key);
     return KVVM_E_SETTINGS;
   }
   src->endpoint = kvvm_xasprintf("%.*s", (int)strcspn(env, "?#"), env);
@@ -82,12 +97,12 @@ static enum kvvm_err arc_source(const struct kvvm_config *cfg, const char *env,
   return KVVM_OK;
 }
 
-static enum kvvm_err pick_source(const struct kvvm_config *cfg, struct source *src, char *why,
-                                 size_t whylen)
+static enum kvvm_err pick_source(const struct kvvm_config *cfg, const struct ident *id,
+                                 struct source *src, char *why, size_t whylen)
 {
   const char *env = getenv("IDENTITY_ENDPOINT");
   if (!cfg->msi_endpoint && env && *env)
-    return arc_source(cfg, env, src, why, whylen);
+    return arc_source(id, env, src, why, whylen);
   /* settings accepted msiEndpoint only as IMDS or loopback, in the .../oauth2/token form. */
   src->endpoint = kvvm_xstrdup(cfg->msi_endpoint ? cfg->msi_endpoint : IMDS_URL);
   src->api_version = IMDS_API;
@@ -116,13 +131,12 @@ static char *url_encode(const char *s)
   return out;
 }
 
-static char *token_url(const struct source *src, const struct kvvm_config *cfg,
-                       const char *resource)
+static char *token_url(const struct source *src, const struct ident *who, const char *resource)
 {
   char *res = url_encode(resource), *id = NULL;
-  const char *param = cfg->client_id_kind == KVVM_ID_RESOURCE_ID ? "&msi_res_id=" : "&client_id=";
-  if (cfg->msi_client_id)
-    id = url_encode(cfg->msi_client_id);
+  const char *param = who->kind == KVVM_ID_RESOURCE_ID ? "&msi_res_id=" : "&client_id=";
+  if (who->client_id)
+    id = url_encode(who->client_id);
   char *url = kvvm_xasprintf("%s?api-version=%s&resource=%s%s%s", src->endpoint,
                              src->api_version, res, id ? param : "", id ? id : "");
   free(res);
@@ -130,14 +144,16 @@ static char *token_url(const struct source *src, const struct kvvm_config *cfg,
   return url;
 }
 
-void kvvm_identity_describe(const struct kvvm_config *cfg, char *buf, size_t n)
+void kvvm_identity_describe(const struct kvvm_config *cfg, const struct kvvm_cert_cfg *cert,
+                            char *buf, size_t n)
 {
-  if (!cfg->msi_client_id)
+  struct ident id = ident_of(cfg, cert);
+  if (!id.client_id)
     snprintf(buf, n, "the system-assigned identity");
-  else if (cfg->client_id_kind == KVVM_ID_RESOURCE_ID)
-    snprintf(buf, n, "the user-assigned identity %s", cfg->msi_client_id);
+  else if (id.kind == KVVM_ID_RESOURCE_ID)
+    snprintf(buf, n, "the user-assigned identity %s", id.client_id);
   else
-    snprintf(buf, n, "the user-assigned identity with client id %s", cfg->msi_client_id);
+    snprintf(buf, n, "the user-assigned identity with client id %s", id.client_id);
 }
 
 /* A service's words, safe to quote: printable ASCII, cut short. */
@@ -256,11 +272,11 @@ out:
 }
 
 /* One request; a loopback endpoint's `Basic realm=` challenge is answered within it. */
-static enum kvvm_err request(const struct source *src, const struct kvvm_config *cfg,
+static enum kvvm_err request(const struct source *src, const struct ident *id,
                              const char *resource, struct kvvm_http_resp *r, char *why,
                              size_t whylen)
 {
-  char *url = token_url(src, cfg, resource), *realm = NULL;
+  char *url = token_url(src, id, resource), *realm = NULL;
   const char *hdrs[] = {"Metadata: true", NULL};
   struct kvvm_http_req req = {KVVM_HTTP_IDENTITY, url, hdrs, CONNECT_TIMEOUT_MS, TIMEOUT_MS, 0};
   enum kvvm_err rc = KVVM_OK;
@@ -309,25 +325,24 @@ static bool says(const char *words, const char *what)
   return false;
 }
 
-static enum verdict refused(const struct source *src, const struct kvvm_config *cfg,
+static enum verdict refused(const struct source *src, const struct ident *id,
                             const struct kvvm_http_resp *r, char *why, size_t whylen)
 {
   char words[2 * QUOTE_MAX + 16];
   service_words(r, words, sizeof words);
-  if (says(words, "Identity not found") && cfg->msi_client_id)
+  if (says(words, "Identity not found") && id->client_id)
     snprintf(why, whylen, "%s answered %ld%s: the identity %s is not assigned to this VM; "
-             "check authenticationSettings.msiClientId", src->name, r->status, words,
-             cfg->msi_client_id);
+             "check %s", src->name, r->status, words, id->client_id, id->key);
   else if (says(words, "Identity not found"))
     snprintf(why, whylen, "%s answered %ld%s: the VM has no system-assigned identity, or "
-             "several user-assigned ones; set authenticationSettings.msiClientId to the "
-             "client id of the identity that may read the vault", src->name, r->status, words);
+             "several user-assigned ones; set %s to the client id of the identity that may "
+             "read the vault", src->name, r->status, words, id->key);
   else
     snprintf(why, whylen, "%s refused the token request: %ld%s", src->name, r->status, words);
   return V_FAIL;
 }
 
-static enum verdict judge(const struct source *src, const struct kvvm_config *cfg,
+static enum verdict judge(const struct source *src, const struct ident *id,
                           const struct kvvm_http_resp *r, char **token, time_t *exp,
                           enum kvvm_err *rc, char *why, size_t whylen)
 {
@@ -355,7 +370,7 @@ static enum verdict judge(const struct source *src, const struct kvvm_config *cf
     return V_RETRY;
   }
   *rc = KVVM_E_AUTH;
-  return refused(src, cfg, r, why, whylen);
+  return refused(src, id, r, why, whylen);
 }
 
 static int64_t backoff_ms(int tries, long retry_after_s)
@@ -383,7 +398,7 @@ static bool switch_to_arc(struct source *src, const struct kvvm_http_resp *r)
   return true;
 }
 
-static enum kvvm_err fetch_token(const struct kvvm_config *cfg, struct source *src,
+static enum kvvm_err fetch_token(const struct ident *id, struct source *src,
                                  const char *resource, char **token, time_t *exp, char *why,
                                  size_t whylen)
 {
@@ -391,8 +406,8 @@ static enum kvvm_err fetch_token(const struct kvvm_config *cfg, struct source *s
   bool gone = false;
   for (int tries = 1;; tries++) {
     struct kvvm_http_resp r;
-    enum kvvm_err rc = request(src, cfg, resource, &r, why, whylen);
-    enum verdict v = rc != KVVM_OK ? V_FAIL : judge(src, cfg, &r, token, exp, &rc, why, whylen);
+    enum kvvm_err rc = request(src, id, resource, &r, why, whylen);
+    enum verdict v = rc != KVVM_OK ? V_FAIL : judge(src, id, &r, token, exp, &rc, why, whylen);
     long ra = kvvm_http_retry_after_s(r.retry_after, kvvm_clock_now());
     bool again = v == V_FAIL && switch_to_arc(src, &r);
     gone = gone || r.status == 410;
@@ -437,27 +452,29 @@ static void store(const char *key, char *token, time_t exp)
   c->use_until_ms = kvvm_clock_mono_ms() + (left_s > 0 ? left_s * 1000 : 0);
 }
 
-enum kvvm_err kvvm_identity_token(const struct kvvm_config *cfg, const char *resource,
+enum kvvm_err kvvm_identity_token(const struct kvvm_config *cfg,
+                                  const struct kvvm_cert_cfg *cert, const char *resource,
                                   char **token, char *why, size_t whylen)
 {
   struct source src = {0};
+  struct ident id = ident_of(cfg, cert);
   char *key = NULL, *fresh = NULL;
   time_t exp = 0;
-  enum kvvm_err rc = pick_source(cfg, &src, why, whylen);
+  enum kvvm_err rc = pick_source(cfg, &id, &src, why, whylen);
   *token = NULL;
   if (rc != KVVM_OK)
     goto out;
-  key = kvvm_xasprintf("%s|%s|%s", src.endpoint, cfg->msi_client_id ? cfg->msi_client_id : "",
-                       resource);
+  key = kvvm_xasprintf("%s|%s|%s", src.endpoint, id.client_id ? id.client_id : "", resource);
   struct cached *c = lookup(key);
   if (c && kvvm_clock_mono_ms() < c->use_until_ms) {
     *token = kvvm_xstrdup(c->token);
     goto out;
   }
-  rc = fetch_token(cfg, &src, resource, &fresh, &exp, why, whylen);
+  rc = fetch_token(&id, &src, resource, &fresh, &exp, why, whylen);
   if (rc != KVVM_OK)
     goto out;
-  KVVM_INFO("managed identity: token for %s from %s, valid for %lld s", resource, src.name,
+  KVVM_INFO("managed identity: token for %s (%s) from %s, valid for %lld s", resource,
+            id.client_id ? id.client_id : "system-assigned", src.name,
             (long long)(exp - kvvm_clock_now()));
   *token = kvvm_xstrdup(fresh);
   store(key, fresh, exp);

@@ -314,5 +314,47 @@ class KvvmBadContentFailsDependents(SyncCase):
         self.assertIn("did not succeed", d.message, d)
 
 
+# --------------------------------------------------------------------------------------------
+# Two identities, one refused (authenticationOverride)
+# --------------------------------------------------------------------------------------------
+
+class KvvmTwoIdentitiesOneRefused(SyncCase):
+    def test_override_identity_refused_is_named_and_the_other_installs(self):
+        a, b = self.emu.add_identity(), self.emu.add_identity()
+        self.emu.identity_config(system=False)
+        for s in ("web", "api"):
+            self.emu.add_secret(HOST, s, emu.make_pfx(s + ".example.com")[0])
+        # B may not read api; A could (the fault matches B's tokens only).
+        self.emu.fault("kv", "403", secret="api", identity=b["client_id"])
+        pub = self.settings([], require=False)
+        pub["secretsManagementSettings"]["observedCertificates"] = [
+            {"url": url("web")},
+            {"url": url("api"), "authenticationOverride": {"msiClientId": b["client_id"]}}]
+        pub["authenticationSettings"]["msiClientId"] = a["client_id"]
+        since = self.last_seq()
+        self.h.set_goal_state([self.ext(0, pub, dependency_level=0)])
+        self.h.run()
+
+        def settled(r):
+            subs = {n: m for (n, _, _, m) in r.substatus}
+            return url("api") in subs and b["client_id"] in (subs[url("api")] or "") and \
+                url("web") in subs
+        r = self.h.wait_for_status(NAME, settled, timeout=STATUS_WAIT)
+        subs = {n: (st, m) for (n, st, _, m) in r.substatus}
+        self.assertEqual(subs[url("web")][0], "success", r)
+        api = subs[url("api")][1]
+        self.assertIn("the user-assigned identity with client id {0} may not read secret api"
+                      .format(b["client_id"]), api, r)
+        self.assertNotIn(a["client_id"], api, r)
+        self.assertTrue(os.path.islink(self.link("web")))
+        self.assertFalse(os.path.lexists(self.link("api")))
+        log = self.emu.stats(since=since)["log"]
+        used = {(e["path"].split("?")[0].rstrip("/").rsplit("/", 1)[-1], e.get("identity"))
+                for e in log if e.get("target") == "kv" and e.get("identity")}
+        self.assertEqual(used, {("web", a["client_id"]), ("api", b["client_id"])}, log)
+        asked = [e.get("identity") for e in log if e.get("target") == "imds"]
+        self.assertEqual(sorted(set(asked)), sorted([a["client_id"], b["client_id"]]), asked)
+
+
 if __name__ == "__main__":
     unittest.main()

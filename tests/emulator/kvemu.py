@@ -332,8 +332,9 @@ class State:
             self.faults.append(fault)
         return fault["id"]
 
-    def take_fault(self, target, secret=None, vault=None, authed=True):
-        """The first active fault matching this request, its count consumed; or None."""
+    def take_fault(self, target, secret=None, vault=None, authed=True, identity=None):
+        """The first active fault matching this request, its count consumed; or None.
+        identity: client_id of the token's identity (kv) or of the one asked for (imds, arc)."""
         with self.lock:
             t = time.monotonic()
             for f in self.faults:
@@ -346,6 +347,8 @@ class State:
                 if f.get("secret") is not None and (secret or "").lower() != str(f["secret"]).lower():
                     continue
                 if f.get("vault") is not None and vault != str(f["vault"]).lower():
+                    continue
+                if f.get("identity") is not None and (identity or "").lower() != str(f["identity"]).lower():
                     continue
                 # Key Vault faults apply to authenticated requests unless asked otherwise, so a
                 # count means the same for a client that probes for the challenge first and for
@@ -820,7 +823,8 @@ class KvHandler(Handler):
             return self.unauthorized(cloud, "AKV10022: Invalid audience. Expected %s, found: %s."
                                      % (cloud[1], info["aud"]))
 
-        fault = self.state.take_fault("kv", name, host, authed=True)
+        fault = self.state.take_fault("kv", name, host, authed=True,
+                                      identity=info["identity"]["client_id"])
         if fault:
             e["fault"] = fault["mode"]
             if self.kv_fault(fault, cloud, host, name, query):
@@ -1002,7 +1006,7 @@ class TokenHandler(Handler):
             return self.token_error(400, "invalid_request", str(exc))
         e["identity"] = identity["client_id"]
 
-        fault = self.state.take_fault(self.target)
+        fault = self.state.take_fault(self.target, identity=identity["client_id"])
         if fault:
             e["fault"] = fault["mode"]
             if self.token_fault(fault):

@@ -309,6 +309,23 @@ class TestKvFaults(Base):
             self.assertIn("resource=", headers["www-authenticate"])
         self.assertEqual(self.get("f", self.tok)[0], 200)
 
+    def test_fault_for_one_identity(self):
+        """A fault with `identity` refuses that identity's tokens only (and its token requests)."""
+        ua = E.add_identity()
+        tok_b = E.imds_token(client_id=ua["client_id"])
+        E.fault("kv", "403", secret="f", identity=ua["client_id"].upper())
+        status, _, body = self.get_json("f", tok_b)
+        self.assertEqual((status, body["error"]["innererror"]["code"]), (403, "AccessDenied"))
+        self.assertIn("appid=%s;" % ua["client_id"], body["error"]["message"])
+        self.assertEqual(self.get("f", self.tok)[0], 200)          # the system identity may
+        self.assertEqual(self.get("g", tok_b)[0], 404)             # another secret: not refused
+        E.clear_faults()
+        E.fault("imds", "500", identity=ua["client_id"], count=1)
+        self.assertTrue(self.token())                              # the system one is served
+        with self.assertRaises(emu.EmulatorError):
+            E.imds_token(client_id=ua["client_id"])
+        self.assertTrue(E.imds_token(client_id=ua["client_id"]))
+
     def test_disabled_and_wrongtype(self):
         E.fault("kv", "disabled", count=1)
         status, _, b = self.get_json("f", self.tok)

@@ -238,16 +238,36 @@ static void identity_words(void)
 {
   char buf[300];
   struct kvvm_config cfg = {0};
-  kvvm_identity_describe(&cfg, buf, sizeof buf);
+  kvvm_identity_describe(&cfg, NULL, buf, sizeof buf);
   KT_STREQ(buf, "the system-assigned identity");
   cfg.msi_client_id = client_guid;
   cfg.client_id_kind = KVVM_ID_CLIENT_ID;
-  kvvm_identity_describe(&cfg, buf, sizeof buf);
+  kvvm_identity_describe(&cfg, NULL, buf, sizeof buf);
   KT_STREQ(buf, "the user-assigned identity with client id 00001111-aaaa-2222-bbbb-3333cccc4444");
   cfg.msi_client_id = resource_id;
   cfg.client_id_kind = KVVM_ID_RESOURCE_ID;
-  kvvm_identity_describe(&cfg, buf, sizeof buf);
+  kvvm_identity_describe(&cfg, NULL, buf, sizeof buf);
   KT_CONTAINS(buf, "the user-assigned identity /subscriptions/x/");
+}
+
+static char override_key[] =
+    "secretsManagementSettings.observedCertificates[1].authenticationOverride.msiClientId";
+
+/* A certificate's authenticationOverride wins over authenticationSettings, and an override
+ * without a client id means the system-assigned identity, not the default one. */
+static void identity_words_override(void)
+{
+  char buf[300];
+  struct kvvm_config cfg = {.msi_client_id = client_guid, .client_id_kind = KVVM_ID_CLIENT_ID};
+  struct kvvm_cert_cfg plain = {0}, other = {.id_key = override_key, .msi_client_id = resource_id,
+                                             .client_id_kind = KVVM_ID_RESOURCE_ID};
+  struct kvvm_cert_cfg system = {.id_key = override_key};
+  kvvm_identity_describe(&cfg, &plain, buf, sizeof buf);
+  KT_STREQ(buf, "the user-assigned identity with client id 00001111-aaaa-2222-bbbb-3333cccc4444");
+  kvvm_identity_describe(&cfg, &other, buf, sizeof buf);
+  KT_CONTAINS(buf, "the user-assigned identity /subscriptions/x/");
+  kvvm_identity_describe(&cfg, &system, buf, sizeof buf);
+  KT_STREQ(buf, "the system-assigned identity");
 }
 
 /* Arc: IDENTITY_ENDPOINT must be on this machine, and Arc has no user-assigned identities. */
@@ -256,15 +276,26 @@ static void arc_endpoint_rules(void)
   char why[300] = "", *tok = NULL;
   struct kvvm_config cfg = {0};
   kt_setenv("IDENTITY_ENDPOINT", "http://10.0.0.5:40342/metadata/identity/oauth2/token");
-  KT_CHECK(kvvm_identity_token(&cfg, "https://vault.azure.net", &tok, why, sizeof why) ==
+  KT_CHECK(kvvm_identity_token(&cfg, NULL, "https://vault.azure.net", &tok, why, sizeof why) ==
            KVVM_E_SETTINGS);
   KT_CONTAINS(why, "is not an http:// endpoint on this machine");
   kt_setenv("IDENTITY_ENDPOINT", "http://localhost:40342/metadata/identity/oauth2/token");
   cfg.msi_client_id = client_guid;
   cfg.client_id_kind = KVVM_ID_CLIENT_ID;
-  KT_CHECK(kvvm_identity_token(&cfg, "https://vault.azure.net", &tok, why, sizeof why) ==
+  KT_CHECK(kvvm_identity_token(&cfg, NULL, "https://vault.azure.net", &tok, why, sizeof why) ==
            KVVM_E_SETTINGS);
   KT_CONTAINS(why, "remove authenticationSettings.msiClientId");
+  KT_CHECK(tok == NULL);
+  /* An override names its own key: the error is that certificate's, not the settings'. */
+  struct kvvm_cert_cfg cert = {.id_key = override_key, .msi_client_id = client_guid,
+                               .client_id_kind = KVVM_ID_CLIENT_ID};
+  cfg.msi_client_id = NULL;
+  cfg.client_id_kind = KVVM_ID_NONE;
+  KT_CHECK(kvvm_identity_token(&cfg, &cert, "https://vault.azure.net", &tok, why, sizeof why) ==
+           KVVM_E_SETTINGS);
+  KT_STREQ(why, "Azure Arc offers only the machine's system-assigned identity; remove "
+                "secretsManagementSettings.observedCertificates[1].authenticationOverride."
+                "msiClientId");
   KT_CHECK(tok == NULL);
   kt_unsetenv("IDENTITY_ENDPOINT");
 }
@@ -293,6 +324,7 @@ int main(void)
     KT_CASE(listener_owned_by_root),
     KT_CASE(listener_of_another_user),
     KT_CASE(identity_words),
+    KT_CASE(identity_words_override),
     KT_CASE(arc_endpoint_rules),
     KT_CASE(tokens_dir_default),
   };

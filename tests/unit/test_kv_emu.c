@@ -259,7 +259,7 @@ static char *token_for(const struct kvvm_config *cfg, const char *resource, enum
                        char *why)
 {
   char *tok = NULL;
-  enum kvvm_err r = kvvm_identity_token(cfg, resource, &tok, why, 400);
+  enum kvvm_err r = kvvm_identity_token(cfg, NULL, resource, &tok, why, 400);
   if (rc)
     *rc = r;
   return tok;
@@ -737,7 +737,7 @@ static enum kvvm_err renew_counted(void *user, size_t i, char **token, char *why
   (void)user, (void)i;
   renewals++;
   kvvm_identity_forget();
-  return kvvm_identity_token(&cfg, "https://vault.azure.net", token, why, whylen);
+  return kvvm_identity_token(&cfg, NULL, "https://vault.azure.net", token, why, whylen);
 }
 
 static json_int_t count_401(void)

@@ -385,8 +385,8 @@ static void test_docs_linux_v4(void)
       continue;
     KT_CHECK(r.cfg->n_certs == 2 && r.cfg->certs[0].n_acls == 2);
     if (i == 0)
-      KT_CHECK(has_warning(r.cfg, "observedCertificates[1]: unknown key "
-                                  "\"authenticationOverride\" ignored"));
+      KT_STREQ(r.cfg->certs[1].msi_client_id, "11112222-bbbb-3333-cccc-4444dddd5555");
+    KT_CHECK(!has_warning(r.cfg, "authenticationOverride"));
     kvvm_config_free(r.cfg);
   }
 }
