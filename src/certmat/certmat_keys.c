@@ -245,6 +245,11 @@ static int copy_tlvs(unsigned char *p, const unsigned char *end, struct dbuf *ou
 static int named_copy(const unsigned char *der, size_t len, struct dbuf *out, size_t *pbits)
 {
   struct rewrite rw = {false, 0};
+  /* Almost every key and certificate names its curve: only one holding the fieldID OID that
+   * every SpecifiedECDomain carries is worth a walk. */
+  static const char field[] = "\x06\x07" MBEDTLS_OID_ANSI_X9_62_PRIME_FIELD; /* OID, 7 bytes */
+  if (!certmat_find((const char *)der, len, field))
+    return 0;
   if (copy_tlvs((unsigned char *)(uintptr_t)der, der + len, out, 0, &rw) != 0 || !rw.changed) {
     *pbits = rw.unknown_bits;
     return rw.unknown_bits ? -1 : 0;

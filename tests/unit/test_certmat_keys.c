@@ -126,6 +126,24 @@ static void every_key_type_installs(void)
   }
 }
 
+/* A leaf with explicit parameters signed by a CA: kvvm reads it through a named copy, yet
+ * the signature is checked over the bytes the CA signed, so the chain reaches the CA. */
+static void explicit_leaf_signature_checks(void)
+{
+  struct kvvm_bundle *b = NULL;
+  char why[512] = "", note[512] = "x";
+  KT_CHECK(load("ca-p256k-x", ".p8", true, &b, why, sizeof why) == KVVM_OK);
+  if (!b) {
+    fprintf(stderr, "  %s\n", why);
+    return;
+  }
+  char *trust = kvvm_path_join(fx, "ca.crt");
+  KT_CHECK(kvvm_certmat_chain_gap(b, trust, note, sizeof note) == KVVM_OK);
+  KT_STREQ(note, "");
+  free(trust);
+  kvvm_bundle_free(b);
+}
+
 #define SUPPORTED \
   "kvvm takes RSA keys and EC keys on a named curve (P-256, P-384, P-521, P-256K and others)"
 
@@ -195,6 +213,7 @@ int main(void)
   static const struct kt_case cases[] = {
       KT_CASE(every_key_type_installs),
       KT_CASE(unsupported_keys_named),
+      KT_CASE(explicit_leaf_signature_checks),
   };
   int rc = KT_RUN("certmat_keys", cases);
   kt_rmtree(fx);

@@ -6,6 +6,8 @@
 #   back), for t in rsa2048 rsa3072 rsa4096 p256 p384 p521 p256k, and the same curves with
 #   the parameters written out in full (-x: `-param_enc explicit`, in the key and in the
 #   certificate's SubjectPublicKeyInfo);
+#   ca.crt (P-256) and its leaf ca-p256k-x.crt/.p8 (P-256K written out in full, for Server
+#   Authentication), whose signature must check against what the CA signed;
 #   keys kvvm cannot use: ed25519 ed448 dsa (key and certificate), secp160r1.p8 (a named
 #   curve mbedTLS lacks), secp160r1-x.p8 (the same written out in full).
 set -eu
@@ -40,3 +42,13 @@ mk dsa -paramfile dsa.param
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:secp160r1 -out secp160r1.p8 2>/dev/null
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:secp160r1 \
   -pkeyopt ec_param_enc:explicit -out secp160r1-x.p8 2>/dev/null
+
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ca.p8 2>/dev/null
+openssl req -x509 -new -key ca.p8 -subj "/CN=Test CA keys" -days 365 -out ca.crt 2>/dev/null
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:secp256k1 -pkeyopt ec_param_enc:explicit \
+  -out ca-p256k-x.p8 2>/dev/null
+openssl req -new -key ca-p256k-x.p8 -subj /CN=ca-p256k-x.example.com -out ca-p256k-x.csr \
+  2>/dev/null
+printf 'extendedKeyUsage=serverAuth\n' >leaf.ext
+openssl x509 -req -in ca-p256k-x.csr -CA ca.crt -CAkey ca.p8 -set_serial 7 -days 365 \
+  -extfile leaf.ext -out ca-p256k-x.crt 2>/dev/null
