@@ -60,6 +60,18 @@ void certmat_rng_free(struct certmat_rng *rng);
 /* The first occurrence of the string needle in [hay, hay + len), or NULL: memmem is in
  * neither C11 nor Windows' C library. */
 const char *certmat_find(const char *hay, size_t len, const char *needle);
+/* What kvvm takes, for the messages that refuse a key. */
+#define CERTMAT_KEYS_SUPPORTED \
+  "kvvm takes RSA keys and EC keys on a named curve (P-256, P-384, P-521, P-256K and others)"
+/* mbedtls_pk_parse_key (PKCS#8, SEC1 or PKCS#1 DER, unencrypted) and
+ * mbedtls_x509_crt_parse_der, after EC parameters written out in full are replaced by the
+ * name of the curve they describe (certmat_keys.c). On failure the mbedTLS error; when the
+ * cause is an algorithm or curve kvvm cannot use, unsupported names it ("Ed25519",
+ * "EC curve SM2", ...), else it is "". */
+int certmat_pk_parse(mbedtls_pk_context *pk, const unsigned char *der, size_t len,
+                     char *unsupported, size_t n);
+int certmat_crt_parse(mbedtls_x509_crt *chain, const unsigned char *der, size_t len,
+                      char *unsupported, size_t n);
 /* Say why in words: fmt into why, and the same line into the log at ERR level. Returns
  * KVVM_E_CERT, so callers write `return certmat_fail(...)`. */
 enum kvvm_err certmat_fail(char *why, size_t whylen, const char *fmt, ...)

@@ -314,11 +314,14 @@ static enum kvvm_err take_key(struct walk *w, const unsigned char *der, size_t l
                               bool decrypted, const struct bag_attrs *a)
 {
   struct p12_view v;
-  char words[128];
+  char words[128], alg[96];
   if (!p12_der_view(der, len, &v))
     return decrypted ? p12_undecryptable(&w->c) : p12_corrupt(&w->c, "private key");
-  int ret = mbedtls_pk_parse_key(&w->parts->key, v.p, v.len, NULL, 0);
+  int ret = certmat_pk_parse(&w->parts->key, v.p, v.len, alg, sizeof alg);
   p12_view_free(&v);
+  if (ret != 0 && *alg)
+    return p12_fail(&w->c, "the private key at %s: unsupported key: %s; %s", w->c.where, alg,
+                    CERTMAT_KEYS_SUPPORTED);
   if (ret != 0) {
     mbedtls_strerror(ret, words, sizeof(words));
     return p12_fail(&w->c, "the private key at %s cannot be read (%s)", w->c.where, words);
@@ -358,7 +361,7 @@ static enum kvvm_err cert_bag(struct walk *w, unsigned char *p, const unsigned c
 {
   mbedtls_asn1_buf type, der;
   unsigned char *seq_end, *c0_end;
-  char words[128];
+  char words[128], alg[96];
   if (get_nested(&p, end, SEQ, &seq_end) != 0 || seq_end != end ||
       get_prim(&p, end, MBEDTLS_ASN1_OID, &type) != 0)
     return p12_corrupt(&w->c, "certBag");
@@ -369,7 +372,10 @@ static enum kvvm_err cert_bag(struct walk *w, unsigned char *p, const unsigned c
   if (get_nested(&p, end, EXPLICIT0, &c0_end) != 0 || c0_end != end ||
       get_prim(&p, end, MBEDTLS_ASN1_OCTET_STRING, &der) != 0 || p != end)
     return p12_corrupt(&w->c, "certBag");
-  int ret = mbedtls_x509_crt_parse_der(&w->parts->certs, der.p, der.len);
+  int ret = certmat_crt_parse(&w->parts->certs, der.p, der.len, alg, sizeof alg);
+  if (ret != 0 && *alg)
+    return p12_fail(&w->c, "the certificate at %s has an unsupported key: %s; %s", w->c.where,
+                    alg, CERTMAT_KEYS_SUPPORTED);
   if (ret != 0) {
     mbedtls_strerror(ret, words, sizeof(words));
     return p12_fail(&w->c, "the certificate at %s cannot be read (%s)", w->c.where, words);

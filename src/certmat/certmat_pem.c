@@ -67,12 +67,15 @@ static enum kvvm_err read_cert(const struct pem_block *b, struct certmat_parts *
 {
   unsigned char *der = NULL;
   size_t len = 0;
-  char what[LABEL_MAX + 48], err[128];
+  char what[LABEL_MAX + 48], err[128], alg[96];
   snprintf(what, sizeof what, "PEM block %u (\"%s\")", b->index, b->label);
   enum kvvm_err rc = certmat_b64_decode(b->body, b->body_len, what, &der, &len, why, whylen);
   if (rc == KVVM_OK) {
-    int ret = mbedtls_x509_crt_parse_der(&parts->certs, der, len);
-    if (ret != 0) {
+    int ret = certmat_crt_parse(&parts->certs, der, len, alg, sizeof alg);
+    if (ret != 0 && *alg) {
+      rc = certmat_fail(why, whylen, "the certificate in %s has an unsupported key: %s; %s",
+                        what, alg, CERTMAT_KEYS_SUPPORTED);
+    } else if (ret != 0) {
       mbedtls_strerror(ret, err, sizeof err);
       rc = certmat_fail(why, whylen, "%s is not a readable certificate: %s", what, err);
     }
@@ -88,7 +91,7 @@ static enum kvvm_err read_key(const struct pem_block *b, struct certmat_parts *p
 {
   unsigned char *der = NULL;
   size_t len = 0;
-  char what[LABEL_MAX + 48], err[128];
+  char what[LABEL_MAX + 48], err[128], alg[96];
   snprintf(what, sizeof what, "PEM block %u (\"%s\")", b->index, b->label);
   if (has_encryption_header(b))
     return certmat_fail(why, whylen, "the private key in %s is encrypted; kvvm needs an "
@@ -97,8 +100,11 @@ static enum kvvm_err read_key(const struct pem_block *b, struct certmat_parts *p
     return KVVM_OK;
   enum kvvm_err rc = certmat_b64_decode(b->body, b->body_len, what, &der, &len, why, whylen);
   if (rc == KVVM_OK) {
-    int ret = mbedtls_pk_parse_key(&parts->key, der, len, NULL, 0);
-    if (ret != 0) {
+    int ret = certmat_pk_parse(&parts->key, der, len, alg, sizeof alg);
+    if (ret != 0 && *alg) {
+      rc = certmat_fail(why, whylen, "the private key in %s: unsupported key: %s; %s", what, alg,
+                        CERTMAT_KEYS_SUPPORTED);
+    } else if (ret != 0) {
       mbedtls_strerror(ret, err, sizeof err);
       rc = certmat_fail(why, whylen, "the private key in %s is not readable: %s", what, err);
     } else {

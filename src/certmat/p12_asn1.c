@@ -24,7 +24,7 @@
 
 enum kvvm_err p12_fail(struct p12_ctx *c, const char *fmt, ...)
 {
-  char buf[256];
+  char buf[512];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(buf, sizeof(buf), fmt, ap);

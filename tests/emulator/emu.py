@@ -348,18 +348,54 @@ def fake_pfx_b64(size=4096):
     return base64.b64encode(os.urandom(size)).decode()
 
 
-def make_pfx(cn):
-    """A self-signed RSA certificate and key as a passwordless PFX, as Key Vault hands back a
-    certificate's secret: (base64, SHA-1 thumbprint in upper case)."""
+# The key types Key Vault issues (its policy's kty/key_size/crv) as openssl genpkey options.
+KEY_TYPES = {
+    "rsa2048": ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+    "rsa3072": ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:3072"],
+    "rsa4096": ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:4096"],
+    "p256": ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    "p384": ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"],
+    "p521": ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-521"],
+    "p256k": ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:secp256k1"],
+}
+
+
+def _self_signed(d, cn, key, explicit):
+    """key.pem (PKCS#8) and crt.pem in d; explicit writes an EC key's curve out in full
+    (prime, a, b, base point, order) in the key and in the certificate, as some exporters do."""
+    quiet = {"check": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    opts = list(KEY_TYPES[key])
+    if explicit:
+        if not key.startswith("p"):
+            raise ValueError("explicit parameters are for EC keys, not " + key)
+        opts += ["-pkeyopt", "ec_param_enc:explicit"]
+    k, c = os.path.join(d, "key.pem"), os.path.join(d, "crt.pem")
+    subprocess.run(["openssl", "genpkey"] + opts + ["-out", k], **quiet)
+    subprocess.run(["openssl", "req", "-x509", "-new", "-key", k, "-days", "365", "-subj",
+                    "/CN=" + cn, "-out", c], **quiet)
+    fp = subprocess.run(["openssl", "x509", "-in", c, "-noout", "-fingerprint", "-sha1"],
+                        check=True, stdout=subprocess.PIPE, universal_newlines=True).stdout
+    return k, c, fp.strip().split("=", 1)[1].replace(":", "").upper()
+
+
+def make_pfx(cn, key="rsa2048", explicit=False, legacy=False):
+    """A self-signed certificate and key as a passwordless PFX, as Key Vault hands back a
+    certificate's secret: (base64, SHA-1 thumbprint in upper case). key: one of KEY_TYPES;
+    legacy: Key Vault's own algorithms (3DES key, RC2 certificates, SHA-1 MAC)."""
     with tempfile.TemporaryDirectory(prefix="kvvm-pfx-") as d:
-        key, crt, pfx = (os.path.join(d, n) for n in ("k.pem", "c.pem", "c.pfx"))
-        quiet = {"check": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "365",
-                        "-subj", "/CN=" + cn, "-keyout", key, "-out", crt], **quiet)
-        subprocess.run(["openssl", "pkcs12", "-export", "-inkey", key, "-in", crt, "-passout",
-                        "pass:", "-out", pfx], **quiet)
-        fp = subprocess.run(["openssl", "x509", "-in", crt, "-noout", "-fingerprint", "-sha1"],
-                            check=True, stdout=subprocess.PIPE, universal_newlines=True).stdout
+        k, c, thumb = _self_signed(d, cn, key, explicit)
+        pfx = os.path.join(d, "c.pfx")
+        subprocess.run(["openssl", "pkcs12", "-export"] + (["-legacy"] if legacy else []) +
+                       ["-inkey", k, "-in", c, "-passout", "pass:", "-out", pfx], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         with open(pfx, "rb") as f:
             b64 = base64.b64encode(f.read()).decode()
-    return b64, fp.strip().split("=", 1)[1].replace(":", "").upper()
+    return b64, thumb
+
+
+def make_pem(cn, key="rsa2048", explicit=False):
+    """The same as PEM text, key first as Key Vault converts a PFX: (text, thumbprint)."""
+    with tempfile.TemporaryDirectory(prefix="kvvm-pem-") as d:
+        k, c, thumb = _self_signed(d, cn, key, explicit)
+        with open(k) as kf, open(c) as cf:
+            return kf.read() + cf.read(), thumb

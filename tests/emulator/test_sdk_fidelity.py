@@ -74,6 +74,10 @@ def make_material(d):
             out[name] = base64.b64encode(f.read()).decode()
     with open(os.path.join(d, "pem.crt")) as c, open(os.path.join(d, "pem.key")) as k:
         out["pem"] = c.read() + k.read()
+    # P-256K with its curve written out in full, as PFX and PEM. (Node's OpenSSL 3 reads no
+    # -legacy PFX, RC2 being in the legacy provider: openssl's default algorithms here.)
+    out["p256k"] = emu.make_pfx("p256k.example", key="p256k", explicit=True)[0]
+    out["p256kpem"] = emu.make_pem("p256kpem.example", key="p256k", explicit=True)[0]
     return out
 
 
@@ -124,6 +128,8 @@ class TestSdkFidelity(unittest.TestCase):
         e.add_secret(VAULT, "webpem", m["pem"], content_type="application/x-pem-file", managed=True)
         e.add_secret(CN_VAULT, "web", m["web1"], managed=True)
         e.add_secret(GOV_VAULT, "webpem", m["pem"], content_type="application/x-pem-file")
+        e.add_secret(VAULT, "k1", m["p256k"], managed=True)
+        e.add_secret(VAULT, "k1pem", m["p256kpem"], content_type="application/x-pem-file")
         kid = "https://%s/keys/web/%s" % (VAULT, v2)
         plan = [
             {"vault": VAULT, "name": "web", "value": m["web2"], "expectVersion": v2, "kind": "pfx",
@@ -134,6 +140,10 @@ class TestSdkFidelity(unittest.TestCase):
              "kind": "pfx"},
             {"vault": CN_VAULT, "name": "web", "value": m["web1"], "kind": "pfx"},
             {"vault": GOV_VAULT, "name": "webpem", "value": m["pem"], "kind": "pem"},
+            {"vault": VAULT, "name": "k1", "value": m["p256k"], "kind": "pfx",
+             "contentType": "application/x-pkcs12"},
+            {"vault": VAULT, "name": "k1pem", "value": m["p256kpem"], "kind": "pem",
+             "contentType": "application/x-pem-file"},
         ]
         e.reset_stats()
         r, lines, took = self.run_sdk(plan)
