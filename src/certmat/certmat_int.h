@@ -4,7 +4,6 @@
 #define KVVM_CERTMAT_INT_H
 
 #include <mbedtls/ctr_drbg.h>
-#include <mbedtls/entropy.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/x509_crt.h>
 #include <stdbool.h>
@@ -52,7 +51,6 @@ enum kvvm_err certmat_b64_decode(const char *text, size_t len, const char *what,
 /* A DRBG seeded from the system's entropy, for salts, IVs and RSA blinding; use
  * mbedtls_ctr_drbg_random with &rng->drbg. */
 struct certmat_rng {
-  mbedtls_entropy_context entropy;
   mbedtls_ctr_drbg_context drbg;
 };
 enum kvvm_err certmat_rng_init(struct certmat_rng *rng);

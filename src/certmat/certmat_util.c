@@ -13,6 +13,7 @@
 #include "certmat/certmat_int.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
+#include "kvvm/rand.h"
 
 #define OID_SKI MBEDTLS_OID_ID_CE "\x0e" /* 2.5.29.14 subjectKeyIdentifier */
 #define OID_AKI MBEDTLS_OID_ID_CE "\x23" /* 2.5.29.35 authorityKeyIdentifier */
@@ -129,13 +130,20 @@ enum kvvm_err certmat_b64_decode(const char *text, size_t len, const char *what,
   return rc;
 }
 
+/* The generator is seeded from the one source kvvm uses everywhere (kvvm_rand_bytes:
+ * getrandom, or BCryptGenRandom), not mbedTLS's own poll, which on Windows goes through the
+ * legacy CryptoAPI provider. */
+static int os_entropy(void *ctx, unsigned char *buf, size_t n)
+{
+  (void)ctx;
+  return kvvm_rand_bytes(buf, n) == KVVM_OK ? 0 : MBEDTLS_ERR_CTR_DRBG_ENTROPY_SOURCE_FAILED;
+}
+
 enum kvvm_err certmat_rng_init(struct certmat_rng *rng)
 {
   static const unsigned char pers[] = "kvvm certmat";
-  mbedtls_entropy_init(&rng->entropy);
   mbedtls_ctr_drbg_init(&rng->drbg);
-  int ret = mbedtls_ctr_drbg_seed(&rng->drbg, mbedtls_entropy_func, &rng->entropy, pers,
-                                  sizeof pers - 1);
+  int ret = mbedtls_ctr_drbg_seed(&rng->drbg, os_entropy, NULL, pers, sizeof pers - 1);
   if (ret != 0) {
     KVVM_ERR("cannot seed the random generator (mbedTLS -0x%04x)", (unsigned)-ret);
     return KVVM_E_INTERNAL;
@@ -146,5 +154,4 @@ enum kvvm_err certmat_rng_init(struct certmat_rng *rng)
 void certmat_rng_free(struct certmat_rng *rng)
 {
   mbedtls_ctr_drbg_free(&rng->drbg);
-  mbedtls_entropy_free(&rng->entropy);
 }

@@ -119,11 +119,24 @@ static inline void kt_sleep_ms(long ms) { Sleep((DWORD)ms); }
 /* A shell command run by the host's /bin/sh: the fixtures and the cross-checks come from the
  * openssl CLI, which only the host has. Wine starts a Unix program for CreateProcess but
  * gives no handle to wait on nor its exit status, so the script writes its status to a
- * file (renamed into place: complete when seen), polled here. Paths "Z:/x" in the command
- * become the host's "/x". Returns the status (0: success) or -1. */
+ * file (renamed into place: complete when seen), polled here. Its output goes to a file of
+ * its own, copied to this process's stderr afterwards: written straight into the test's
+ * stdout or stderr it could land over what the test wrote (its count line lost, seen once).
+ * Paths "Z:/x" in the command become the host's "/x". Returns the status (0: success) or -1. */
+static inline void kt_copy_to_stderr(const char *path)
+{
+  char buf[4096];
+  size_t n;
+  FILE *f = fopen(path, "rb");
+  while (f && (n = fread(buf, 1, sizeof buf, f)) > 0)
+    fwrite(buf, 1, n, stderr);
+  if (f)
+    fclose(f);
+}
+
 static inline int kt_sh(const char *fmt, ...)
 {
-  char cmd[4096], script[128], status[128], line[300], *p;
+  char cmd[4096], script[128], status[128], out[128], line[300], *p;
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(cmd, sizeof cmd, fmt, ap);
@@ -135,13 +148,15 @@ static inline int kt_sh(const char *fmt, ...)
   unsigned long id = GetCurrentProcessId();
   snprintf(script, sizeof script, "/tmp/kt-sh.%lu.sh", id);
   snprintf(status, sizeof status, "/tmp/kt-sh.%lu.status", id);
+  snprintf(out, sizeof out, "/tmp/kt-sh.%lu.out", id);
   snprintf(line, sizeof line, "Z:%s", status);
   DeleteFileA(line);
   snprintf(line, sizeof line, "Z:%s", script);
   FILE *f = fopen(line, "wb");
   if (!f)
     return -1;
-  fprintf(f, "%s\necho $? >%s.t && mv %s.t %s\n", cmd, status, status, status);
+  fprintf(f, "{\n%s\n} >%s 2>&1\necho $? >%s.t && mv %s.t %s\n", cmd, out, status, status,
+          status);
   if (fclose(f) != 0)
     return -1;
   wchar_t wcmd[160];
@@ -162,6 +177,9 @@ static inline int kt_sh(const char *fmt, ...)
       break;
     }
   }
+  DeleteFileA(line);
+  snprintf(line, sizeof line, "Z:%s", out);
+  kt_copy_to_stderr(line);
   DeleteFileA(line);
   snprintf(line, sizeof line, "Z:%s", script);
   DeleteFileA(line);
