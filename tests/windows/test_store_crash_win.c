@@ -324,15 +324,23 @@ static bool kill_once(int next, double per)
   return killed;
 }
 
-/* The last install runs to completion in a new process: it repairs what the last kill cut. */
-static void repaired(int j)
+/* The last install runs to completion in a new process: it repairs what the last kill cut.
+ * A version the cut install had already added is not imported again (its key would be
+ * orphaned), so under wine the one shared container may hold the key of an import cut
+ * later: counted with the others wine cannot show. */
+static void repaired(int j, int *wine_key_replaced)
 {
   KT_CHECK(run_child(j + 1, 1, true) == 0);
   json_t *rec = record_of();
   int k = (j + 1) % NCERT;
   PCCERT_CONTEXT c = NULL;
   KT_CHECK(recorded(rec) == j + 1 && versions_sane(rec));
-  KT_CHECK(count_in_store(k, &c) == 1 && c && (cng_key(c) || container_holds(c, certs[k])));
+  KT_CHECK(count_in_store(k, &c) == 1 && c);
+  bool own = c && (cng_key(c) || container_holds(c, certs[k]));
+  if (!own && under_wine())
+    (*wine_key_replaced)++;
+  else
+    KT_CHECK(own);
   store_is_record(rec);
   CertFreeCertificateContext(c);
   json_decref(rec);
@@ -361,7 +369,7 @@ static void kill_mid_import(void)
   KT_CHECK(kills >= 10 && landed[0] + landed[1] + landed[2] + landed[3] == kills);
   KT_CHECK(landed[1] + landed[2] + landed[3] > 0);
   if (j >= 0)
-    repaired(j);
+    repaired(j, &wine_key_replaced);
   if (wine_key_replaced)
     KT_SKIP("the recorded version's key after an interrupted import: wine keeps one key "
             "container per keyset, which the interrupted import rewrote; on Windows the new "
