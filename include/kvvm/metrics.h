@@ -41,4 +41,9 @@ KVVM_API enum kvvm_err kvvm_metrics_write(const struct kvvm_config *cfg,
                                           const struct kvvm_cert_outcome *out,
                                           const struct kvvm_pass_facts *pass);
 
+/* When new settings write no file where old ones did (metrics turned off, or another
+ * folder), the old file goes: node_exporter would otherwise serve the last pass's series,
+ * expiry times included, for ever. old may be NULL. */
+KVVM_API void kvvm_metrics_retire(const struct kvvm_config *old, const struct kvvm_config *cfg);
+
 #endif

@@ -63,6 +63,7 @@ static enum kvvm_err current_seq(const struct kvvm_henv *h, long *seq)
 static void adopt(struct daemon *d, struct kvvm_config *cfg)
 {
   size_t n = cfg->n_certs;
+  kvvm_metrics_retire(d->cfg, cfg);
   kvvm_config_free(d->cfg);
   free(d->cfg_fp);
   d->cfg = cfg;

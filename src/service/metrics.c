@@ -171,3 +171,14 @@ enum kvvm_err kvvm_metrics_write(const struct kvvm_config *cfg,
   free(path);
   return rc;
 }
+
+void kvvm_metrics_retire(const struct kvvm_config *old, const struct kvvm_config *cfg)
+{
+  if (!old || !old->metrics_dir ||
+      (cfg && cfg->metrics_dir && strcmp(cfg->metrics_dir, old->metrics_dir) == 0))
+    return;
+  char *path = kvvm_path_join(old->metrics_dir, KVVM_METRICS_FILE);
+  if (kvvm_path_exists(path) && kvvm_file_remove(path) == KVVM_OK)
+    KVVM_INFO("%s: removed %s, which the settings no longer ask for", METRICS_KEY, path);
+  free(path);
+}

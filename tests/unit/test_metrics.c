@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "kt.h"
+#include "kvvm/fileio.h"
 #include "kvvm/metrics.h"
 
 #define NOW 1800000000
@@ -96,9 +97,32 @@ static void removed_certificate_absent(void)
   free(t);
 }
 
+/* Settings that stop writing the file where it was (off, or another folder) remove it; the
+ * same folder keeps it. */
+static void retired_when_no_longer_asked(void)
+{
+  char *dir = kt_tmpdir(), *path = kvvm_path_join(dir, KVVM_METRICS_FILE), other[] = "/nowhere";
+  struct kvvm_config old = {.metrics_dir = dir}, same = {.metrics_dir = dir},
+                     moved = {.metrics_dir = other}, off = {0};
+  KT_CHECK(kvvm_file_write_atomic(path, "x 1\n", 4, 0644) == KVVM_OK);
+  kvvm_metrics_retire(&old, &same);
+  KT_CHECK(kvvm_path_exists(path));
+  kvvm_metrics_retire(NULL, &off);
+  KT_CHECK(kvvm_path_exists(path));
+  kvvm_metrics_retire(&old, &moved);
+  KT_CHECK(!kvvm_path_exists(path));
+  KT_CHECK(kvvm_file_write_atomic(path, "x 1\n", 4, 0644) == KVVM_OK);
+  kvvm_metrics_retire(&old, &off);
+  KT_CHECK(!kvvm_path_exists(path));
+  kt_rmtree(dir);
+  free(path);
+  free(dir);
+}
+
 int main(void)
 {
   static const struct kt_case cases[] = {KT_CASE(escapes_label_values), KT_CASE(error_flag),
-                                         KT_CASE(removed_certificate_absent)};
+                                         KT_CASE(removed_certificate_absent),
+                                         KT_CASE(retired_when_no_longer_asked)};
   return KT_RUN("metrics", cases);
 }
