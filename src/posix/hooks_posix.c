@@ -18,6 +18,7 @@
 
 #include "kvvm/clock.h"
 #include "kvvm/hooks.h"
+#include "store/hooks_int.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
 #include "kvvm/paths.h"
@@ -25,34 +26,7 @@
 #include "posix/acl_int.h"
 
 #define HOOK_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-#define OUTPUT_LOG_MAX (64 * 1024)  /* per hook: a runaway hook must not flood the log */
-#define LINE_MAX_LOG 1024
 #define EXEC_FD 3
-
-/* The failures of one run, "; "-separated, for the status message. */
-struct notes {
-  char *s;
-  size_t len, used;
-};
-
-static void note(struct notes *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void note(struct notes *n, const char *fmt, ...)
-{
-  va_list ap;
-  if (n->used + 3 >= n->len)
-    return;
-  if (n->used)
-    n->used += (size_t)snprintf(n->s + n->used, n->len - n->used, "; ");
-  va_start(ap, fmt);
-  int k = vsnprintf(n->s + n->used, n->len - n->used, fmt, ap);
-  va_end(ap);
-  n->used = k < 0 ? n->used : n->used + (size_t)k < n->len ? n->used + (size_t)k : n->len - 1;
-}
-
-static int name_cmp(const void *a, const void *b)
-{
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
 
 /* Names in the folder, in byte order; hidden names (editors' and our own temp files) skipped. */
 static char **list(int dfd, size_t *n)
@@ -75,19 +49,19 @@ static char **list(int dfd, size_t *n)
   }
   names[*n] = NULL;
   closedir(d);
-  qsort(names, *n, sizeof *names, name_cmp);
+  qsort(names, *n, sizeof *names, hook_name_cmp);
   return names;
 }
 
 /* Open a hook and check it on the descriptor. 1: run it; 0: not a hook (a folder, not
  * executable); -1: unsafe or unreadable (noted). */
-static int open_checked(int dfd, const char *dir, const char *name, int *fd, struct notes *n)
+static int open_checked(int dfd, const char *dir, const char *name, int *fd, struct hook_notes *n)
 {
   struct stat st;
   char bad[160];
   *fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
   if (*fd < 0) {
-    note(n, "%s skipped: %s", name, errno == ELOOP ? "a symbolic link" : strerror(errno));
+    hook_note(n, "%s skipped: %s", name, errno == ELOOP ? "a symbolic link" : strerror(errno));
     KVVM_ERR("hook %s/%s skipped: %s", dir, name, errno == ELOOP ? "a symbolic link (not "
              "followed)" : strerror(errno));
     return -1;
@@ -103,7 +77,7 @@ static int open_checked(int dfd, const char *dir, const char *name, int *fd, str
     ok = -1;
   }
   if (ok < 0) {
-    note(n, "%s skipped as unsafe: %s", name, bad);
+    hook_note(n, "%s skipped as unsafe: %s", name, bad);
     KVVM_ERR("hook %s/%s skipped as unsafe: %s", dir, name, bad);
   }
   if (ok <= 0) {
@@ -157,39 +131,9 @@ static void child(int fd, bool script, int devnull, int out, char *const *argv,
   _exit(127);
 }
 
-/* Output lines to the log, up to OUTPUT_LOG_MAX per hook. */
-struct out {
-  const char *name;
-  char line[LINE_MAX_LOG + 1];
-  size_t fill, logged;
-};
-
-static void out_flush(struct out *o)
-{
-  if (!o->fill)
-    return;
-  o->line[o->fill] = '\0';
-  if (o->logged < OUTPUT_LOG_MAX)
-    KVVM_INFO("hook %s: %s", o->name, o->line);
-  o->logged += o->fill;
-  if (o->logged >= OUTPUT_LOG_MAX && o->logged - o->fill < OUTPUT_LOG_MAX)
-    KVVM_INFO("hook %s: further output not logged", o->name);
-  o->fill = 0;
-}
-
-static void out_feed(struct out *o, const char *buf, size_t n)
-{
-  for (size_t i = 0; i < n; i++) {
-    if (buf[i] == '\n' || o->fill == LINE_MAX_LOG)
-      out_flush(o);
-    if (buf[i] != '\n')
-      o->line[o->fill++] = (unsigned char)buf[i] >= 0x20 && buf[i] != 0x7f ? buf[i] : '?';
-  }
-}
-
 /* Read the child's output until it exits or the deadline passes (then its whole process
  * group is killed). Returns the wait status. */
-static int watch(pid_t pid, int rfd, struct out *o, int timeout_s, bool *timed_out)
+static int watch(pid_t pid, int rfd, struct hook_out *o, int timeout_s, bool *timed_out)
 {
   int64_t deadline = kvvm_clock_mono_ms() + (int64_t)timeout_s * 1000;
   int status = 0;
@@ -209,7 +153,7 @@ static int watch(pid_t pid, int rfd, struct out *o, int timeout_s, bool *timed_o
       continue;
     ssize_t r = read(rfd, buf, sizeof buf);
     if (r > 0)
-      out_feed(o, buf, (size_t)r);
+      hook_out_feed(o, buf, (size_t)r);
     else if (r == 0 || errno != EINTR)
       rfd = -1;  /* closed by us below */
   }
@@ -217,14 +161,14 @@ static int watch(pid_t pid, int rfd, struct out *o, int timeout_s, bool *timed_o
 }
 
 /* What a grandchild that outlived the hook left in the pipe is logged; it is not waited for. */
-static void drain(int rfd, struct out *o)
+static void drain(int rfd, struct hook_out *o)
 {
   char buf[4096];
   ssize_t r;
   fcntl(rfd, F_SETFL, O_NONBLOCK);
   while ((r = read(rfd, buf, sizeof buf)) > 0)
-    out_feed(o, buf, (size_t)r);
-  out_flush(o);
+    hook_out_feed(o, buf, (size_t)r);
+  hook_out_flush(o);
 }
 
 static bool is_script(int fd)
@@ -234,11 +178,11 @@ static bool is_script(int fd)
 }
 
 static void run_one(int fd, const char *name, char *const *envp, int timeout_s,
-                    struct notes *n)
+                    struct hook_notes *n)
 {
   int pfd[2], devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
   char *arg0 = kvvm_xstrdup(name), *argv[] = {arg0, NULL};
-  struct out o = {.name = name};
+  struct hook_out o = {.name = name};
   bool timed_out = false;
   int64_t start = kvvm_clock_mono_ms();
   pid_t pid = -1;
@@ -251,16 +195,16 @@ static void run_one(int fd, const char *name, char *const *envp, int timeout_s,
     drain(pfd[0], &o);
     close(pfd[0]);
     if (pid > 0 && timed_out)
-      note(n, "%s timed out after %d s (killed)", name, timeout_s);
+      hook_note(n, "%s timed out after %d s (killed)", name, timeout_s);
     else if (pid > 0 && WIFSIGNALED(status))
-      note(n, "%s was killed by signal %d", name, WTERMSIG(status));
+      hook_note(n, "%s was killed by signal %d", name, WTERMSIG(status));
     else if (pid > 0 && WEXITSTATUS(status) != 0)
-      note(n, "%s exited %d", name, WEXITSTATUS(status));
+      hook_note(n, "%s exited %d", name, WEXITSTATUS(status));
     else if (pid > 0)
       KVVM_INFO("hook %s: ok (%lld ms)", name, (long long)(kvvm_clock_mono_ms() - start));
   }
   if (pid < 0)
-    note(n, "%s could not be started: %s", name, strerror(errno));
+    hook_note(n, "%s could not be started: %s", name, strerror(errno));
   if (devnull >= 0)
     close(devnull);
   free(arg0);
@@ -283,7 +227,7 @@ enum kvvm_err kvvm_hooks_run(const struct kvvm_hooks_opts *opts, const char *con
 {
   const char *dir = opts && opts->dir ? opts->dir : kvvm_paths_hooks_dir();
   int timeout = opts && opts->timeout_s > 0 ? opts->timeout_s : KVVM_HOOK_TIMEOUT_DEFAULT_S;
-  struct notes n = {why, whylen, 0};
+  struct hook_notes n = {why, whylen, 0};
   char bad[512];
   int dfd;
   if (whylen)
@@ -292,7 +236,7 @@ enum kvvm_err kvvm_hooks_run(const struct kvvm_hooks_opts *opts, const char *con
   if (rc == KVVM_E_NOENT)
     return KVVM_OK;
   if (rc != KVVM_OK) {
-    note(&n, "no hook run: %s", bad);
+    hook_note(&n, "no hook run: %s", bad);
     KVVM_ERR("hooks: %s", bad);
     return KVVM_E_HOOK;
   }

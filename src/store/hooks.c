@@ -2,11 +2,13 @@
  * pass hooks) due in the same save that records the install, before anything runs; marks
  * are cleared only after the hooks ran. A crash between the two replays hooks, never loses
  * them. Running a hook is the platform's (hooks_posix.c). */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "store/hooks_int.h"
 #include "store/installed_int.h"
 #include "kvvm/hooks.h"
 #include "kvvm/log.h"
@@ -187,4 +189,45 @@ enum kvvm_err kvvm_hooks_run_due(struct kvvm_installed *st, const struct kvvm_ho
   if (kvvm_installed_save(st) != KVVM_OK)
     return KVVM_E_STATE;
   return rc == KVVM_OK ? r : rc;
+}
+
+void hook_note(struct hook_notes *n, const char *fmt, ...)
+{
+  va_list ap;
+  if (n->used + 3 >= n->len)
+    return;
+  if (n->used)
+    n->used += (size_t)snprintf(n->s + n->used, n->len - n->used, "; ");
+  va_start(ap, fmt);
+  int k = vsnprintf(n->s + n->used, n->len - n->used, fmt, ap);
+  va_end(ap);
+  n->used = k < 0 ? n->used : n->used + (size_t)k < n->len ? n->used + (size_t)k : n->len - 1;
+}
+
+int hook_name_cmp(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void hook_out_flush(struct hook_out *o)
+{
+  if (!o->fill)
+    return;
+  o->line[o->fill] = '\0';
+  if (o->logged < HOOK_OUTPUT_LOG_MAX)
+    KVVM_INFO("hook %s: %s", o->name, o->line);
+  o->logged += o->fill;
+  if (o->logged >= HOOK_OUTPUT_LOG_MAX && o->logged - o->fill < HOOK_OUTPUT_LOG_MAX)
+    KVVM_INFO("hook %s: further output not logged", o->name);
+  o->fill = 0;
+}
+
+void hook_out_feed(struct hook_out *o, const char *buf, size_t n)
+{
+  for (size_t i = 0; i < n; i++) {
+    if (buf[i] == '\n' || o->fill == HOOK_LINE_MAX_LOG)
+      hook_out_flush(o);
+    if (buf[i] != '\n' && !(o->drop_cr && buf[i] == '\r'))
+      o->line[o->fill++] = (unsigned char)buf[i] >= 0x20 && buf[i] != 0x7f ? buf[i] : '?';
+  }
 }

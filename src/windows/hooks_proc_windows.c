@@ -14,11 +14,10 @@
 #include "kvvm/clock.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
+#include "store/hooks_int.h"
 #include "windows/hooks_int.h"
 #include "windows/win_int.h"
 
-#define OUTPUT_LOG_MAX (64 * 1024)  /* per hook: a runaway hook must not flood the log */
-#define LINE_MAX_LOG 1024
 #define POLL_MS 20
 
 /* The parts (a NULL-terminated list) end to end, in a new string. */
@@ -194,49 +193,17 @@ wchar_t *kvvm_hooks_env_block(const char *const *env)
   return ok ? block : NULL;
 }
 
-/* Output lines to the log, up to OUTPUT_LOG_MAX per hook. */
-struct out {
-  const char *name;
-  char line[LINE_MAX_LOG + 1];
-  size_t fill, logged;
-};
-
-static void out_flush(struct out *o)
-{
-  if (!o->fill)
-    return;
-  o->line[o->fill] = '\0';
-  if (o->logged < OUTPUT_LOG_MAX)
-    KVVM_INFO("hook %s: %s", o->name, o->line);
-  o->logged += o->fill;
-  if (o->logged >= OUTPUT_LOG_MAX && o->logged - o->fill < OUTPUT_LOG_MAX)
-    KVVM_INFO("hook %s: further output not logged", o->name);
-  o->fill = 0;
-}
-
-static void out_feed(struct out *o, const char *buf, size_t n)
-{
-  for (size_t i = 0; i < n; i++) {
-    if (buf[i] == '\n' || o->fill == LINE_MAX_LOG)
-      out_flush(o);
-    if (buf[i] != '\n' && buf[i] != '\r')   /* cmd ends its lines with CR LF */
-      o->line[o->fill++] = (unsigned char)buf[i] >= 0x20 && buf[i] != 0x7f ? buf[i] : '?';
-  }
-}
-
-/* What the pipe holds now, without waiting: a process that escaped the job could keep it
- * open for ever. */
-static void pump(HANDLE r, struct out *o)
+static void pump(HANDLE r, struct hook_out *o)
 {
   char buf[4096];
   DWORD avail = 0, got = 0;
   while (PeekNamedPipe(r, NULL, 0, NULL, &avail, NULL) && avail > 0 &&
          ReadFile(r, buf, avail < sizeof buf ? avail : (DWORD)sizeof buf, &got, NULL) && got > 0)
-    out_feed(o, buf, got);
+    hook_out_feed(o, buf, got);
 }
 
 /* Until the hook exits, the deadline passes or kvvm is asked to stop. */
-static enum hook_end watch(HANDLE proc, HANDLE r, struct out *o, int timeout_s)
+static enum hook_end watch(HANDLE proc, HANDLE r, struct hook_out *o, int timeout_s)
 {
   int64_t deadline = kvvm_clock_mono_ms() + (int64_t)timeout_s * 1000;
   HANDLE waits[2] = {proc, kvvm_win_stop_event()};
@@ -326,7 +293,7 @@ static void close_all(HANDLE *h, size_t n)
 }
 
 /* After the hook: the job ended (the whole tree), its output read, its code taken. */
-static void finish(PROCESS_INFORMATION *pi, HANDLE job, HANDLE r, struct out *o,
+static void finish(PROCESS_INFORMATION *pi, HANDLE job, HANDLE r, struct hook_out *o,
                    unsigned long *code)
 {
   DWORD c = 1;
@@ -336,7 +303,7 @@ static void finish(PROCESS_INFORMATION *pi, HANDLE job, HANDLE r, struct out *o,
   GetExitCodeProcess(pi->hProcess, &c);
   *code = c;
   pump(r, o);
-  out_flush(o);
+  hook_out_flush(o);
 }
 
 enum hook_end kvvm_hooks_spawn(const char *name, const wchar_t *app, wchar_t *cmdline,
@@ -344,7 +311,7 @@ enum hook_end kvvm_hooks_spawn(const char *name, const wchar_t *app, wchar_t *cm
 {
   HANDLE h[4] = {NULL, NULL, NULL, NULL};   /* read end, write end, NUL, job */
   PROCESS_INFORMATION pi;
-  struct out o = {.name = name};
+  struct hook_out o = {.name = name, .drop_cr = true};
   enum hook_end end = HOOK_NOT_STARTED;
   bool made = handles(&h[0], &h[1], &h[2]);
   if (!made || !start(app, cmdline, envblock, h[2], h[1], &pi)) {

@@ -20,36 +20,12 @@
 #include "kvvm/clock.h"
 #include "kvvm/fileio.h"
 #include "kvvm/hooks.h"
+#include "store/hooks_int.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
 #include "kvvm/paths.h"
 #include "windows/hooks_int.h"
 #include "windows/win_int.h"
-
-/* The failures of one run, "; "-separated, for the status message. */
-struct notes {
-  char *s;
-  size_t len, used;
-};
-
-static void note(struct notes *n, const char *fmt, ...) __attribute__((format(gnu_printf, 2, 3)));
-static void note(struct notes *n, const char *fmt, ...)
-{
-  va_list ap;
-  if (n->used + 3 >= n->len)
-    return;
-  if (n->used)
-    n->used += (size_t)snprintf(n->s + n->used, n->len - n->used, "; ");
-  va_start(ap, fmt);
-  int k = vsnprintf(n->s + n->used, n->len - n->used, fmt, ap);
-  va_end(ap);
-  n->used = k < 0 ? n->used : n->used + (size_t)k < n->len ? n->used + (size_t)k : n->len - 1;
-}
-
-static int name_cmp(const void *a, const void *b)
-{
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
 
 /* Skipped as on Linux: hidden files, names starting with '.' (ours and editors' temp files)
  * or '~' (Office's and editors' lock and backup files), and folders. */
@@ -84,7 +60,7 @@ static char **list(const char *dir, size_t *n, DWORD *err)
   } while (FindNextFileW(h, &fd));
   FindClose(h);
   names[*n] = NULL;
-  qsort(names, *n, sizeof *names, name_cmp);
+  qsort(names, *n, sizeof *names, hook_name_cmp);
   return names;
 }
 
@@ -123,7 +99,7 @@ static HANDLE open_held(const char *path, bool folder, char *why, size_t n)
 }
 
 /* The hooks folder and the one above it, checked and held in held[0..1]. */
-static bool folders_safe(const char *dir, HANDLE held[2], struct notes *n)
+static bool folders_safe(const char *dir, HANDLE held[2], struct hook_notes *n)
 {
   char why[512];
   char *parent = kvvm_path_dirname(dir);
@@ -134,7 +110,7 @@ static bool folders_safe(const char *dir, HANDLE held[2], struct notes *n)
     why[0] = '\0';
     held[i] = open_held(paths[i], true, why, sizeof why);
     if (held[i] == INVALID_HANDLE_VALUE) {
-      note(n, "no hook run: %s %s", paths[i], why);
+      hook_note(n, "no hook run: %s %s", paths[i], why);
       KVVM_ERR("hooks: no hook run: %s %s", paths[i], why);
       ok = false;
     }
@@ -144,26 +120,26 @@ static bool folders_safe(const char *dir, HANDLE held[2], struct notes *n)
 }
 
 static void report_end(enum hook_end end, const char *name, unsigned long code, int timeout_s,
-                       int64_t start, struct notes *n)
+                       int64_t start, struct hook_notes *n)
 {
   char err[160];
   if (end == HOOK_NOT_STARTED)
-    note(n, "%s could not be started: %s", name, kvvm_win_strerror(code, err, sizeof err));
+    hook_note(n, "%s could not be started: %s", name, kvvm_win_strerror(code, err, sizeof err));
   else if (end == HOOK_TIMED_OUT)
-    note(n, "%s timed out after %d s (killed)", name, timeout_s);
+    hook_note(n, "%s timed out after %d s (killed)", name, timeout_s);
   else if (end == HOOK_STOPPED)
-    note(n, "%s was stopped: kvvm is stopping", name);
+    hook_note(n, "%s was stopped: kvvm is stopping", name);
   else if (code >= 0xC0000000UL)
-    note(n, "%s ended with status 0x%08lX (a crash)", name, code);
+    hook_note(n, "%s ended with status 0x%08lX (a crash)", name, code);
   else if (code != 0)
-    note(n, "%s exited %lu", name, code);
+    hook_note(n, "%s exited %lu", name, code);
   else
     KVVM_INFO("hook %s: ok (%lld ms)", name, (long long)(kvvm_clock_mono_ms() - start));
 }
 
 /* One hook: checked on the handle held while it runs. False when kvvm is stopping. */
 static bool run_one(const char *dir, const char *name, wchar_t *envblock, int timeout_s,
-                    struct notes *n)
+                    struct hook_notes *n)
 {
   enum hook_kind kind = kvvm_hooks_kind(name);
   char why[512] = "", *path = kvvm_path_join(dir, name);
@@ -171,11 +147,11 @@ static bool run_one(const char *dir, const char *name, wchar_t *envblock, int ti
   enum hook_end end = HOOK_EXITED;
   HANDLE h = INVALID_HANDLE_VALUE;
   if (kind == HOOK_NONE) {
-    note(n, "%s not run: only .exe, .cmd, .bat and .ps1 files are hooks on Windows", name);
+    hook_note(n, "%s not run: only .exe, .cmd, .bat and .ps1 files are hooks on Windows", name);
     KVVM_WARN("hook %s not run: only .exe, .cmd, .bat and .ps1 files are hooks on Windows",
               path);
   } else if ((h = open_held(path, false, why, sizeof why)) == INVALID_HANDLE_VALUE) {
-    note(n, "%s skipped as unsafe: %s", name, why);
+    hook_note(n, "%s skipped as unsafe: %s", name, why);
     KVVM_ERR("hook %s skipped as unsafe: %s", path, why);
   } else if (wpath && kvvm_hooks_command(kind, wpath, &app, &cmd)) {
     unsigned long code = 0;
@@ -195,18 +171,18 @@ static bool run_one(const char *dir, const char *name, wchar_t *envblock, int ti
 
 /* Every hook in names, in order, until kvvm is asked to stop. */
 static void run_all(const char *dir, char **names, size_t count, const char *const *env,
-                    int timeout_s, struct notes *n)
+                    int timeout_s, struct hook_notes *n)
 {
   wchar_t *envblock = kvvm_hooks_env_block(env);
   if (!envblock) {
-    note(n, "no hook run: a variable is not valid UTF-8");
+    hook_note(n, "no hook run: a variable is not valid UTF-8");
     KVVM_ERR("hooks: no hook run: a variable is not valid UTF-8");
     return;
   }
   for (size_t i = 0; i < count; i++)
     if (!run_one(dir, names[i], envblock, timeout_s, n)) {
       if (i + 1 < count)
-        note(n, "%zu hook(s) after it not run", count - i - 1);
+        hook_note(n, "%zu hook(s) after it not run", count - i - 1);
       break;
     }
   free(envblock);
@@ -217,7 +193,7 @@ enum kvvm_err kvvm_hooks_run(const struct kvvm_hooks_opts *opts, const char *con
 {
   const char *dir = opts && opts->dir ? opts->dir : kvvm_paths_hooks_dir();
   int timeout = opts && opts->timeout_s > 0 ? opts->timeout_s : KVVM_HOOK_TIMEOUT_DEFAULT_S;
-  struct notes n = {why, whylen, 0};
+  struct hook_notes n = {why, whylen, 0};
   HANDLE held[2] = {INVALID_HANDLE_VALUE, INVALID_HANDLE_VALUE};
   size_t count = 0;
   DWORD e = 0;
@@ -226,7 +202,7 @@ enum kvvm_err kvvm_hooks_run(const struct kvvm_hooks_opts *opts, const char *con
     why[0] = '\0';
   char **names = list(dir, &count, &e);
   if (!names && e != ERROR_PATH_NOT_FOUND && e != ERROR_FILE_NOT_FOUND) {
-    note(&n, "no hook run: %s cannot be listed: %s", dir, kvvm_win_strerror(e, err, sizeof err));
+    hook_note(&n, "no hook run: %s cannot be listed: %s", dir, kvvm_win_strerror(e, err, sizeof err));
     KVVM_ERR("hooks: %s", why);
   } else if (count && folders_safe(dir, held, &n)) {   /* none: no hooks, whoever may write */
     run_all(dir, names, count, env, timeout, &n);
