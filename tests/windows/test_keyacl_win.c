@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "../unit/kt.h"
+#include "store_kit.h"
 #include "kvvm/certmat.h"
 #include "kvvm/fileio.h"
 #include "kvvm/mem.h"
@@ -72,16 +73,11 @@ static struct kvvm_bundle *bundle(const char *name)
 
 static struct kvvm_config *config_url(const char *url, const char *accounts, bool link)
 {
-  char text[1024], why[512] = "";
-  struct kvvm_settings_opts opts = {.store_kind = KVVM_STORE_WINDOWS};
-  struct kvvm_config *cfg = NULL;
-  snprintf(text, sizeof text, "{\"runtimeSettings\":[{\"handlerSettings\":{\"publicSettings\":"
-           "{\"secretsManagementSettings\":{\"linkOnRenewal\":%s,\"observedCertificates\":"
-           "[{\"url\":\"%s\"%s%s}]}}}}]}", link ? "true" : "false", url,
-           *accounts ? ",\"accounts\":" : "", accounts);
-  if (kvvm_settings_parse(text, strlen(text), &opts, &cfg, why, sizeof why) != KVVM_OK)
-    fprintf(stderr, "  settings: %s\n", why);
-  return cfg;
+  char sms[1024];
+  snprintf(sms, sizeof sms, "{\"linkOnRenewal\":%s,\"observedCertificates\":[{\"url\":"
+           "\"%s\"%s%s}]}", link ? "true" : "false", url, *accounts ? ",\"accounts\":" : "",
+           accounts);
+  return kit_settings(sms);
 }
 
 static struct kvvm_config *config(const char *accounts, bool link)
@@ -280,11 +276,7 @@ static char *dacl_of(const char *t)
 static json_t *record_of(void)
 {
   char *path = path_in("state\\installed.json");
-  json_error_t e;
-  json_t *doc = json_load_file(path, 0, &e);
-  json_t *rec = json_object_get(json_object_get(doc, "certs"), URL " LocalMachine\\MY");
-  rec = json_is_string(rec) ? json_loads(json_string_value(rec), 0, &e) : json_incref(rec);
-  json_decref(doc);
+  json_t *rec = kit_record(path, URL, "LocalMachine\\MY");
   free(path);
   return rec;
 }

@@ -24,6 +24,7 @@
 #include <jansson.h>
 
 #include "../unit/kt.h"
+#include "store_kit.h"
 #include "kvvm/certmat.h"
 #include "kvvm/fileio.h"
 #include "kvvm/mem.h"
@@ -67,15 +68,8 @@ static struct kvvm_bundle *bundle(int k)
 
 static struct kvvm_config *config(void)
 {
-  static const char text[] = "{\"runtimeSettings\":[{\"handlerSettings\":{\"publicSettings\":"
-                             "{\"secretsManagementSettings\":{\"observedCertificates\":[{\"url\":"
-                             "\"" URL "\",\"certificateStoreName\":\"kvvm-test-crash\"}]}}}}]}";
-  char why[512] = "";
-  struct kvvm_settings_opts opts = {.store_kind = KVVM_STORE_WINDOWS};
-  struct kvvm_config *cfg = NULL;
-  if (kvvm_settings_parse(text, strlen(text), &opts, &cfg, why, sizeof why) != KVVM_OK)
-    fprintf(stderr, "  settings: %s\n", why);
-  return cfg;
+  return kit_settings("{\"observedCertificates\":[{\"url\":\"" URL "\","
+                      "\"certificateStoreName\":\"kvvm-test-crash\"}]}");
 }
 
 /* ---- the child ---- */
@@ -175,11 +169,7 @@ static bool cng_key(PCCERT_CONTEXT c)
 static json_t *record_of(void)
 {
   char *path = kvvm_path_join(datadir, "crashstate\\installed.json");
-  json_error_t e;
-  json_t *doc = json_load_file(path, 0, &e);
-  json_t *rec = json_object_get(json_object_get(doc, "certs"), URL " LocalMachine\\kvvm-test-crash");
-  rec = json_is_string(rec) ? json_loads(json_string_value(rec), 0, &e) : json_incref(rec);
-  json_decref(doc);
+  json_t *rec = kit_record(path, URL, "LocalMachine\\kvvm-test-crash");
   free(path);
   return rec;
 }

@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "../unit/kt.h"
+#include "store_kit.h"
 #include "kvvm/certmat.h"
 #include "kvvm/fileio.h"
 #include "kvvm/log.h"
@@ -65,15 +66,7 @@ static struct kvvm_bundle *bundle(const char *name)
 
 static struct kvvm_config *config(void)
 {
-  static const char text[] = "{\"runtimeSettings\":[{\"handlerSettings\":{\"publicSettings\":"
-                             "{\"secretsManagementSettings\":{\"observedCertificates\":[{\"url\":"
-                             "\"" URL "\"}]}}}}]}";
-  char why[512] = "";
-  struct kvvm_settings_opts opts = {.store_kind = KVVM_STORE_WINDOWS};
-  struct kvvm_config *cfg = NULL;
-  if (kvvm_settings_parse(text, strlen(text), &opts, &cfg, why, sizeof why) != KVVM_OK)
-    fprintf(stderr, "  settings: %s\n", why);
-  return cfg;
+  return kit_settings("{\"observedCertificates\":[{\"url\":\"" URL "\"}]}");
 }
 
 /* One pass that installs p<i> (version "p<i>") and commits. */
@@ -106,11 +99,7 @@ static bool pass_with(int i)
 static json_t *record_of(void)
 {
   char *path = path_in("prunestate\\installed.json");
-  json_error_t e;
-  json_t *doc = json_load_file(path, 0, &e);
-  json_t *rec = json_object_get(json_object_get(doc, "certs"), URL " LocalMachine\\MY");
-  rec = json_is_string(rec) ? json_loads(json_string_value(rec), 0, &e) : json_incref(rec);
-  json_decref(doc);
+  json_t *rec = kit_record(path, URL, "LocalMachine\\MY");
   free(path);
   return rec;
 }

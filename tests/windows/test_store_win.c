@@ -27,6 +27,7 @@
 #include <jansson.h>
 
 #include "../unit/kt.h"
+#include "store_kit.h"
 #include "kvvm/certmat.h"
 #include "kvvm/fileio.h"
 #include "kvvm/hooks.h"
@@ -81,15 +82,9 @@ static bool thumb_file(const char *name, char out[41])
 /* The settings as enable would read them on Windows: one certificate, extra in its object. */
 static struct kvvm_config *config_for(const char *url, const char *extra)
 {
-  char text[1024], why[512] = "";
-  struct kvvm_settings_opts opts = {.store_kind = KVVM_STORE_WINDOWS};
-  struct kvvm_config *cfg = NULL;
-  snprintf(text, sizeof text, "{\"runtimeSettings\":[{\"handlerSettings\":{\"publicSettings\":"
-           "{\"secretsManagementSettings\":{\"observedCertificates\":[{\"url\":\"%s\"%s}]"
-           "}}}}]}", url, extra);
-  if (kvvm_settings_parse(text, strlen(text), &opts, &cfg, why, sizeof why) != KVVM_OK)
-    fprintf(stderr, "  settings: %s\n", why);
-  return cfg;
+  char sms[1024];
+  snprintf(sms, sizeof sms, "{\"observedCertificates\":[{\"url\":\"%s\"%s}]}", url, extra);
+  return kit_settings(sms);
 }
 
 static struct kvvm_config *config(const char *extra) { return config_for(URL, extra); }
@@ -193,14 +188,7 @@ out:
 static json_t *record_of(void)
 {
   char *path = path_in("state\\installed.json");
-  json_error_t e;
-  json_t *doc = json_load_file(path, 0, &e);
-  json_t *rec = json_object_get(json_object_get(doc, "certs"), URL " LocalMachine\\MY");
-  if (json_is_string(rec))
-    rec = json_loads(json_string_value(rec), 0, &e);
-  else
-    json_incref(rec);
-  json_decref(doc);
+  json_t *rec = kit_record(path, URL, "LocalMachine\\MY");
   free(path);
   return rec;
 }
