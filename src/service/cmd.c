@@ -10,6 +10,7 @@
 #include "kvvm/henv.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
+#include "kvvm/metrics.h"
 #include "kvvm/paths.h"
 #include "kvvm/proc.h"
 #include "kvvm/seqno.h"
@@ -37,18 +38,25 @@ static enum kvvm_err write_status(const struct ctx *c, long seq, enum kvvm_statu
   return kvvm_status_write(c->henv->status_dir, seq, &st);
 }
 
-/* A settings error is reported in the status file first: exiting non-zero after only a
- * transitioning status would leave CRP waiting for its own timeout. */
-static enum kvvm_err load_config(const struct ctx *c, long seq, struct kvvm_config **cfg)
+static enum kvvm_err read_config(const struct ctx *c, long seq, struct kvvm_config **cfg,
+                                 char *why, size_t whylen)
 {
   /* The agent keeps its transport certificates in Lib.Dir, the package folder's parent. */
   char *lib = kvvm_path_dirname(c->henv->root);
   struct kvvm_settings_opts opts = {.default_store_root = kvvm_paths_store_root(),
                                     .certs_dir = lib,
                                     .store_kind = kvvm_paths_store_kind()};
-  char why[1024] = "";
-  enum kvvm_err rc = kvvm_settings_load(c->henv->config_dir, seq, &opts, cfg, why, sizeof(why));
+  enum kvvm_err rc = kvvm_settings_load(c->henv->config_dir, seq, &opts, cfg, why, whylen);
   free(lib);
+  return rc;
+}
+
+/* A settings error is reported in the status file first: exiting non-zero after only a
+ * transitioning status would leave CRP waiting for its own timeout. */
+static enum kvvm_err load_config(const struct ctx *c, long seq, struct kvvm_config **cfg)
+{
+  char why[1024] = "";
+  enum kvvm_err rc = read_config(c, seq, cfg, why, sizeof(why));
   if (rc == KVVM_OK)
     return KVVM_OK;
   if (!why[0])
@@ -245,6 +253,23 @@ static bool other_version_beside(const struct ctx *c)
   return found;
 }
 
+/* The metrics file of the settings last applied goes with the extension: node_exporter would
+ * otherwise serve its series, expiry times included, for ever. Settings that cannot be read
+ * any more leave it (logged). */
+static void retire_metrics(const struct ctx *c, long seq)
+{
+  struct kvvm_config *cfg = NULL;
+  char why[1024] = "";
+  if (seq < 0)
+    return;
+  if (read_config(c, seq, &cfg, why, sizeof(why)) == KVVM_OK)
+    kvvm_metrics_retire(cfg, NULL);
+  else
+    KVVM_WARN("settings of sequence %ld unreadable (%s): a kvvm.prom they named is left", seq,
+              why);
+  kvvm_config_free(cfg);
+}
+
 /* A real uninstall removes what kvvm owns (unit, state) and leaves certificates and logs;
  * the uninstall that is part of an update leaves everything to the new version. */
 static enum kvvm_err do_uninstall(struct ctx *c)
@@ -272,6 +297,7 @@ static enum kvvm_err do_uninstall(struct ctx *c)
     rc = kvvm_service_remove(c->henv->root);
   } else {
     rc = kvvm_service_remove(c->henv->root);
+    retire_metrics(c, kvvm_state_get_int(st, ST_SEQ, -1));
     if (rc == KVVM_OK)
       rc = kvvm_state_remove_all(dir);
     KVVM_INFO("uninstalled; installed certificates are left in place");

@@ -4,7 +4,8 @@
 # and scraped over HTTP after `kvvm run --once` passes against the emulator: each
 # certificate's series with its values (expiry = the certificate's notAfter; error 0 for a
 # good one, 1 for one the vault refuses with 403), the pass's series, and the series of a
-# certificate gone once the settings drop it. The exporter is stopped by this test.
+# certificate gone once the settings drop it; then kvvmd under enable writes it, and uninstall
+# removes it. The exporter is stopped by this test.
 set -u
 build=${KVVM_BUILD:-build}
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -24,6 +25,7 @@ kvvm=$pkg/bin/kvvm
 exp_pid=
 cleanup() {
   [ -n "$exp_pid" ] && kill "$exp_pid" 2>/dev/null && wait "$exp_pid" 2>/dev/null
+  [ -f "$tmp/state/kvvmd.pid" ] && kill -9 "$(head -1 "$tmp/state/kvvmd.pid")" 2>/dev/null
   [ -f "$tmp/emu/emu.json" ] && kill "$(emu pid)" 2>/dev/null
   [ -n "${KEEP:-}" ] || rm -rf "$tmp"
 }
@@ -130,6 +132,28 @@ sed 's|"metricsTextfileDir":"[^"]*"|"metricsTextfileDir":"prom"|' "$tmp/run.json
 "$kvvm" check-settings "$tmp/rel.json" >"$tmp/out" 2>&1
 check "a relative folder is refused, naming the key" \
   "grep -q 'secretsManagementSettings.metricsTextfileDir: \"prom\" is not an absolute folder path' '$tmp/out'"
+
+# Under the agent: kvvmd writes the file after its passes, and uninstall takes it away.
+rm -f "$tmp/prom/kvvm.prom"
+settings web
+printf '{"runtimeSettings":[{"handlerSettings":{"publicSettings":%s}}]}' "$(cat "$tmp/run.json")" \
+  >"$pkg/config/1.settings"
+pidf=$tmp/state/kvvmd.pid
+ConfigSequenceNumber=1 "$pkg/bin/enable" >/dev/null 2>&1
+i=0
+until grep -q 'kvvm_pass_success 1' "$tmp/prom/kvvm.prom" 2>/dev/null || [ $i -ge 100 ]; do
+  sleep 0.1
+  i=$((i + 1))
+done
+scrape
+check "kvvmd's pass wrote the file: web's expiry scraped, the pass succeeded" \
+  "[ \"\$(value kvvm_certificate_expiry_timestamp_seconds web)\" = $not_after ] && \
+   grep -qx 'kvvm_pass_success  1' '$tmp/scrape'"
+"$pkg/bin/disable" >/dev/null 2>&1
+"$pkg/bin/uninstall" >/dev/null 2>&1
+check "uninstall removes kvvm.prom; node_exporter serves no kvvm series" \
+  "[ ! -e '$tmp/prom/kvvm.prom' ] && scrape && ! grep -q '^kvvm_' '$tmp/scrape'"
+check "the certificate stays after uninstall" "[ -f '$tmp/$store/myvault.web' ]"
 
 kill "$exp_pid" && wait "$exp_pid" 2>/dev/null
 check "the exporter stopped" "! kill -0 $exp_pid 2>/dev/null"
