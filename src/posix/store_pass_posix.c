@@ -61,6 +61,9 @@ static bool referenced(struct kvvm_store *s, const char *dir, const char *name)
     json_array_foreach(json_object_get(rec, "versions"), i, e)
       if (json_string_value(e) && strcmp(json_string_value(e), name) == 0)
         return true;
+    json_array_foreach(json_object_get(rec, "files_dirs"), i, e)
+      if (json_string_value(e) && strcmp(json_string_value(e), name) == 0)
+        return true;
   }
   return false;
 }
@@ -70,6 +73,13 @@ static int remove_old(struct kvvm_store *s, int dfd, const char *dir, const char
   struct stat st;
   if (referenced(s, dir, name) || fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
     return 0;
+  if (S_ISDIR(st.st_mode) && st.st_uid == 0) {   /* a fileLayout folder */
+    if (!store_tree_remove(dfd, dir, name))
+      return 0;
+    KVVM_INFO("%s/%s/: removed (beyond the %u retained versions, or fileLayout changed)",
+              dir, name, s->retain);
+    return 1;
+  }
   if (!S_ISREG(st.st_mode) || st.st_uid != 0) {
     KVVM_WARN("%s/%s is not root's regular file; not removed", dir, name);
     return 0;

@@ -16,7 +16,7 @@
 
 #define WHY_MAX 1024
 
-#define REC_VARS 9   /* the variables read from the record (env_of) */
+#define REC_VARS 14  /* the variables read from the record (env_of): 9, and fileLayout's 5 */
 
 /* NAME=value into env, unless the due mark already set NAME (marks written by kvvm before
  * 0.1.1 carried every variable). */
@@ -66,6 +66,11 @@ static char **env_of(const json_t *rec, json_t *due_env)
   put_var(env, &n, "KVVM_THUMBPRINT", installed_str(rec, "thumbprint"));
   put_var(env, &n, "KVVM_SANS", sans);
   put_var(env, &n, "KVVM_NOT_AFTER", when);
+  put_var(env, &n, "KVVM_FILES_DIR", installed_str(rec, "files_link"));
+  size_t cap = json_object_size(due_env) + REC_VARS;  /* a record edited by hand: no more */
+  json_object_foreach(json_object_get(rec, "files"), k, v)
+    if (json_is_string(v) && strncmp(k, "KVVM_", 5) == 0 && n < cap)
+      put_var(env, &n, k, json_string_value(v));
   free(sans);
   return env;
 }
