@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "store/installed_int.h"
+#include "kvvm/fileio.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
 #include "kvvm/paths.h"
@@ -128,13 +129,39 @@ enum kvvm_err kvvm_store_commit(struct kvvm_store *s)
   return rc == KVVM_OK ? r : rc;
 }
 
-static void sweep_dir(const char *dir, int *count)
+/* Temp files inside the fileLayout folders recorded for dir (a crash while an existing
+ * version's folder was rewritten). */
+static int sweep_split(struct kvvm_store *s, int dfd, const char *dir)
+{
+  json_t *rec, *e;
+  const char *key;
+  size_t i;
+  int count = 0;
+  json_object_foreach(installed_certs(s->inst), key, rec) {
+    if (!installed_str(rec, "store_dir") || strcmp(installed_str(rec, "store_dir"), dir) != 0)
+      continue;
+    json_array_foreach(json_object_get(rec, "files_dirs"), i, e) {
+      const char *name = json_string_value(e);
+      int fd = name && store_name_ok(name) ?
+               openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+      char *path = fd >= 0 ? kvvm_path_join(dir, name) : NULL;
+      if (fd >= 0)
+        count += store_dir_sweep(fd, path);
+      if (fd >= 0)
+        close(fd);
+      free(path);
+    }
+  }
+  return count;
+}
+
+static void sweep_dir(struct kvvm_store *s, const char *dir, int *count)
 {
   char why[512];
   int dfd;
   enum kvvm_err rc = store_dir_open(dir, false, NULL, NULL, &dfd, why, sizeof why);
   if (rc == KVVM_OK) {
-    *count += store_dir_sweep(dfd, dir);
+    *count += store_dir_sweep(dfd, dir) + sweep_split(s, dfd, dir);
     close(dfd);
   } else if (rc != KVVM_E_NOENT) {
     KVVM_WARN("sweep: %s", why);
@@ -159,7 +186,7 @@ int kvvm_store_sweep(struct kvvm_store *s, const struct kvvm_config *cfg)
     for (size_t k = 0; k < i && !seen; k++)
       seen = strcmp(dirs[k], dirs[i]) == 0;
     if (!seen)
-      sweep_dir(dirs[i], &count);
+      sweep_dir(s, dirs[i], &count);
   }
   free(dirs);
   return count;

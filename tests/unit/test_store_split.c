@@ -302,9 +302,13 @@ static void planted_and_sweep(void)
   kvvm_install_result_clear(&res);
   fx_sh("rm '%s/kvt.c1.live'", e.store);
   KT_CHECK(install(&e, &cc, ba, "v1") == KVVM_OK);
-  fx_sh("cd '%s' && mkdir .kvvm-tmp.9 && echo x >.kvvm-tmp.9/cert.pem", e.store);
+  fx_sh("cd '%s' && mkdir .kvvm-tmp.9 && echo x >.kvvm-tmp.9/cert.pem && "
+        "echo x >kvt.c1.certbot.v1/.kvvm-tmp.8", e.store);
   struct kvvm_config cfg = {.certs = &cc, .n_certs = 1};
-  KT_CHECK(kvvm_store_sweep(e.s, &cfg) == 1);
+  KT_CHECK(kvvm_store_sweep(e.s, &cfg) == 2);
+  char *in = fx_out("ls -A '%s/kvt.c1.live/'", e.store);
+  KT_STREQ(in, "cert.pem\nchain.pem\nfullchain.pem\nprivkey.pem\n");
+  free(in);
   char *ls = fx_out("ls -A '%s'", e.store);
   KT_STREQ(ls, "kvt.c1\nkvt.c1.certbot.v1\nkvt.c1.live\nkvt.c1.v1\n");
   free(ls);
