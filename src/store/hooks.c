@@ -18,6 +18,10 @@
 
 #define REC_VARS 14  /* the variables read from the record (env_of): 9, and fileLayout's 5 */
 
+/* fileLayout's files through the link (the record's "files"; empty without a layout). */
+static const char *const split_vars[] = {"KVVM_CERT_FILE", "KVVM_CHAIN_FILE",
+                                         "KVVM_FULLCHAIN_FILE", "KVVM_KEY_FILE"};
+
 /* NAME=value into env, unless the due mark already set NAME (marks written by kvvm before
  * 0.1.1 carried every variable). */
 static void put_var(char **env, size_t *n, const char *name, const char *value)
@@ -67,10 +71,8 @@ static char **env_of(const json_t *rec, json_t *due_env)
   put_var(env, &n, "KVVM_SANS", sans);
   put_var(env, &n, "KVVM_NOT_AFTER", when);
   put_var(env, &n, "KVVM_FILES_DIR", installed_str(rec, "files_link"));
-  size_t cap = json_object_size(due_env) + REC_VARS;  /* a record edited by hand: no more */
-  json_object_foreach(json_object_get(rec, "files"), k, v)
-    if (json_is_string(v) && strncmp(k, "KVVM_", 5) == 0 && n < cap)
-      put_var(env, &n, k, json_string_value(v));
+  for (size_t i = 0; i < sizeof split_vars / sizeof *split_vars; i++)
+    put_var(env, &n, split_vars[i], installed_str(json_object_get(rec, "files"), split_vars[i]));
   free(sans);
   return env;
 }
