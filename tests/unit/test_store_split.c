@@ -221,14 +221,20 @@ static void keep_rewrites_missing(void)
   env_done(&e, &cc);
 }
 
-/* certbot -> csi: the link names the csi folder, the certbot folder goes; off: the link and
+/* none -> certbot -> csi: the link names the csi folder, the certbot folder goes; off: the link and
  * the folders go, the bundle and its stable name stay. */
 static void switching(void)
 {
   struct env e;
   struct kvvm_cert_cfg cc;
-  env_init(&e, &cc, KVVM_LAYOUT_CERTBOT);
+  env_init(&e, &cc, KVVM_LAYOUT_NONE);
+  KT_CHECK(install(&e, &cc, ba, "v1") == KVVM_OK);  /* a record without the keys, as before */
+  cc.layout = KVVM_LAYOUT_CERTBOT;
+  struct kvvm_install_result res;
+  enum kvvm_err rc;
+  KT_CHECK(!kvvm_store_keep(e.s, &cc, "v1", &res, &rc));  /* turned on: the files are due */
   KT_CHECK(install(&e, &cc, ba, "v1") == KVVM_OK);
+  KT_CHECK(fx_sh("test -f '%s/kvt.c1.live/fullchain.pem'", e.store) == 0);
   cc.layout = KVVM_LAYOUT_CSI;
   KT_CHECK(install(&e, &cc, ba, "v1") == KVVM_OK);
   char *ls = fx_out("ls -A '%s'", e.store);
@@ -238,8 +244,6 @@ static void switching(void)
   KT_STREQ(ls, "kvt.c1.crt\nkvt.c1.key\n");
   free(ls);
   cc.layout = KVVM_LAYOUT_NONE;
-  struct kvvm_install_result res;
-  enum kvvm_err rc;
   KT_CHECK(!kvvm_store_keep(e.s, &cc, "v1", &res, &rc));
   KT_CHECK(install(&e, &cc, ba, "v1") == KVVM_OK);
   ls = fx_out("ls -A '%s'", e.store);
