@@ -120,6 +120,8 @@ static enum kvvm_err put_file(struct op *op, const char *name, const void *data,
                         sizeof op->res->why);
 }
 
+static bool eq(const char *a, const char *b) { return a && b && strcmp(a, b) == 0; }
+
 static char *read_link(int dfd, const char *name)
 {
   char buf[4096];
@@ -145,25 +147,30 @@ static bool our_link(const struct op *op, const char *target, bool live)
   return ok;
 }
 
+/* What sits at name may be swapped: nothing, or a link kvvm made (*old: its target). */
+static enum kvvm_err link_ours(struct op *op, const char *name, bool live, char **old)
+{
+  struct stat st;
+  *old = NULL;
+  if (fstatat(op->dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+    return KVVM_OK;
+  *old = S_ISLNK(st.st_mode) ? read_link(op->dfd, name) : NULL;
+  if (*old && our_link(op, *old, live))
+    return KVVM_OK;
+  snprintf(op->res->why, sizeof op->res->why, "%s/%s is %s%s kvvm did not make; not followed "
+           "or replaced (remove it to let kvvm install)", op->cc->store_dir, name,
+           *old ? "a symbolic link to " : "a file", *old ? *old : "");
+  return KVVM_E_STORE;
+}
+
 /* Point name (the stable name, or with live the fileLayout link) at target: a temp
  * symlink renamed over it. */
 static enum kvvm_err swap_link(struct op *op, const char *name, const char *target, bool live)
 {
-  struct stat st;
   char *old = NULL, *tmp = NULL;
-  enum kvvm_err rc = KVVM_OK;
-  if (fstatat(op->dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-    old = S_ISLNK(st.st_mode) ? read_link(op->dfd, name) : NULL;
-    if (!old || !our_link(op, old, live)) {
-      snprintf(op->res->why, sizeof op->res->why, "%s/%s is %s%s kvvm did not make; not "
-               "followed or replaced (remove it to let kvvm install)", op->cc->store_dir,
-               name, old ? "a symbolic link to " : "a file", old ? old : "");
-      rc = KVVM_E_STORE;
-      goto out;
-    }
-    if (strcmp(old, target) == 0)
-      goto out;
-  }
+  enum kvvm_err rc = link_ours(op, name, live, &old);
+  if (rc != KVVM_OK || eq(old, target))
+    goto out;
   tmp = store_temp_name();
   bool made = symlinkat(target, op->dfd, tmp) == 0;
   if (!made || renameat(op->dfd, tmp, op->dfd, name) != 0) {
@@ -212,8 +219,6 @@ static bool root_file(int dfd, const char *name, json_int_t size)
   return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
          st.st_uid == 0 && (size < 0 || st.st_size == size);
 }
-
-static bool eq(const char *a, const char *b) { return a && b && strcmp(a, b) == 0; }
 
 /* The fileLayout part of current(): the record names this layout's link and folder, the
  * link names the folder, and every file is in it (a deleted one makes the pass rewrite). */
@@ -398,7 +403,12 @@ static enum kvvm_err put(struct op *op, const struct kvvm_bundle *b, const char 
   char *pem = NULL;
   unsigned char *p12 = NULL;
   size_t pem_len = 0, p12_len = 0;
-  enum kvvm_err rc = kvvm_bundle_to_pem(b, &pem, &pem_len);
+  char *live_was = NULL;
+  /* A link kvvm did not make at <stable>.live stops the install before anything is written. */
+  enum kvvm_err rc = op->live ? link_ours(op, op->live, true, &live_was) : KVVM_OK;
+  free(live_was);
+  if (rc == KVVM_OK)
+    rc = kvvm_bundle_to_pem(b, &pem, &pem_len);
   if (rc == KVVM_OK)
     rc = put_file(op, op->file, pem, pem_len);
   if (rc == KVVM_OK && op->cc->key_exportable &&

@@ -293,7 +293,8 @@ static void grants(void)
   env_done(&e, &cc);
 }
 
-/* A link planted at <stable>.live is not replaced; a temp folder a crash left is swept. */
+/* A link planted at <stable>.live is not replaced (and nothing is written); a temp folder a
+ * crash left is swept, and a temp file inside a version's folder. */
 static void planted_and_sweep(void)
 {
   struct env e;
@@ -304,6 +305,9 @@ static void planted_and_sweep(void)
   KT_CHECK(kvvm_store_install(e.s, &cc, ba, "v1", &res) == KVVM_E_STORE);
   KT_CONTAINS(res.why, "kvt.c1.live is a symbolic link to /etc kvvm did not make");
   kvvm_install_result_clear(&res);
+  char *before = fx_out("ls -A '%s'", e.store);
+  KT_STREQ(before, "kvt.c1.live\n");  /* refused before anything was written */
+  free(before);
   fx_sh("rm '%s/kvt.c1.live'", e.store);
   KT_CHECK(install(&e, &cc, ba, "v1") == KVVM_OK);
   fx_sh("cd '%s' && mkdir .kvvm-tmp.9 && echo x >.kvvm-tmp.9/cert.pem && "
