@@ -139,6 +139,9 @@ check "nginx reloaded (reconfiguring, new worker) without an emergency" \
   "grep -q 'reconfiguring' '$ngx/error.log' && ! grep -q '\\[emerg\\]' '$ngx/error.log'"
 check "nginx never logged a key mismatch" "! grep -q 'key values mismatch' '$ngx/error.log'"
 check "the old version's folder is kept for the retention" "[ -d '$store/web.certbot.$v1' ]"
+"$kvvm" status --json >"$tmp/status.json" 2>/dev/null
+check "kvvm status --json names the link and the layout" \
+  "/usr/bin/python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))[\"certificates\"][0]; sys.exit(not (c[\"files\"] == sys.argv[2] and c[\"file_layout\"] == \"certbot\"))' '$tmp/status.json' '$store/web.live'"
 
 kill "$ngx_pid" && wait "$ngx_pid" 2>/dev/null
 check "nginx stopped" "! kill -0 $ngx_pid 2>/dev/null"
