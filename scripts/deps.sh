@@ -30,6 +30,10 @@ test_pkgs="$test_pkgs systemd-container"
 # Debian's node_exporter scrapes kvvm's metrics file in tests/system/test_metrics.sh, which
 # starts its own on loopback: the package's service is never started nor left enabled.
 test_pkgs="$test_pkgs prometheus-node-exporter"
+# A real nginx reads fileLayout's fullchain and key pair across a renewal in
+# tests/system/test_file_layout.sh, which runs its own on loopback: the package's service is
+# never started (policy-rc.d below) nor left enabled.
+test_pkgs="$test_pkgs nginx"
 
 # make bench: the peers' tools (tests/bench/peers: curl + jq loop; node runs the SDK).
 bench_pkgs="$test_pkgs jq curl"
@@ -82,4 +86,9 @@ case " $missing " in
   *" prometheus-node-exporter "*)
     systemctl disable --quiet prometheus-node-exporter.service 2>/dev/null || true
     systemctl stop prometheus-node-exporter.service 2>/dev/null || true ;;
+esac
+case " $missing " in
+  *" nginx "*)
+    systemctl disable --quiet nginx.service 2>/dev/null || true
+    systemctl stop nginx.service 2>/dev/null || true ;;
 esac

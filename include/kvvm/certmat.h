@@ -50,6 +50,16 @@ KVVM_API size_t kvvm_bundle_unrelated_len(const struct kvvm_bundle *b);
 /* The Linux-compatible file: leaf, chain, unrelated certificates, then the key as PKCS#8
  * PEM. Holds the key: free with kvvm_free_secret(*out, *len). */
 KVVM_API enum kvvm_err kvvm_bundle_to_pem(const struct kvvm_bundle *b, char **out, size_t *len);
+/* What kvvm_bundle_to_pem_parts writes, in this order: the leaf, the chain in issuing order,
+ * the unrelated certificates, the key as PKCS#8 (the split files of a fileLayout). */
+#define KVVM_PEM_LEAF 1u
+#define KVVM_PEM_CHAIN 2u
+#define KVVM_PEM_UNRELATED 4u
+#define KVVM_PEM_KEY 8u
+/* Like kvvm_bundle_to_pem, only the parts asked for (a bundle without a chain gives "" for
+ * KVVM_PEM_CHAIN alone). Free with kvvm_free_secret(*out, *len) when KVVM_PEM_KEY. */
+KVVM_API enum kvvm_err kvvm_bundle_to_pem_parts(const struct kvvm_bundle *b, unsigned parts,
+                                                char **out, size_t *len);
 /* PKCS#12 for keyExportable: chain + key, empty password, SHA-256 MAC. Holds the key: free
  * with kvvm_free_secret. */
 KVVM_API enum kvvm_err kvvm_bundle_to_pkcs12(const struct kvvm_bundle *b, unsigned char **out,

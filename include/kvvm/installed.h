@@ -22,6 +22,8 @@ struct kvvm_installed_cert {
   const char *url, *store_dir;
   const char *version, *thumbprint;  /* NULL before the first install */
   const char *file, *link, *pfx;     /* absolute paths; pfx NULL unless keyExportable */
+  const char *files, *layout;        /* fileLayout: the link <stable>.live and the layout's
+                                        word ("certbot", "csi"); NULL without one */
   const char *grants;                /* "user:app1(1001),group:web(1002)", or NULL */
   const char *key_provider;          /* Windows: the key's provider, else NULL */
   const char *readers;               /* who can read the key or files, in words: Windows'

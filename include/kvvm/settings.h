@@ -23,6 +23,14 @@ struct kvvm_acl_entry {
  * them in upper case; settings keep them in lower case). */
 #define KVVM_SECRET_VERSION_LEN 32
 
+/* kvvm's fileLayout: split files beside the bundle, in a folder per version behind one
+ * stable link (design.md, Store mapping on Linux). */
+enum kvvm_file_layout {
+  KVVM_LAYOUT_NONE,     /* the bundle (and the .pfx) only */
+  KVVM_LAYOUT_CERTBOT,  /* cert.pem, chain.pem, fullchain.pem, privkey.pem */
+  KVVM_LAYOUT_CSI       /* <stable>.crt (leaf and chain), <stable>.key */
+};
+
 struct kvvm_cert_cfg {
   char *url;          /* normalised: https://<host>/secrets/<name>[/<version>] */
   char *vault_host;   /* lower case, no port */
@@ -39,6 +47,7 @@ struct kvvm_cert_cfg {
   struct kvvm_acl_entry *acls;  /* Linux `acls` */
   size_t n_acls;
   bool key_exportable;
+  enum kvvm_file_layout layout;  /* kvvm's fileLayout; always NONE on Windows */
   bool link_on_renewal;  /* the top-level linkOnRenewal, copied for the store */
   /* authenticationOverride: this certificate's own identity instead of authenticationSettings'.
    * id_key is the key path of its msiClientId (for messages), NULL without an override;
@@ -104,5 +113,7 @@ KVVM_API enum kvvm_err kvvm_settings_load(const char *config_dir, long seq,
  * whether settings changed, and printed by `kvvm check-settings`. Caller frees. */
 KVVM_API char *kvvm_config_to_json(const struct kvvm_config *cfg);
 KVVM_API void kvvm_config_free(struct kvvm_config *cfg);
+/* fileLayout's value as settings write it: "none", "certbot", "csi" (also in folder names). */
+KVVM_API const char *kvvm_file_layout_word(enum kvvm_file_layout l);
 
 #endif

@@ -1,7 +1,9 @@
 /* The certificate store (design.md, Store mapping on Linux; Install and renewal). On Linux:
  * <store_dir>/<vault>.<secret>.<version> holds one PEM (leaf, chain, key as PKCS#8), the
  * stable name <vault>.<secret> (or customSymbolicLinkName) is a symlink to it swapped by
- * rename, <stable>.pfx is written for keyExportable, older versions beyond the retention
+ * rename, <stable>.pfx is written for keyExportable, with a fileLayout the split files go
+ * to a folder per version <stable>.<layout>.<version>/ behind the link <stable>.live
+ * (swapped right after the stable name), older versions beyond the retention
  * are removed once the new link is in place. Every file operation goes through a folder
  * descriptor reached from / with O_NOFOLLOW; each folder on the way is checked.
  *
@@ -39,6 +41,7 @@ struct kvvm_install_result {
   char *file;             /* absolute paths: the versioned PEM, the stable name, */
   char *link;
   char *pfx;              /* the .pfx (NULL unless keyExportable) */
+  char *files;            /* fileLayout's stable link <stable>.live (NULL without one) */
   char *prev_version;     /* what was installed before this call (NULL: nothing) */
   char *prev_thumbprint;
   char why[512];          /* the reason in words when the result is not KVVM_OK */

@@ -159,28 +159,47 @@ static void pem_put(char *out, size_t *pos, const char *label, const unsigned ch
   kvvm_free_secret(enc, b64 + 1);
 }
 
-enum kvvm_err kvvm_bundle_to_pem(const struct kvvm_bundle *b, char **out, size_t *len)
+/* Certificate i of the PEM order (leaf, chain, unrelated) is among parts. */
+static bool part_of(const struct kvvm_bundle *b, size_t i, unsigned parts)
+{
+  if (i == 0)
+    return parts & KVVM_PEM_LEAF;
+  return (parts & (i <= b->n_chain ? KVVM_PEM_CHAIN : KVVM_PEM_UNRELATED)) != 0;
+}
+
+enum kvvm_err kvvm_bundle_to_pem_parts(const struct kvvm_bundle *b, unsigned parts, char **out,
+                                       size_t *len)
 {
   unsigned char *der = NULL;
-  const unsigned char *key;
+  const unsigned char *key = NULL;
   size_t klen = 0, n = 1 + b->n_chain + b->n_unrelated, size = 1, pos = 0;
+  enum kvvm_err rc = KVVM_OK;
   *out = NULL;
   *len = 0;
-  enum kvvm_err rc = key_pkcs8(b, &der, &key, &klen);
-  if (rc != KVVM_OK)
+  if ((parts & KVVM_PEM_KEY) && (rc = key_pkcs8(b, &der, &key, &klen)) != KVVM_OK)
     goto out;
   for (size_t i = 0; i < n; i++)
-    size += pem_size("CERTIFICATE", b->order[i]->raw.len);
-  size += pem_size("PRIVATE KEY", klen);
+    size += part_of(b, i, parts) ? pem_size("CERTIFICATE", b->order[i]->raw.len) : 0;
+  size += key ? pem_size("PRIVATE KEY", klen) : 0;
   /* Sized once, so no realloc leaves a copy of the key behind. */
   *out = kvvm_xmalloc(size);
+  (*out)[0] = '\0';
   for (size_t i = 0; i < n; i++)
-    pem_put(*out, &pos, "CERTIFICATE", b->order[i]->raw.p, b->order[i]->raw.len);
-  pem_put(*out, &pos, "PRIVATE KEY", key, klen);
+    if (part_of(b, i, parts))
+      pem_put(*out, &pos, "CERTIFICATE", b->order[i]->raw.p, b->order[i]->raw.len);
+  if (key)
+    pem_put(*out, &pos, "PRIVATE KEY", key, klen);
   *len = pos;
 out:
-  kvvm_free_secret(der, KEY_DER_MAX);
+  if (der)
+    kvvm_free_secret(der, KEY_DER_MAX);
   return rc;
+}
+
+enum kvvm_err kvvm_bundle_to_pem(const struct kvvm_bundle *b, char **out, size_t *len)
+{
+  return kvvm_bundle_to_pem_parts(b, KVVM_PEM_LEAF | KVVM_PEM_CHAIN | KVVM_PEM_UNRELATED |
+                                  KVVM_PEM_KEY, out, len);
 }
 
 /* SET OF { Attribute localKeyId { the leaf's SHA-1 } }: how readers pair key and leaf. */

@@ -321,8 +321,10 @@ out:
   return rc;
 }
 
-enum kvvm_err kvvm_acl_set_file(int fd, const struct kvvm_principal *p, size_t n, char *why,
-                                size_t whylen)
+/* owner: the owner's bits; each principal perm, the mask perm, nobody else anything. */
+static enum kvvm_err set_exact(int fd, mode_t owner, unsigned perm,
+                               const struct kvvm_principal *p, size_t n, char *why,
+                               size_t whylen)
 {
   struct stat st;
   struct acl a = {0};
@@ -330,15 +332,27 @@ enum kvvm_err kvvm_acl_set_file(int fd, const struct kvvm_principal *p, size_t n
     snprintf(why, whylen, "fstat: %s", strerror(errno));
     return KVVM_E_IO;
   }
-  acl_from_mode(&a, 0600);
+  acl_from_mode(&a, owner);
   for (size_t i = 0; i < n; i++)
-    acl_add(&a, p[i].group ? T_GROUP : T_USER, P_R, p[i].id);
+    acl_add(&a, p[i].group ? T_GROUP : T_USER, perm, p[i].id);
   if (n)
-    acl_add(&a, T_MASK, P_R, UNDEF_ID);
+    acl_add(&a, T_MASK, perm, UNDEF_ID);
   st.st_mode &= ~(mode_t)07000;
   enum kvvm_err rc = acl_write(fd, &st, &a, why, whylen);
   free(a.e);
   return rc;
+}
+
+enum kvvm_err kvvm_acl_set_file(int fd, const struct kvvm_principal *p, size_t n, char *why,
+                                size_t whylen)
+{
+  return set_exact(fd, 0600, P_R, p, n, why, whylen);
+}
+
+enum kvvm_err kvvm_acl_set_dir(int fd, const struct kvvm_principal *p, size_t n, char *why,
+                               size_t whylen)
+{
+  return set_exact(fd, 0700, P_X, p, n, why, whylen);
 }
 
 bool kvvm_acl_writable_by_others(int fd, const struct stat *st, bool sticky_ok, char *why,

@@ -16,6 +16,10 @@
  * (with no principals: a plain 0600 file). */
 KVVM_API enum kvvm_err kvvm_acl_set_file(int fd, const struct kvvm_principal *p, size_t n,
                                          char *why, size_t whylen);
+/* The exact ACL of a folder kvvm owns whole (a fileLayout version folder): owner rwx, each
+ * principal --x (it reads the files by name, lists nothing), nobody else anything. */
+KVVM_API enum kvvm_err kvvm_acl_set_dir(int fd, const struct kvvm_principal *p, size_t n,
+                                        char *why, size_t whylen);
 /* Let p traverse the folder: nothing when it already can (mode bits, its groups, existing
  * entries); otherwise add an --x entry for it, and x to the mask when the mask lacks it.
  * Then the entries the old mask kept from x lose their x, so no one else gains anything;

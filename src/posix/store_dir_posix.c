@@ -150,14 +150,60 @@ out:
   return rc;
 }
 
+int store_dir_each(int dfd, void (*fn)(int, const char *, void *), void *ctx)
+{
+  int dup_fd = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
+  DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+  if (!d) {
+    if (dup_fd >= 0)
+      close(dup_fd);
+    return -1;
+  }
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+      fn(dfd, e->d_name, ctx);
+  closedir(d);
+  return 0;
+}
+
+/* Only root's files and links go: anything else keeps the folder (and is reported). */
+static void remove_entry(int fd, const char *name, void *ctx)
+{
+  struct stat st;
+  bool *ok = ctx;
+  if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || st.st_uid != 0 ||
+      !(S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) || unlinkat(fd, name, 0) != 0)
+    *ok = false;
+}
+
+bool store_tree_remove(int dfd, const char *dir, const char *name)
+{
+  struct stat st;
+  bool ok = true;
+  int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 || fstat(fd, &st) != 0 || st.st_uid != 0 || store_dir_each(fd, remove_entry, &ok))
+    ok = false;
+  if (fd >= 0)
+    close(fd);
+  if (ok && unlinkat(dfd, name, AT_REMOVEDIR) != 0)
+    ok = false;
+  if (!ok)
+    KVVM_WARN("%s/%s: cannot remove this folder whole (kvvm removes only root's files in "
+              "root's folder): %s", dir, name, strerror(errno));
+  return ok;
+}
+
 static bool sweep_one(int dfd, const char *path, const char *name)
 {
   struct stat st;
   if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
     return false;
+  if (st.st_uid == 0 && S_ISDIR(st.st_mode))  /* a fileLayout folder never renamed in */
+    return store_tree_remove(dfd, path, name);
   if (st.st_uid != 0 || !(S_ISREG(st.st_mode) || S_ISLNK(st.st_mode))) {
-    KVVM_WARN("%s/%s looks like a temp file but is not root's file or link; left alone", path,
-              name);
+    KVVM_WARN("%s/%s looks like a temp file but is not root's file, link or folder; left "
+              "alone", path, name);
     return false;
   }
   if (unlinkat(dfd, name, 0) != 0) {
@@ -167,26 +213,29 @@ static bool sweep_one(int dfd, const char *path, const char *name)
   return true;
 }
 
+struct sweep {
+  const char *path;
+  int count;
+};
+
+static void sweep_entry(int dfd, const char *name, void *ctx)
+{
+  struct sweep *sw = ctx;
+  if (strncmp(name, KVVM_TEMP_PREFIX, strlen(KVVM_TEMP_PREFIX)) == 0)
+    sw->count += sweep_one(dfd, sw->path, name);
+}
+
 int store_dir_sweep(int dfd, const char *path)
 {
-  int dup_fd = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
-  DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
-  int count = 0;
-  if (!d) {
-    if (dup_fd >= 0)
-      close(dup_fd);
+  struct sweep sw = {path, 0};
+  if (store_dir_each(dfd, sweep_entry, &sw) != 0) {
     KVVM_WARN("%s: cannot list: %s", path, strerror(errno));
     return 0;
   }
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL)
-    if (strncmp(e->d_name, KVVM_TEMP_PREFIX, strlen(KVVM_TEMP_PREFIX)) == 0)
-      count += sweep_one(dfd, path, e->d_name);
-  closedir(d);
-  if (count) {
-    KVVM_INFO("%s: removed %d temp file(s) an interrupted install left", path, count);
+  if (sw.count) {
+    KVVM_INFO("%s: removed %d temp file(s) an interrupted install left", path, sw.count);
     if (fsync(dfd) != 0)
       KVVM_WARN("%s: fsync: %s", path, strerror(errno));
   }
-  return count;
+  return sw.count;
 }

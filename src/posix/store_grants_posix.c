@@ -203,6 +203,14 @@ static void grant_files(struct fctx *c, const json_t *rec, int dfd, const char *
       grant_file(c, dfd, dir, json_string_value(e));
   if (pfx && strncmp(pfx, dir, dl) == 0 && pfx[dl] == '/' && store_name_ok(pfx + dl + 1))
     grant_file(c, dfd, dir, pfx + dl + 1);
+  json_array_foreach(json_object_get(rec, "files_dirs"), i, e) {
+    char why[256];
+    enum kvvm_err rc = KVVM_OK;
+    if (json_string_value(e) && store_name_ok(json_string_value(e)))
+      rc = store_split_grant(dfd, dir, json_string_value(e), c->g, why, sizeof why);
+    if (rc != KVVM_OK)
+      fail(c, rc, json_string_value(e), why);
+  }
 }
 
 enum kvvm_err store_grants_apply(struct kvvm_store *s, json_t *rec, int dfd, const char *dir,

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "store/installed_int.h"
+#include "kvvm/fileio.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
 #include "kvvm/paths.h"
@@ -61,6 +62,9 @@ static bool referenced(struct kvvm_store *s, const char *dir, const char *name)
     json_array_foreach(json_object_get(rec, "versions"), i, e)
       if (json_string_value(e) && strcmp(json_string_value(e), name) == 0)
         return true;
+    json_array_foreach(json_object_get(rec, "files_dirs"), i, e)
+      if (json_string_value(e) && strcmp(json_string_value(e), name) == 0)
+        return true;
   }
   return false;
 }
@@ -70,6 +74,13 @@ static int remove_old(struct kvvm_store *s, int dfd, const char *dir, const char
   struct stat st;
   if (referenced(s, dir, name) || fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
     return 0;
+  if (S_ISDIR(st.st_mode) && st.st_uid == 0) {   /* a fileLayout folder */
+    if (!store_tree_remove(dfd, dir, name))
+      return 0;
+    KVVM_INFO("%s/%s/: removed (beyond the %u retained versions, or fileLayout changed)",
+              dir, name, s->retain);
+    return 1;
+  }
   if (!S_ISREG(st.st_mode) || st.st_uid != 0) {
     KVVM_WARN("%s/%s is not root's regular file; not removed", dir, name);
     return 0;
@@ -118,13 +129,39 @@ enum kvvm_err kvvm_store_commit(struct kvvm_store *s)
   return rc == KVVM_OK ? r : rc;
 }
 
-static void sweep_dir(const char *dir, int *count)
+/* Temp files inside the fileLayout folders recorded for dir (a crash while an existing
+ * version's folder was rewritten). */
+static int sweep_split(struct kvvm_store *s, int dfd, const char *dir)
+{
+  json_t *rec, *e;
+  const char *key;
+  size_t i;
+  int count = 0;
+  json_object_foreach(installed_certs(s->inst), key, rec) {
+    if (!installed_str(rec, "store_dir") || strcmp(installed_str(rec, "store_dir"), dir) != 0)
+      continue;
+    json_array_foreach(json_object_get(rec, "files_dirs"), i, e) {
+      const char *name = json_string_value(e);
+      int fd = name && store_name_ok(name) ?
+               openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+      char *path = fd >= 0 ? kvvm_path_join(dir, name) : NULL;
+      if (fd >= 0)
+        count += store_dir_sweep(fd, path);
+      if (fd >= 0)
+        close(fd);
+      free(path);
+    }
+  }
+  return count;
+}
+
+static void sweep_dir(struct kvvm_store *s, const char *dir, int *count)
 {
   char why[512];
   int dfd;
   enum kvvm_err rc = store_dir_open(dir, false, NULL, NULL, &dfd, why, sizeof why);
   if (rc == KVVM_OK) {
-    *count += store_dir_sweep(dfd, dir);
+    *count += store_dir_sweep(dfd, dir) + sweep_split(s, dfd, dir);
     close(dfd);
   } else if (rc != KVVM_E_NOENT) {
     KVVM_WARN("sweep: %s", why);
@@ -149,7 +186,7 @@ int kvvm_store_sweep(struct kvvm_store *s, const struct kvvm_config *cfg)
     for (size_t k = 0; k < i && !seen; k++)
       seen = strcmp(dirs[k], dirs[i]) == 0;
     if (!seen)
-      sweep_dir(dirs[i], &count);
+      sweep_dir(s, dirs[i], &count);
   }
   free(dirs);
   return count;

@@ -30,6 +30,8 @@ struct op {
   const struct kvvm_cert_facts *facts;
   int dfd;
   char *stable, *file, *pfx;  /* names in the folder */
+  char *live, *folder;        /* fileLayout: <stable>.live and this version's folder */
+  struct store_split sp;
   struct store_grants g;
   json_t *rec;
   struct kvvm_install_result *res;
@@ -37,15 +39,15 @@ struct op {
 
 /* What sits at name may be replaced only if it is absent or root's regular file: a planted
  * symlink or someone else's file is reported, never followed or overwritten. */
-static enum kvvm_err check_target(struct op *op, const char *name)
+static enum kvvm_err check_target(int dfd, const char *dir, const char *name, char *why,
+                                  size_t wl)
 {
   struct stat st;
   const char *what = NULL;
-  if (fstatat(op->dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+  if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
     if (errno == ENOENT)
       return KVVM_OK;
-    snprintf(op->res->why, sizeof op->res->why, "%s/%s: %s", op->cc->store_dir, name,
-             strerror(errno));
+    snprintf(why, wl, "%s/%s: %s", dir, name, strerror(errno));
     return KVVM_E_IO;
   }
   if (S_ISLNK(st.st_mode))
@@ -56,63 +58,69 @@ static enum kvvm_err check_target(struct op *op, const char *name)
     what = "owned by another user";
   if (!what)
     return KVVM_OK;
-  snprintf(op->res->why, sizeof op->res->why, "%s/%s is %s; not followed or replaced (remove "
-           "it to let kvvm install)", op->cc->store_dir, name, what);
+  snprintf(why, wl, "%s/%s is %s; not followed or replaced (remove it to let kvvm install)",
+           dir, name, what);
   return KVVM_E_STORE;
 }
 
-static enum kvvm_err fill(struct op *op, int fd, const void *data, size_t len)
+static enum kvvm_err fill(int fd, const char *dir, const struct store_grants *g, const void *data,
+                          size_t len, char *why, size_t wl)
 {
   struct stat st;
-  char *why = op->res->why;
-  size_t wl = sizeof op->res->why;
   if (kvvm_fd_write_all(fd, data, len) != 0 || fstat(fd, &st) != 0 ||
       ((st.st_uid != 0 || st.st_gid != 0) && fchown(fd, 0, 0) != 0) || fchmod(fd, 0600) != 0) {
-    snprintf(why, wl, "%s: write: %s", op->cc->store_dir, strerror(errno));
+    snprintf(why, wl, "%s: write: %s", dir, strerror(errno));
     return KVVM_E_IO;
   }
-  enum kvvm_err rc = kvvm_acl_set_file(fd, op->g.p, op->g.n, why, wl);
+  enum kvvm_err rc = kvvm_acl_set_file(fd, g->p, g->n, why, wl);
   if (rc == KVVM_E_GRANT)  /* no ACLs here: install root-only; the grants step reports it */
     rc = kvvm_acl_set_file(fd, NULL, 0, why, wl);
   if (rc == KVVM_OK && fsync(fd) != 0) {
-    snprintf(why, wl, "%s: fsync: %s", op->cc->store_dir, strerror(errno));
+    snprintf(why, wl, "%s: fsync: %s", dir, strerror(errno));
     rc = KVVM_E_IO;
   }
+  return rc;
+}
+
+enum kvvm_err store_file_put(int dfd, const char *dir, const char *name, const void *data,
+                             size_t len, const struct store_grants *g, char *why, size_t wl)
+{
+  enum kvvm_err rc = check_target(dfd, dir, name, why, wl);
+  char *tmp = NULL;
+  int fd = -1;
+  for (int i = 0; rc == KVVM_OK && fd < 0 && i < 8; i++) {
+    free(tmp);
+    tmp = store_temp_name();
+    fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EEXIST)
+      break;
+  }
+  if (rc == KVVM_OK && fd < 0) {
+    snprintf(why, wl, "%s: cannot create a temp file: %s", dir, strerror(errno));
+    rc = KVVM_E_IO;
+  }
+  if (rc == KVVM_OK)
+    rc = fill(fd, dir, g, data, len, why, wl);
+  if (fd >= 0 && close(fd) != 0 && rc == KVVM_OK)
+    rc = KVVM_E_IO;
+  if (rc == KVVM_OK && renameat(dfd, tmp, dfd, name) != 0) {
+    snprintf(why, wl, "%s/%s: rename: %s", dir, name, strerror(errno));
+    rc = KVVM_E_IO;
+  }
+  if (rc != KVVM_OK && fd >= 0)
+    unlinkat(dfd, tmp, 0);
+  free(tmp);
   return rc;
 }
 
 /* Temp file, content, owner, mode, ACL, fsync, rename over name. */
 static enum kvvm_err put_file(struct op *op, const char *name, const void *data, size_t len)
 {
-  enum kvvm_err rc = check_target(op, name);
-  char *tmp = NULL;
-  int fd = -1;
-  for (int i = 0; rc == KVVM_OK && fd < 0 && i < 8; i++) {
-    free(tmp);
-    tmp = store_temp_name();
-    fd = openat(op->dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0 && errno != EEXIST)
-      break;
-  }
-  if (rc == KVVM_OK && fd < 0) {
-    snprintf(op->res->why, sizeof op->res->why, "%s: cannot create a temp file: %s",
-             op->cc->store_dir, strerror(errno));
-    rc = KVVM_E_IO;
-  }
-  if (rc == KVVM_OK)
-    rc = fill(op, fd, data, len);
-  if (fd >= 0 && close(fd) != 0 && rc == KVVM_OK)
-    rc = KVVM_E_IO;
-  if (rc == KVVM_OK && renameat(op->dfd, tmp, op->dfd, name) != 0) {
-    snprintf(op->res->why, sizeof op->res->why, "%s/%s: rename: %s", op->cc->store_dir, name,
-             strerror(errno));
-    rc = KVVM_E_IO;
-  }
-  if (rc != KVVM_OK && fd >= 0)
-    unlinkat(op->dfd, tmp, 0);
-  free(tmp);
-  return rc;
+  return store_file_put(op->dfd, op->cc->store_dir, name, data, len, &op->g, op->res->why,
+                        sizeof op->res->why);
 }
+
+static bool eq(const char *a, const char *b) { return a && b && strcmp(a, b) == 0; }
 
 static char *read_link(int dfd, const char *name)
 {
@@ -125,12 +133,13 @@ static char *read_link(int dfd, const char *name)
 }
 
 /* A link kvvm (or Microsoft's Linux extension) made: it names a version of this
- * certificate in this folder. */
-static bool our_link(const struct op *op, const char *target)
+ * certificate in this folder (live: a fileLayout folder, <stable>.<layout>.<version>). */
+static bool our_link(const struct op *op, const char *target, bool live)
 {
   const char *slash = strrchr(target, '/'), *base = slash ? slash + 1 : target;
   size_t dl = strlen(op->cc->store_dir);
-  char *prefix = kvvm_xasprintf("%s.%s.", op->cc->vault_name, op->cc->secret_name);
+  char *prefix = live ? kvvm_xasprintf("%s.", op->stable) :
+                        kvvm_xasprintf("%s.%s.", op->cc->vault_name, op->cc->secret_name);
   bool ok = strncasecmp(base, prefix, strlen(prefix)) == 0 &&
             (!slash || ((size_t)(slash - target) == dl &&
                         strncmp(target, op->cc->store_dir, dl) == 0));
@@ -138,29 +147,35 @@ static bool our_link(const struct op *op, const char *target)
   return ok;
 }
 
-/* Point the stable name at the new version: a temp symlink renamed over it. */
-static enum kvvm_err swap_link(struct op *op)
+/* What sits at name may be swapped: nothing, or a link kvvm made (*old: its target). */
+static enum kvvm_err link_ours(struct op *op, const char *name, bool live, char **old)
 {
   struct stat st;
+  *old = NULL;
+  if (fstatat(op->dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+    return KVVM_OK;
+  *old = S_ISLNK(st.st_mode) ? read_link(op->dfd, name) : NULL;
+  if (*old && our_link(op, *old, live))
+    return KVVM_OK;
+  snprintf(op->res->why, sizeof op->res->why, "%s/%s is %s%s kvvm did not make; not followed "
+           "or replaced (remove it to let kvvm install)", op->cc->store_dir, name,
+           *old ? "a symbolic link to " : "a file", *old ? *old : "");
+  return KVVM_E_STORE;
+}
+
+/* Point name (the stable name, or with live the fileLayout link) at target: a temp
+ * symlink renamed over it. */
+static enum kvvm_err swap_link(struct op *op, const char *name, const char *target, bool live)
+{
   char *old = NULL, *tmp = NULL;
-  enum kvvm_err rc = KVVM_OK;
-  if (fstatat(op->dfd, op->stable, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-    old = S_ISLNK(st.st_mode) ? read_link(op->dfd, op->stable) : NULL;
-    if (!old || !our_link(op, old)) {
-      snprintf(op->res->why, sizeof op->res->why, "%s/%s is %s%s kvvm did not make; not "
-               "followed or replaced (remove it to let kvvm install)", op->cc->store_dir,
-               op->stable, old ? "a symbolic link to " : "a file", old ? old : "");
-      rc = KVVM_E_STORE;
-      goto out;
-    }
-    if (strcmp(old, op->file) == 0)
-      goto out;
-  }
+  enum kvvm_err rc = link_ours(op, name, live, &old);
+  if (rc != KVVM_OK || eq(old, target))
+    goto out;
   tmp = store_temp_name();
-  bool made = symlinkat(op->file, op->dfd, tmp) == 0;
-  if (!made || renameat(op->dfd, tmp, op->dfd, op->stable) != 0) {
+  bool made = symlinkat(target, op->dfd, tmp) == 0;
+  if (!made || renameat(op->dfd, tmp, op->dfd, name) != 0) {
     snprintf(op->res->why, sizeof op->res->why, "%s/%s: cannot swap the link: %s",
-             op->cc->store_dir, op->stable, strerror(errno));
+             op->cc->store_dir, name, strerror(errno));
     if (made)
       unlinkat(op->dfd, tmp, 0);
     rc = KVVM_E_IO;
@@ -189,7 +204,7 @@ static void remove_stale(struct op *op)
   const char *link = in_dir(op, installed_str(op->rec, "link"));
   const char *pfx = in_dir(op, installed_str(op->rec, "pfx"));
   char *target = link && strcmp(link, op->stable) ? read_link(op->dfd, link) : NULL;
-  if (target && our_link(op, target) && unlinkat(op->dfd, link, 0) == 0)
+  if (target && our_link(op, target, false) && unlinkat(op->dfd, link, 0) == 0)
     KVVM_INFO("%s/%s: removed the old stable name", op->cc->store_dir, link);
   free(target);
   if (pfx && (!op->cc->key_exportable || strcmp(pfx, op->pfx)) &&
@@ -205,7 +220,57 @@ static bool root_file(int dfd, const char *name, json_int_t size)
          st.st_uid == 0 && (size < 0 || st.st_size == size);
 }
 
-static bool eq(const char *a, const char *b) { return a && b && strcmp(a, b) == 0; }
+/* The fileLayout part of current(): the record names this layout's link and folder, the
+ * link names the folder, and every file is in it (a deleted one makes the pass rewrite). */
+static bool split_current(struct op *op)
+{
+  const json_t *r = op->rec;
+  if (!op->live)
+    return installed_str(r, "files_link") == NULL;
+  char *folder = kvvm_path_join(op->cc->store_dir, op->folder);
+  char *target = read_link(op->dfd, op->live);
+  bool ok = eq(installed_str(r, "files_link"), op->res->files) &&
+            eq(installed_str(r, "files_dir"), folder) && eq(target, op->folder) &&
+            store_split_present(&op->sp, op->folder);
+  free(target);
+  free(folder);
+  return ok;
+}
+
+static struct store_dirty *dirty_dir(struct kvvm_store *s, const char *dir);
+
+static void remove_later(struct op *op, const char *name)
+{
+  struct store_dirty *d = dirty_dir(op->s, op->cc->store_dir);
+  d->remove = kvvm_xrealloc(d->remove, (d->nremove + 1) * sizeof *d->remove);
+  d->remove[d->nremove++] = kvvm_xstrdup(name);
+}
+
+/* fileLayout off or changed: the old link goes now when it is not the new one, and the old
+ * layout's folders with the commit (after the folder's fsync, like old versions). */
+static void remove_stale_split(struct op *op)
+{
+  const char *was = installed_str(op->rec, "layout");
+  const char *live = in_dir(op, installed_str(op->rec, "files_link"));
+  const char *now = op->live ? kvvm_file_layout_word(op->cc->layout) : NULL;
+  json_t *dirs = json_object_get(op->rec, "files_dirs"), *e;
+  size_t i;
+  if (!was || (eq(was, now) && eq(live, op->live)))
+    return;
+  char *target = live && !eq(live, op->live) ? read_link(op->dfd, live) : NULL;
+  bool ours = false;
+  json_array_foreach(dirs, i, e)
+    ours = ours || eq(json_string_value(e), target);
+  if (ours && unlinkat(op->dfd, live, 0) == 0)
+    KVVM_INFO("%s/%s: removed (fileLayout is %s)", op->cc->store_dir, live, now ? now : "off");
+  free(target);
+  if (eq(was, now))
+    return;
+  json_array_foreach(dirs, i, e)
+    if (json_string_value(e) && store_name_ok(json_string_value(e)))
+      remove_later(op, json_string_value(e));
+  installed_set(op->s->inst, op->rec, "files_dirs", NULL);
+}
 
 /* Already in place: the record names this version and thumbprint at these paths, and the
  * folder agrees (the link points at the file, which is root's and of the recorded size). */
@@ -219,7 +284,8 @@ static bool current(struct op *op, const char *version)
       !eq(installed_str(r, "link"), op->res->link) ||
       !eq(installed_str(r, "file"), op->res->file) ||
       (op->cc->key_exportable ? !eq(installed_str(r, "pfx"), op->res->pfx) :
-                                installed_str(r, "pfx") != NULL))
+                                installed_str(r, "pfx") != NULL) ||
+      !split_current(op))
     return false;
   char *target = read_link(op->dfd, op->stable);
   bool ok = eq(target, op->file) &&
@@ -239,24 +305,54 @@ static struct store_dirty *dirty_dir(struct kvvm_store *s, const char *dir)
   return &s->dirty[s->ndirty++];
 }
 
-/* The retained versions, oldest first, with this one last; those beyond the retention
- * are handed to the commit, which removes them after the folder's fsync. */
-static void retain(struct op *op, json_t *rec)
+/* The retained versions (key: "versions" the PEM files, "files_dirs" the fileLayout
+ * folders), oldest first, with name last; those beyond the retention are handed to the
+ * commit, which removes them after the folder's fsync. */
+static void retain(struct op *op, json_t *rec, const char *key, const char *name)
 {
-  json_t *old = json_object_get(rec, "versions"), *v = json_array();
+  json_t *old = json_object_get(rec, key), *v = json_array();
   size_t i;
   json_t *e;
   json_array_foreach(old, i, e)
-    if (json_is_string(e) && strcmp(json_string_value(e), op->file) != 0)
+    if (json_is_string(e) && strcmp(json_string_value(e), name) != 0)
       json_array_append(v, e);
-  json_array_append_new(v, json_string(op->file));
-  struct store_dirty *d = dirty_dir(op->s, op->cc->store_dir);
+  json_array_append_new(v, json_string(name));
+  dirty_dir(op->s, op->cc->store_dir);
   while (json_array_size(v) > op->s->retain) {
-    d->remove = kvvm_xrealloc(d->remove, (d->nremove + 1) * sizeof *d->remove);
-    d->remove[d->nremove++] = kvvm_xstrdup(json_string_value(json_array_get(v, 0)));
+    remove_later(op, json_string_value(json_array_get(v, 0)));
     json_array_remove(v, 0);
   }
-  installed_set(op->s->inst, rec, "versions", v);
+  installed_set(op->s->inst, rec, key, v);
+}
+
+/* The fileLayout's part of the record: the link, the folder, each file's path through the
+ * link (for the hooks), the retained folders. */
+static void record_split(struct op *op, json_t *rec)
+{
+  struct kvvm_installed *st = op->s->inst;
+  char *names[STORE_SPLIT_MAX], *folder;
+  unsigned parts[STORE_SPLIT_MAX];
+  const char *vars[STORE_SPLIT_MAX];
+  if (!op->live) {
+    installed_set(st, rec, "layout", NULL);
+    installed_set(st, rec, "files_link", NULL);
+    installed_set(st, rec, "files_dir", NULL);
+    installed_set(st, rec, "files", NULL);
+    return;
+  }
+  size_t n = store_split_files(&op->sp, names, parts, vars);
+  json_t *files = json_object();
+  for (size_t i = 0; i < n; i++) {
+    json_object_set_new(files, vars[i], json_sprintf("%s/%s", op->res->files, names[i]));
+    free(names[i]);
+  }
+  folder = kvvm_path_join(op->cc->store_dir, op->folder);
+  installed_set_str(st, rec, "layout", kvvm_file_layout_word(op->cc->layout));
+  installed_set_str(st, rec, "files_link", op->res->files);
+  installed_set_str(st, rec, "files_dir", folder);
+  installed_set(st, rec, "files", files);
+  retain(op, rec, "files_dirs", op->folder);
+  free(folder);
 }
 
 /* The chain check's words for the record (NULL when the chain builds, the leaf is not for
@@ -296,7 +392,8 @@ static void record(struct op *op, const char *version, size_t size, const char *
   installed_set(st, rec, "not_after", json_integer((json_int_t)op->facts->not_after));
   installed_set(st, rec, "sans", sans);
   installed_set_str(st, rec, "note", note);
-  retain(op, rec);
+  retain(op, rec, "versions", op->file);
+  record_split(op, rec);
   op->rec = rec;
 }
 
@@ -306,16 +403,27 @@ static enum kvvm_err put(struct op *op, const struct kvvm_bundle *b, const char 
   char *pem = NULL;
   unsigned char *p12 = NULL;
   size_t pem_len = 0, p12_len = 0;
-  enum kvvm_err rc = kvvm_bundle_to_pem(b, &pem, &pem_len);
+  char *live_was = NULL;
+  /* A link kvvm did not make at <stable>.live stops the install before anything is written. */
+  enum kvvm_err rc = op->live ? link_ours(op, op->live, true, &live_was) : KVVM_OK;
+  free(live_was);
+  if (rc == KVVM_OK)
+    rc = kvvm_bundle_to_pem(b, &pem, &pem_len);
   if (rc == KVVM_OK)
     rc = put_file(op, op->file, pem, pem_len);
   if (rc == KVVM_OK && op->cc->key_exportable &&
       (rc = kvvm_bundle_to_pkcs12(b, &p12, &p12_len)) == KVVM_OK)
     rc = put_file(op, op->pfx, p12, p12_len);
+  if (rc == KVVM_OK && op->live)
+    rc = store_split_write(&op->sp, b, op->folder, op->res->why, sizeof op->res->why);
   if (rc == KVVM_OK)
-    rc = swap_link(op);
-  if (rc == KVVM_OK && op->rec)
+    rc = swap_link(op, op->stable, op->file, false);
+  if (rc == KVVM_OK && op->live)
+    rc = swap_link(op, op->live, op->folder, true);
+  if (rc == KVVM_OK && op->rec) {
     remove_stale(op);
+    remove_stale_split(op);
+  }
   if (rc == KVVM_OK) {
     char *note = chain_note(op, b);
     record(op, version, pem_len, note);
@@ -341,6 +449,12 @@ static void names(struct op *op, const char *version)
   op->res->file = kvvm_path_join(cc->store_dir, op->file);
   op->res->link = kvvm_path_join(cc->store_dir, op->stable);
   op->res->pfx = cc->key_exportable ? kvvm_path_join(cc->store_dir, op->pfx) : NULL;
+  if (cc->layout != KVVM_LAYOUT_NONE) {
+    op->live = kvvm_xasprintf("%s.live", op->stable);
+    op->folder = kvvm_xasprintf("%s.%s.%s", op->stable, kvvm_file_layout_word(cc->layout),
+                                version);
+    op->res->files = kvvm_path_join(cc->store_dir, op->live);
+  }
   op->res->prev_version = kvvm_xstrdup(installed_str(op->rec, "version"));
   op->res->prev_thumbprint = kvvm_xstrdup(installed_str(op->rec, "thumbprint"));
   op->res->first = op->res->prev_version == NULL;
@@ -385,6 +499,7 @@ static enum kvvm_err install_op(struct kvvm_store *s, const struct kvvm_cert_cfg
   resolved = kvvm_acl_resolve(cc, &op.g.p, &op.g.n, unresolved, sizeof unresolved);
   op.g.key = kvvm_principals_str(op.g.p, op.g.n);
   rc = store_dir_open(cc->store_dir, true, NULL, NULL, &op.dfd, res->why, sizeof res->why);
+  op.sp = (struct store_split){op.dfd, cc->store_dir, op.stable, cc->layout, &op.g};
   if (rc == KVVM_OK && !current(&op, version)) {
     *kept = b != NULL;
     if (!b)
@@ -404,6 +519,8 @@ done:
   free(op.file);
   free(op.stable);
   free(op.pfx);
+  free(op.live);
+  free(op.folder);
   kvvm_principals_free(op.g.p, op.g.n);
   free(op.g.key);
   return rc;

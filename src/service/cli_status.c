@@ -89,6 +89,8 @@ static void print_cert(const struct kvvm_installed_cert *c, bool seen, int width
   printf("  %s%s\n", c->url, seen ? "" : "  (not observed: no longer in the settings)");
   if (c->key_provider)
     printf("  key: %s; readers: %s\n", c->key_provider, or_dash(c->readers));
+  if (c->files)
+    printf("  files (%s): %s/\n", or_dash(c->layout), c->files);
   if (c->note)
     printf("  note: %s\n", c->note);
   if (c->versions_note)
@@ -152,6 +154,8 @@ static json_t *cert_json(const struct kvvm_installed_cert *c, bool seen)
   json_object_set_new(o, "last_error", str_or_null(c->last_error));
   json_object_set_new(o, "hook_error", str_or_null(c->hook_error));
   json_object_set_new(o, "pfx", str_or_null(c->pfx));
+  json_object_set_new(o, "files", str_or_null(c->files));
+  json_object_set_new(o, "file_layout", str_or_null(c->layout));
   json_object_set_new(o, "key_provider", str_or_null(c->key_provider));
   json_object_set_new(o, "readers", str_or_null(c->readers));
   json_object_set_new(o, "note", str_or_null(c->note));

@@ -538,6 +538,13 @@ static json_t *acls_json(const struct kvvm_cert_cfg *cert)
   return a;
 }
 
+const char *kvvm_file_layout_word(enum kvvm_file_layout l)
+{
+  if (l == KVVM_LAYOUT_CERTBOT)
+    return "certbot";
+  return l == KVVM_LAYOUT_CSI ? "csi" : "none";
+}
+
 static const char *id_kind_word(enum kvvm_client_id_kind k)
 {
   if (k == KVVM_ID_CLIENT_ID)
@@ -563,6 +570,8 @@ static json_t *cert_json(const struct kvvm_cert_cfg *cert)
   json_object_set_new(o, "accounts", acc);
   json_object_set_new(o, "acls", acls_json(cert));
   json_object_set_new(o, "keyExportable", json_boolean(cert->key_exportable));
+  if (cert->layout != KVVM_LAYOUT_NONE)   /* only when given, as below */
+    json_object_set_new(o, "fileLayout", json_string(kvvm_file_layout_word(cert->layout)));
   /* Only when given: settings written before the key existed keep their canonical form, so
    * an upgrade does not read them as changed. */
   if (cert->id_key)

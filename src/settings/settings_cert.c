@@ -15,7 +15,7 @@
 
 static const char *const cert_keys[] = {"url", "certificateStoreName", "certificateStoreLocation",
                                         "accounts", "keyExportable", "customSymbolicLinkName",
-                                        "acls", "authenticationOverride", NULL};
+                                        "acls", "authenticationOverride", "fileLayout", NULL};
 static const char *const acl_keys[] = {"user", "group", NULL};
 
 static bool has_control(const char *s)
@@ -347,15 +347,38 @@ void settings_linux_only(struct sctx *c, const char *path, const char *effect)
   settings_warn(c, path, "is Linux-only; ignored on Windows (%s)", effect);
 }
 
-/* customSymbolicLinkName and acls: read on Linux, warned about on Windows. */
+/* fileLayout: one of the words of kvvm_file_layout_word, in any case. */
+static enum kvvm_err file_layout(struct sctx *c, const char *path, const json_t *v,
+                                 struct kvvm_cert_cfg *cert)
+{
+  char q[SETTINGS_QUOTE_MAX];
+  const char *expect = "\"certbot\" (cert.pem, chain.pem, fullchain.pem, privkey.pem) or "
+                       "\"csi\" (<name>.crt and <name>.key)";
+  enum kvvm_err rc = settings_want(c, path, v, JSON_STRING, expect);
+  if (rc != KVVM_OK)
+    return rc;
+  for (int i = KVVM_LAYOUT_CERTBOT; i <= KVVM_LAYOUT_CSI; i++)
+    if (strcasecmp(json_string_value(v), kvvm_file_layout_word((enum kvvm_file_layout)i)) == 0) {
+      cert->layout = (enum kvvm_file_layout)i;
+      return KVVM_OK;
+    }
+  return settings_fail(c, path, "%s is not a file layout; expected %s",
+                       settings_quote(json_string_value(v), q, sizeof q), expect);
+}
+
+/* customSymbolicLinkName, acls and fileLayout: read on Linux, warned about on Windows. */
 static enum kvvm_err linux_extras(struct sctx *c, const char *path, const json_t *obj,
                                   struct kvvm_cert_cfg *cert)
 {
   char p[SETTINGS_PATH_MAX];
   const json_t *link = settings_get(obj, "customSymbolicLinkName");
   const json_t *acl = settings_get(obj, "acls");
+  const json_t *layout = settings_get(obj, "fileLayout");
   enum kvvm_err rc = KVVM_OK;
   if (settings_windows(c)) {
+    if (layout)
+      settings_linux_only(c, settings_key(p, path, "fileLayout"),
+                          "has no effect on Windows: certificates go to the certificate store");
     if (link)
       settings_linux_only(c, settings_key(p, path, "customSymbolicLinkName"),
                           "the certificate is found by its thumbprint; no file is linked");
@@ -368,6 +391,8 @@ static enum kvvm_err linux_extras(struct sctx *c, const char *path, const json_t
     rc = link_name(c, settings_key(p, path, "customSymbolicLinkName"), link, cert);
   if (rc == KVVM_OK && acl)
     rc = acls(c, settings_key(p, path, "acls"), acl, cert);
+  if (rc == KVVM_OK && layout)
+    rc = file_layout(c, settings_key(p, path, "fileLayout"), layout, cert);
   return rc;
 }
 

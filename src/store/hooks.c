@@ -16,7 +16,11 @@
 
 #define WHY_MAX 1024
 
-#define REC_VARS 9   /* the variables read from the record (env_of) */
+#define REC_VARS 14  /* the variables read from the record (env_of): 9, and fileLayout's 5 */
+
+/* fileLayout's files through the link (the record's "files"; empty without a layout). */
+static const char *const split_vars[] = {"KVVM_CERT_FILE", "KVVM_CHAIN_FILE",
+                                         "KVVM_FULLCHAIN_FILE", "KVVM_KEY_FILE"};
 
 /* NAME=value into env, unless the due mark already set NAME (marks written by kvvm before
  * 0.1.1 carried every variable). */
@@ -66,6 +70,9 @@ static char **env_of(const json_t *rec, json_t *due_env)
   put_var(env, &n, "KVVM_THUMBPRINT", installed_str(rec, "thumbprint"));
   put_var(env, &n, "KVVM_SANS", sans);
   put_var(env, &n, "KVVM_NOT_AFTER", when);
+  put_var(env, &n, "KVVM_FILES_DIR", installed_str(rec, "files_link"));
+  for (size_t i = 0; i < sizeof split_vars / sizeof *split_vars; i++)
+    put_var(env, &n, split_vars[i], installed_str(json_object_get(rec, "files"), split_vars[i]));
   free(sans);
   return env;
 }

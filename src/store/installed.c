@@ -389,6 +389,8 @@ static void view(const json_t *rec, struct kvvm_installed_cert *out)
   out->file = installed_str(rec, "file");
   out->link = installed_str(rec, "link");
   out->pfx = installed_str(rec, "pfx");
+  out->files = installed_str(rec, "files_link");
+  out->layout = installed_str(rec, "layout");
   out->grants = installed_str(rec, "grants");
   out->key_provider = installed_str(rec, "key_provider");
   out->readers = installed_str(rec, "readers") ? installed_str(rec, "readers") : out->grants;

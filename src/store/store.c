@@ -15,6 +15,7 @@ void kvvm_install_result_clear(struct kvvm_install_result *res)
   free(res->file);
   free(res->link);
   free(res->pfx);
+  free(res->files);
   free(res->prev_version);
   free(res->prev_thumbprint);
   memset(res, 0, sizeof *res);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <jansson.h>
 #include "kvvm/acl.h"
+#include "kvvm/settings.h"
 #include "kvvm/store.h"
 
 /* Called for each folder from "/" down to the one opened, with the path so far. */
@@ -20,13 +21,20 @@ typedef enum kvvm_err (*store_dir_cb)(int fd, const char *path, void *ctx);
  * when the chain is unsafe; KVVM_E_IO otherwise. */
 enum kvvm_err store_dir_open(const char *path, bool create, store_dir_cb cb, void *ctx, int *fd,
                              char *why, size_t whylen);
-/* Remove temp files (KVVM_TEMP_PREFIX) that root owns from the folder; others are reported.
+/* Remove temp files (KVVM_TEMP_PREFIX) that root owns from the folder, and temp folders
+ * (a fileLayout version never renamed in) with their files; others are reported.
  * Returns the count. */
 int store_dir_sweep(int dfd, const char *path);
 /* A name kvvm may use in a store folder: letters, digits, '-', '_', '.', no leading dot. */
 bool store_name_ok(const char *s);
 /* A new temp name (KVVM_TEMP_PREFIX...) for this process. */
 char *store_temp_name(void);
+/* Remove the folder name below dfd (dir: its path, for messages) when it is root's and
+ * holds only root's files and links; never follows a symlink. False (reported) otherwise. */
+bool store_tree_remove(int dfd, const char *dir, const char *name);
+/* Calls fn(dfd, name, ctx) for each entry of the folder dfd but . and ..; -1 when it
+ * cannot be listed. */
+int store_dir_each(int dfd, void (*fn)(int, const char *, void *), void *ctx);
 
 /* A folder written in this pass, and the old versions to remove from it after its fsync. */
 struct store_dirty {
@@ -48,6 +56,38 @@ struct store_grants {
   size_t n;
   char *key;  /* kvvm_principals_str: compared with the record's "grants" */
 };
+
+/* Write name in the folder dfd (dir, for messages): a temp file made exclusively, the data,
+ * root 0600 with g's read ACL, fsync, renamed over name (refused when name is a symlink or
+ * not root's regular file). why gets the reason. */
+enum kvvm_err store_file_put(int dfd, const char *dir, const char *name, const void *data,
+                             size_t len, const struct store_grants *g, char *why, size_t wl);
+
+/* A fileLayout's split files (store_split_posix.c): one folder per version in the store
+ * folder, <stable>.<layout>.<version>/, and the link <stable>.live to the current one. */
+struct store_split {
+  int dfd;                      /* the store folder, open */
+  const char *dir;              /* its path (messages) */
+  const char *stable;           /* the stable name: csi's files are <stable>.crt/.key */
+  enum kvvm_file_layout layout; /* not KVVM_LAYOUT_NONE */
+  const struct store_grants *g;
+};
+/* The layout's files: their names (new strings: free each), what each holds
+ * (KVVM_PEM_*) and the hook variable that gives its path. Returns their count. */
+#define STORE_SPLIT_MAX 4
+size_t store_split_files(const struct store_split *sp, char *names[STORE_SPLIT_MAX],
+                         unsigned parts[STORE_SPLIT_MAX], const char *vars[STORE_SPLIT_MAX]);
+/* Make folder hold layout's files from b, each root 0600 with g's read ACL and fsync'd,
+ * the folder root 0700 with g's traverse: new, as a temp folder made exclusively, filled,
+ * fsync'd and renamed to folder; existing (written before a crash), checked and its files
+ * rewritten one by one (the same version: the same bytes). */
+enum kvvm_err store_split_write(const struct store_split *sp, const struct kvvm_bundle *b,
+                                const char *folder, char *why, size_t wl);
+/* Every file of the layout is in folder, root's and regular. */
+bool store_split_present(const struct store_split *sp, const char *folder);
+/* The folder and every file in it get exactly g's grants (reconcile). */
+enum kvvm_err store_split_grant(int dfd, const char *dir, const char *folder,
+                                const struct store_grants *g, char *why, size_t wl);
 
 /* Make the files of rec (each retained version, the .pfx) carry g's read grants, and the
  * folders from / to dir let g's principals traverse; take back what kvvm added for

@@ -288,6 +288,9 @@ static void due_queue(void)
   strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ",
            gmtime_r(&kvvm_bundle_facts(ba)->not_after, &tm));
   check_var(t, "KVVM_NOT_AFTER", when);
+  check_var(t, "KVVM_FILES_DIR", "");  /* no fileLayout: present and empty */
+  check_var(t, "KVVM_FULLCHAIN_FILE", "");
+  check_var(t, "KVVM_KEY_FILE", "");
   check_var(p, "KVVM_HOOK_EVENT", "pass");
   check_var(p, "KVVM_CHANGED_COUNT", "1");
   check_var(p, "KVVM_CHANGED_LINKS", res.link);

@@ -76,6 +76,56 @@ static void metrics_textfile_dir(void)
   kvvm_config_free(cfg);
 }
 
+/* One certificate object with cert_extra after its url (the third, so the key path has an
+ * index that is not 0). */
+static enum kvvm_err parse_cert(const char *cert_extra, struct kvvm_config **cfg, char *why,
+                                size_t n)
+{
+  char text[1024];
+  snprintf(text, sizeof(text),
+           "{\"runtimeSettings\":[{\"handlerSettings\":{\"publicSettings\":{"
+           "\"secretsManagementSettings\":{\"observedCertificates\":["
+           "{\"url\":\"https://vault1.vault.azure.net/secrets/a\"},"
+           "{\"url\":\"https://vault1.vault.azure.net/secrets/b\"},"
+           "{\"url\":\"https://vault1.vault.azure.net/secrets/c\"%s}]}}}}]}",
+           cert_extra);
+  struct kvvm_settings_opts opts = {.default_store_root = "/store"};
+  *cfg = NULL;
+  return kvvm_settings_parse(text, strlen(text), &opts, cfg, why, n);
+}
+
+/* fileLayout: certbot or csi in any case; absent is none and keeps the canonical form of
+ * settings written before the key (no change seen on upgrade); anything else is refused
+ * naming the key path, the value and both words. */
+static void file_layout(void)
+{
+  struct kvvm_config *cfg = NULL;
+  char why[512] = "", *json;
+  KT_CHECK(parse_cert("", &cfg, why, sizeof why) == KVVM_OK);
+  KT_CHECK(cfg && cfg->certs[2].layout == KVVM_LAYOUT_NONE);
+  json = cfg ? kvvm_config_to_json(cfg) : NULL;
+  KT_CHECK(json && !strstr(json, "fileLayout"));
+  free(json);
+  kvvm_config_free(cfg);
+  KT_CHECK(parse_cert(",\"fileLayout\":\"certbot\"", &cfg, why, sizeof why) == KVVM_OK);
+  KT_CHECK(cfg && cfg->certs[2].layout == KVVM_LAYOUT_CERTBOT &&
+           cfg->certs[0].layout == KVVM_LAYOUT_NONE);
+  json = cfg ? kvvm_config_to_json(cfg) : NULL;
+  KT_CONTAINS(json, "\"fileLayout\":\"certbot\"");
+  free(json);
+  kvvm_config_free(cfg);
+  KT_CHECK(parse_cert(",\"fileLayout\":\"CSI\"", &cfg, why, sizeof why) == KVVM_OK);
+  KT_CHECK(cfg && cfg->certs[2].layout == KVVM_LAYOUT_CSI);
+  kvvm_config_free(cfg);
+  KT_CHECK(parse_cert(",\"fileLayout\":\"nginx\"", &cfg, why, sizeof why) == KVVM_E_SETTINGS);
+  KT_CONTAINS(why, "secretsManagementSettings.observedCertificates[2].fileLayout: \"nginx\" is "
+                   "not a file layout; expected \"certbot\" (cert.pem, chain.pem, fullchain.pem, "
+                   "privkey.pem) or \"csi\" (<name>.crt and <name>.key)");
+  KT_CHECK(parse_cert(",\"fileLayout\":true", &cfg, why, sizeof why) == KVVM_E_SETTINGS);
+  KT_CONTAINS(why, "observedCertificates[2].fileLayout: got a boolean, expected \"certbot\"");
+  KT_CHECK(cfg == NULL);
+}
+
 /* Two bad certificates: both reported, one per line, counted. */
 static void every_problem(void)
 {
@@ -161,7 +211,8 @@ static void quiet_reads_the_same(void)
 
 int main(void)
 {
-  static const struct kt_case cases[] = {KT_CASE(expiry_warning_days), KT_CASE(metrics_textfile_dir), KT_CASE(every_problem),
+  static const struct kt_case cases[] = {KT_CASE(expiry_warning_days), KT_CASE(metrics_textfile_dir),
+                                         KT_CASE(file_layout), KT_CASE(every_problem),
                                          KT_CASE(problems_beyond_the_buffer),
                                          KT_CASE(quiet_reads_the_same)};
   return KT_RUN("settings_kvvm", cases);

@@ -117,6 +117,21 @@ static void linux_only_keys_warn(void)
   kvvm_config_free(cfg);
 }
 
+/* fileLayout: the certificate store has no files to shape; said once, nothing applied, the
+ * value not checked (one template serves Linux and Windows VMs). */
+static void file_layout_no_effect(void)
+{
+  struct kvvm_config *cfg;
+  char why[512] = "";
+  KT_CHECK(parse(&win, "", ",\"fileLayout\":\"nonsense\"", &cfg, why, sizeof(why)) == KVVM_OK);
+  if (!cfg)
+    return;
+  KT_CHECK(cfg->certs[0].layout == KVVM_LAYOUT_NONE);
+  KT_CHECK(has_warning(cfg, "observedCertificates[0].fileLayout:",
+                       "has no effect on Windows: certificates go to the certificate store"));
+  kvvm_config_free(cfg);
+}
+
 /* accounts and linkOnRenewal stay in the config on Windows, each certificate's copy of
  * linkOnRenewal too (the store applies both), with no warning. */
 static void accounts_and_link_on_renewal(void)
@@ -170,6 +185,7 @@ int main(void)
       {"store_names", store_names},
       {"folder_location_is_an_error", folder_location_is_an_error},
       {"linux_only_keys_warn", linux_only_keys_warn},
+      {"file_layout_no_effect", file_layout_no_effect},
       {"accounts_and_link_on_renewal", accounts_and_link_on_renewal},
       {"duplicates", duplicates},
   };

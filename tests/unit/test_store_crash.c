@@ -1,8 +1,11 @@
 /* Crash consistency of the store: a child installs and renews certificates in a loop
  * (a new certificate each run, then renewals with keyExportable), and is killed with SIGKILL
  * after a random delay spread over a few install cycles, so the kill lands at every point
- * of the recipe. After each kill the stable names must resolve to a complete PEM whose key
- * matches its leaf (read back with kvvm_certmat_from_pem); then kvvmd's restart is played
+ * of the recipe. Both certificates have a fileLayout (certbot and csi), so the kills land
+ * inside the split files' folders and link swaps too. After each kill the stable names must
+ * resolve to a complete PEM whose key matches its leaf (read back with
+ * kvvm_certmat_from_pem), and <stable>.live to a folder whose certificate and key match each
+ * other (or, for a first install cut short, to nothing); then kvvmd's restart is played
  * (open, sweep, one pass) and no temp file may remain, and installed.json must load.
  * usage: test_store_crash [runs [seed]]   (default 240 runs, seed from the clock; the seed
  * is printed so a failing series can be replayed) */
@@ -48,6 +51,8 @@ static void child(int ready, int run)
   snprintf(secret, sizeof secret, "n%d", run);
   struct kvvm_cert_cfg main_cc = fx_cc("main", store, NULL), new_cc = fx_cc(secret, store, NULL);
   main_cc.key_exportable = new_cc.key_exportable = true;
+  main_cc.layout = KVVM_LAYOUT_CERTBOT;
+  new_cc.layout = KVVM_LAYOUT_CSI;
   kvvm_store_open(&o, &s);
   if (write(ready, "r", 1) != 1)
     _exit(2);
@@ -80,6 +85,62 @@ static bool link_ok(const char *name, bool may_be_absent)
   return ok;
 }
 
+static char *read_in(const char *dir, const char *name, size_t *len)
+{
+  char *path = kvvm_path_join(dir, name), *text = NULL;
+  if (kvvm_file_read(path, 1 << 20, &text, len) != KVVM_OK)
+    text = NULL;
+  free(path);
+  return text;
+}
+
+/* The certificate file and the key file read through the link, together, make a bundle whose
+ * key matches its leaf: one of ours with its CA. */
+static bool pair_ok(const char *dir, const char *crt, const char *key)
+{
+  size_t cl = 0, kl = 0;
+  char *c = read_in(dir, crt, &cl), *k = read_in(dir, key, &kl), why[256] = "";
+  struct kvvm_bundle *b = NULL;
+  bool ok = false;
+  if (c && k) {
+    char *both = kvvm_xasprintf("%s%s", c, k);
+    if (kvvm_certmat_from_pem(both, strlen(both), &b, why, sizeof why) == KVVM_OK)
+      for (int i = 0; i < 3; i++)
+        ok = ok || strcmp(kvvm_bundle_facts(b)->thumbprint, thumbs[i]) == 0;
+    kvvm_free_secret(both, strlen(both));
+  }
+  if (!ok)
+    fprintf(stderr, "  %s/%s + %s: %s\n", dir, crt, key, c && k ? why : "missing");
+  kvvm_bundle_free(b);
+  kvvm_free_secret(c, cl);
+  kvvm_free_secret(k, kl);
+  return ok;
+}
+
+/* <stable>.live resolves to a whole set: csi's pair, or certbot's fullchain and cert.pem each
+ * with privkey.pem (and the chain file of one CA). Absent only when allowed. */
+static bool live_ok(const char *stable, bool csi, bool may_be_absent)
+{
+  char *live = kvvm_xasprintf("%s/%s.live", store, stable), crt[96], key[96];
+  bool ok;
+  if (!kvvm_path_exists(live)) {
+    ok = may_be_absent;
+  } else if (csi) {
+    snprintf(crt, sizeof crt, "%s.crt", stable);
+    snprintf(key, sizeof key, "%s.key", stable);
+    ok = pair_ok(live, crt, key);
+  } else {
+    ok = pair_ok(live, "fullchain.pem", "privkey.pem") && pair_ok(live, "cert.pem", "privkey.pem");
+    char *n = fx_out("grep -c BEGIN '%s/chain.pem'", live);
+    ok = ok && strcmp(n, "1\n") == 0;
+    free(n);
+  }
+  if (!ok)
+    fprintf(stderr, "  %s: not a whole set\n", live);
+  free(live);
+  return ok;
+}
+
 /* kvvmd starts again: sweep, one pass, then nothing temporary is left. */
 static bool restart(int run)
 {
@@ -91,13 +152,16 @@ static bool restart(int run)
   struct kvvm_config cfg = {.certs = cc, .n_certs = 2};
   char *corrupt = kvvm_path_join(state, "installed.json.corrupt");
   cc[0].key_exportable = true;
+  cc[0].layout = KVVM_LAYOUT_CERTBOT;
+  cc[1].layout = KVVM_LAYOUT_CSI;
   kvvm_store_open(&o, &s);
   kvvm_store_sweep(s, &cfg);
   snprintf(v, sizeof v, "restart%d", run);
   pass(s, &cc[0], run % 3, v);
   kvvm_store_close(s);
   bool ok = fx_count_prefix(store, ".kvvm-tmp") == 0 && !kvvm_path_exists(corrupt) &&
-            link_ok("kvt.main", false);
+            link_ok("kvt.main", false) && live_ok("kvt.main", false, false) &&
+            fx_sh("ls -A '%s'/*.live/ | grep -q kvvm-tmp", store) != 0;
   free(corrupt);
   fx_cc_free(&cc[0]);
   fx_cc_free(&cc[1]);
@@ -133,7 +197,8 @@ static void one_run(int run, unsigned *rng, struct tally *t)
   char *link = kvvm_path_join(store, name);
   t->new_links += kvvm_path_exists(link);
   free(link);
-  t->links_ok += link_ok("kvt.main", false) && link_ok(name, true);
+  t->links_ok += link_ok("kvt.main", false) && link_ok(name, true) &&
+                 live_ok("kvt.main", false, false) && live_ok(name, true, true);
   t->sweeps_ok += restart(run);
 }
 
@@ -145,6 +210,7 @@ static int64_t measure(void)
   struct kvvm_cert_cfg cc = fx_cc("main", store, NULL);
   char v[32];
   cc.key_exportable = true;
+  cc.layout = KVVM_LAYOUT_CERTBOT;
   kvvm_store_open(&o, &s);
   int64_t t0 = kvvm_clock_mono_ms();
   for (int i = 0; i < 20; i++) {
