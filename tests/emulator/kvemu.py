@@ -424,6 +424,9 @@ class State:
                     continue
                 if target == "kv" and authed and f.get("beforeAuth"):
                     continue
+                if f.get("skip"):
+                    f["skip"] -= 1         # let this many matching requests through first
+                    continue
                 if f["remaining"] is not None:
                     f["remaining"] -= 1
                 f["hits"] += 1
