@@ -6,7 +6,8 @@
  * secret. A certificate is left out of any listing, and asked directly, when its URL pins a
  * version, when nothing was installed yet or the installed record lacks what its fetch saw
  * (an older record), when it was last asked directly a day ago or more (so every secret is
- * asked at least once a day), or when its vault refused to list (403) less than a day ago.
+ * asked at least once a day), when what it saw is ambiguous (below: no listing could keep
+ * it), or when its vault refused to list (403) less than a day ago.
  *
  * After a listing a certificate is kept as installed only when its vault lists its secret,
  * enabled, valid now, with the very `created` and `updated` times of the version installed,

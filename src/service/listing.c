@@ -21,6 +21,8 @@ bool kvvm_listing_eligible(const struct kvvm_listing_cert *c,
     return false;
   if (now - c->seen.asked_at >= KVVM_LISTING_DAY_S || now < c->seen.asked_at)
     return false;   /* the daily direct ask; a clock set back is not trusted either */
+  if (c->seen.asked_at <= c->seen.updated + KVVM_LISTING_MARGIN_S)
+    return false;   /* ambiguous whatever the listing says: no page is worth it */
   return !(v && v->refused_at && now - v->refused_at < KVVM_LISTING_DAY_S &&
            now >= v->refused_at);
 }

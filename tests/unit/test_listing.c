@@ -60,10 +60,10 @@ static void choice_counts_pages_against_certificates(void)
  * remembered for a day; certificates of other identities are listed apart. */
 static void who_is_never_listed(void)
 {
-  struct kvvm_listing_cert c[6];
-  bool by[6];
-  struct kvvm_listing_pick picks[6];
-  for (int i = 0; i < 6; i++)
+  struct kvvm_listing_cert c[7];
+  bool by[7];
+  struct kvvm_listing_pick picks[7];
+  for (int i = 0; i < 7; i++)
     c[i] = cert(V1, "x");
   KT_CHECK(kvvm_listing_eligible(&c[0], NULL, 0, NOW));
   c[0].pinned = true;
@@ -71,12 +71,13 @@ static void who_is_never_listed(void)
   c[2].seen = (struct kvvm_listing_seen){0, 0, 0};
   c[3].seen.asked_at = NOW - KVVM_LISTING_DAY_S;
   c[4].seen.asked_at = NOW + 5;   /* the clock went back */
-  for (int i = 0; i < 5; i++)
+  c[5].seen.asked_at = c[5].seen.updated + KVVM_LISTING_MARGIN_S;   /* ambiguous already */
+  for (int i = 0; i < 6; i++)
     KT_CHECK(!kvvm_listing_eligible(&c[i], NULL, 0, NOW));
   struct kvvm_listing_vault refused = {V1, NOW - 3600, 0};
-  KT_CHECK(!kvvm_listing_eligible(&c[5], &refused, 1, NOW));
+  KT_CHECK(!kvvm_listing_eligible(&c[6], &refused, 1, NOW));
   refused.refused_at = NOW - KVVM_LISTING_DAY_S;   /* tried again after a day */
-  KT_CHECK(kvvm_listing_eligible(&c[5], &refused, 1, NOW));
+  KT_CHECK(kvvm_listing_eligible(&c[6], &refused, 1, NOW));
   /* Two identities, two certificates each, one vault: two listings of one page each. */
   for (int i = 0; i < 4; i++) {
     c[i] = cert(V1, "x");
