@@ -15,7 +15,6 @@ struct phase {
   struct kvvm_installed *inst;
   const struct kvvm_config *cfg;
   struct kvvm_listing_cert *certs;   /* per certificate of cfg; host NULL: not considered */
-  char **versions;                   /* the installed version, per certificate */
   struct kvvm_listing_vault *vaults; /* what installed.json remembers, per vault seen */
   size_t nv;
   int64_t now;
@@ -42,12 +41,11 @@ static void describe(struct phase *ph, size_t i, size_t group)
     return;
   *c = (struct kvvm_listing_cert){.host = host, .name = name, .group = group, .pinned = pin};
   free(pin);
-  if (kvvm_installed_get(ph->inst, cc->url, cc->store_dir, &rec) && rec.version) {
-    ph->versions[i] = kvvm_xstrdup(rec.version);
+  if (kvvm_installed_get(ph->inst, cc->url, cc->store_dir, &rec) && rec.version)
     c->installed = kvvm_installed_get_seen(ph->inst, cc->url, cc->store_dir, rec.version,
                                            &c->seen.created, &c->seen.updated,
                                            &c->seen.asked_at);
-  }
+  kvvm_installed_park(ph->inst);   /* one parsed record at a time, as the fetches do */
   remember_vault(ph, host);
 }
 
@@ -92,10 +90,8 @@ static void release(struct phase *ph)
   for (size_t i = 0; i < ph->cfg->n_certs; i++) {
     free((char *)(uintptr_t)ph->certs[i].host);
     free((char *)(uintptr_t)ph->certs[i].name);
-    free(ph->versions[i]);
   }
   free(ph->certs);
-  free(ph->versions);
   free(ph->vaults);
 }
 
@@ -105,7 +101,6 @@ void kvvm_sync_list(struct kvvm_installed *inst, const struct kvvm_config *cfg,
 {
   size_t n = cfg->n_certs, m = 0;
   struct phase ph = {inst, cfg, kvvm_xcalloc(n + 1, sizeof *ph.certs),
-                     kvvm_xcalloc(n + 1, sizeof *ph.versions),
                      kvvm_xcalloc(n + 1, sizeof *ph.vaults), 0, now};
   struct kvvm_listing_cert *some = kvvm_xcalloc(n + 1, sizeof *some);
   size_t *at = kvvm_xcalloc(n + 1, sizeof *at);
@@ -134,7 +129,6 @@ void kvvm_sync_list(struct kvvm_installed *inst, const struct kvvm_config *cfg,
   free(some);
   free(at);
   release(&ph);
-  kvvm_installed_park(inst);
 }
 
 void kvvm_sync_saw(struct kvvm_installed *inst, const struct kvvm_cert_cfg *cc,
