@@ -148,8 +148,9 @@ static int64_t judge(struct page *pg, const struct kvvm_http_resp *r, int *fault
 {
   struct kvvm_kv_error e;
   if (r->fail == KVVM_HTTP_OK && r->status == 429) {
+    snprintf(pg->why, pg->whylen, "vault %s kept throttling (429)", pg->host);
     if (++*throttled >= KVVM_KV_MAX_THROTTLED)
-      return snprintf(pg->why, pg->whylen, "vault %s kept throttling (429)", pg->host), -1;
+      return -1;
     return kvvm_kv_throttle_ms(*throttled, kvvm_http_retry_after_s(r->retry_after,
                                                                   kvvm_clock_now()), rnd());
   }
