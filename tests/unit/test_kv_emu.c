@@ -1087,7 +1087,8 @@ static void list_refused_get_allowed(void)
   clear_faults();
 }
 
-/* A garbled page is retried, then fails the listing (the pass then asks each secret). */
+/* A garbled page is retried, then fails the listing (the pass then asks each secret); a
+ * throttled one waits and goes on. */
 static void garbled_pages(void)
 {
   struct kvvm_kv_listing l;
@@ -1099,6 +1100,14 @@ static void garbled_pages(void)
   fault(json_pack("{s:s,s:s,s:s}", "target", "kv", "mode", "badjson", "op", "list"));
   KT_CHECK(kvvm_kv_list(LVAULT, E.token, 0, 0, &l, why_l, sizeof why_l) == KVVM_E_NET);
   KT_CHECK(l.requests == KVVM_KV_MAX_TRIES && !l.refused);
+  kvvm_kv_listing_clear(&l);
+  clear_faults();
+  /* Throttled pages wait as fetches do (Retry-After), then the listing goes on. */
+  fault(json_pack("{s:s,s:s,s:s,s:i,s:i,s:i}", "target", "kv", "mode", "429", "op", "list",
+                  "skip", 1, "count", 2, "retryAfter", 1));
+  int64_t t0 = kvvm_clock_mono_ms();
+  KT_CHECK(kvvm_kv_list(LVAULT, E.token, 0, 0, &l, why_l, sizeof why_l) == KVVM_OK);
+  KT_CHECK(l.requests == 5 && l.pages == 3 && kvvm_clock_mono_ms() - t0 >= 2000);
   kvvm_kv_listing_clear(&l);
   clear_faults();
 }
