@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 #include "kvvm/err.h"
 
@@ -69,6 +70,24 @@ KVVM_API const char *kvvm_installed_pass_hook_error(const struct kvvm_installed 
  * A record is parsed again when it is next used; views and record pointers taken before
  * this are no longer valid. */
 KVVM_API void kvvm_installed_park(struct kvvm_installed *st);
+/* What the last direct fetch of a certificate's installed version saw, for the steady
+ * pass's listing (listing.h): Key Vault's created and updated times of that version and
+ * when the pass that asked for it started. Kept in the record's "seen" with the version it
+ * describes; false (and zeros) when there is none for this version, e.g. a record written
+ * by an older kvvm. */
+KVVM_API bool kvvm_installed_get_seen(struct kvvm_installed *st, const char *url,
+                                      const char *store_dir, const char *version,
+                                      int64_t *created, int64_t *updated, int64_t *asked_at);
+KVVM_API void kvvm_installed_set_seen(struct kvvm_installed *st, const char *url,
+                                      const char *store_dir, const char *version,
+                                      int64_t created, int64_t updated, int64_t asked_at);
+/* What kvvm remembers of a vault's listing, in the top-level "vaults": when it last
+ * refused to list (0: not refused) and how many pages its last listing had (0: unknown). */
+KVVM_API void kvvm_installed_get_vault(struct kvvm_installed *st, const char *host,
+                                       int64_t *refused_at, size_t *pages);
+KVVM_API void kvvm_installed_set_vault(struct kvvm_installed *st, const char *host,
+                                       int64_t refused_at, size_t pages);
+
 /* The format number of the loaded file (0 when new). */
 KVVM_API int kvvm_installed_format(const struct kvvm_installed *st);
 

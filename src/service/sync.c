@@ -15,6 +15,7 @@
 #include "kvvm/mem.h"
 #include "kvvm/store.h"
 #include "kvvm/sync.h"
+#include "sync_list_int.h"
 
 /* One identity in one cloud: the certificates that share it share one token. */
 struct slot {
@@ -32,6 +33,8 @@ struct pass {
   struct slot *slots;
   size_t n_slots;
   size_t *slot_of;          /* per due certificate: its slot */
+  bool *kept;               /* per certificate: its vault's listing showed it unchanged */
+  int64_t started;          /* when the pass began asking Key Vault (Unix seconds) */
 };
 
 static bool is_due(const struct pass *p, size_t i) { return !p->due || p->due[i]; }
@@ -228,6 +231,7 @@ static void on_fetched(void *user, size_t k, struct kvvm_kv_result *r)
   if (f->p->out[i].err == KVVM_OK) {
     kvvm_installed_set_error(inst, cc->url, cc->store_dir, NULL);
     f->p->out[i].checked_at = kvvm_clock_now();
+    kvvm_sync_saw(inst, cc, &r->secret, f->p->started);
   }
   kvvm_installed_park(inst);
   /* A vault that refuses the token (revoked, or expired early) gets a new one on the retry,
@@ -254,7 +258,7 @@ static void fetch_and_install(struct pass *p)
   struct kvvm_kv_request *reqs = kvvm_xcalloc(n, sizeof(*reqs));
   size_t *idx = kvvm_xcalloc(n, sizeof(*idx));
   for (size_t i = 0; i < n; i++) {
-    if (!is_due(p, i) || !p->slots[p->slot_of[i]].token)
+    if (!is_due(p, i) || !p->slots[p->slot_of[i]].token || p->kept[i])
       continue;
     const struct slot *s = &p->slots[p->slot_of[i]];
     reqs[m] = (struct kvvm_kv_request){p->cfg->certs[i].url, s->token, s->identity, 0};
@@ -267,11 +271,40 @@ static void fetch_and_install(struct pass *p)
   free(reqs);
 }
 
+/* The steady pass: vaults whose listing is cheaper than asking each secret are listed, and
+ * the certificates it shows unchanged are kept as installed with no request of their own
+ * (listing.h); the others are fetched as before. */
+static void list_and_keep(struct pass *p)
+{
+  size_t n = p->cfg->n_certs;
+  const char **token = kvvm_xcalloc(n + 1, sizeof(*token));
+  struct kvvm_installed *inst = kvvm_store_installed(p->store);
+  p->kept = kvvm_xcalloc(n + 1, sizeof(*p->kept));
+  for (size_t i = 0; i < n; i++)
+    token[i] = is_due(p, i) ? p->slots[p->slot_of[i]].token : NULL;
+  kvvm_sync_list(inst, p->cfg, p->due, token, p->slot_of, p->started, p->kept);
+  for (size_t i = 0; i < n; i++) {
+    if (!p->kept[i])
+      continue;
+    recall(p, i);
+    struct kvvm_secret sec = {.version = p->out[i].version};
+    p->kept[i] = p->out[i].in_place && keep_one(p, i, &sec);
+    if (p->kept[i] && p->out[i].err == KVVM_OK) {
+      kvvm_installed_set_error(inst, p->cfg->certs[i].url, p->cfg->certs[i].store_dir, NULL);
+      p->out[i].checked_at = kvvm_clock_now();
+    }
+    kvvm_installed_park(inst);
+  }
+  free(token);
+}
+
 size_t kvvm_sync_pass(struct kvvm_store *store, const struct kvvm_config *cfg, const bool *due,
                       struct kvvm_cert_outcome *out)
 {
   struct pass p = {.store = store, .cfg = cfg, .due = due, .out = out};
   get_tokens(&p);
+  p.started = (int64_t)kvvm_clock_now();
+  list_and_keep(&p);
   fetch_and_install(&p);
   size_t changed = 0;
   for (size_t i = 0; i < cfg->n_certs; i++)
@@ -281,5 +314,6 @@ size_t kvvm_sync_pass(struct kvvm_store *store, const struct kvvm_config *cfg, c
       kvvm_free_secret(p.slots[k].token, strlen(p.slots[k].token));
   free(p.slots);
   free(p.slot_of);
+  free(p.kept);
   return changed;
 }

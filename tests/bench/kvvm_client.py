@@ -108,7 +108,9 @@ class Sampler(threading.Thread):
 class Kvvm:
     """One staged package and its kvvmd, for one first sync and what follows it."""
 
-    def __init__(self, pkg_tree, emu, vault, names, poll_s=3600):
+    def __init__(self, pkg_tree, emu, vault, names, poll_s=3600, vaults=None):
+        """vaults: one vault per name instead of `vault` for all (the steady pass's spread
+        case)."""
         self.root = tempfile.mkdtemp(prefix="kvvm-bench.", dir=os.environ.get("KVVM_BENCH_FS"))
         self.pkg = os.path.join(self.root, "lib", "Kvvm.Azure.KeyVaultCerts-bench")
         shutil.copytree(pkg_tree, self.pkg)
@@ -121,7 +123,8 @@ class Kvvm:
                 "logFolder": log, "configFolder": os.path.join(self.pkg, "config"),
                 "statusFolder": os.path.join(self.pkg, "status"),
                 "heartbeatFile": os.path.join(self.pkg, "heartbeat.log")}}], f)
-        urls = ["https://%s/secrets/%s" % (vault, n) for n in names]
+        hosts = vaults or [vault] * len(names)
+        urls = ["https://%s/secrets/%s" % (h, n) for h, n in zip(hosts, names)]
         settings = {"runtimeSettings": [{"handlerSettings": {"publicSettings": {
             "secretsManagementSettings": {"pollingIntervalInS": str(poll_s),
                                           "requireInitialSync": True,
@@ -132,7 +135,7 @@ class Kvvm:
         self.state = os.path.join(self.root, "state")
         self.store = os.path.join(self.root, "store")
         self.status = os.path.join(self.pkg, "status", "1.status")
-        self.env = emu.client_env([vault], base=dict(os.environ))
+        self.env = emu.client_env(sorted(set(hosts)), base=dict(os.environ))
         self.env.update(KVVM_STATE_DIR=self.state, KVVM_STORE_ROOT=self.store,
                         KVVM_HOOKS_DIR=os.path.join(self.root, "hooks.d"),
                         KVVM_SERVICE_MODE="detached", ConfigSequenceNumber="1",
@@ -211,7 +214,8 @@ class Kvvm:
         st = emu.stats(log=False)
         rewritten = sum(1 for k, v in after.items() if before.get(k) != v)
         return {"ok": ok, "wall_s": wall, "cpu_s": cpu, "files_rewritten": rewritten,
-                "files": len(after), "requests": st["by_target"].get("kv", 0)}
+                "files": len(after), "requests": st["by_target"].get("kv", 0),
+                "list_requests": st["by_path"].get("kv /secrets", 0)}
 
     def idle(self, seconds):
         """kvvmd between passes: RSS, anonymous RSS, and how often it woke up."""

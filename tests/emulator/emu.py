@@ -211,8 +211,16 @@ class Emulator:
         body.update(attrs)
         return self.control("POST", "/secrets", body)["version"]
 
+    def update_secret(self, vault, name, enabled, version=None, **attrs):
+        """Key Vault's PATCH of a version (the newest without one): enabled, `updated` now
+        (or attrs' updated); returns the version's record without its value."""
+        body = {"vault": vault, "name": name, "enabled": enabled, "version": version}
+        body.update(attrs)
+        return self.control("POST", "/secrets/update", body)
+
     def fault(self, target, mode, secret=None, count=None, **extra):
-        """Injects a fault (see PROTOCOL.md); returns its id. extra: retryAfter, seconds, ..."""
+        """Injects a fault (see PROTOCOL.md); returns its id. extra: retryAfter, seconds,
+        op ("list" or "get": that operation only), ..."""
         body = {"target": target, "mode": mode}
         if secret is not None:
             body["secret"] = secret

@@ -103,6 +103,41 @@ def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+def encode_skiptoken(last):
+    """Key Vault's $skiptoken is base64 JSON whose NextMarker names the last secret given
+    (upper-cased); ours keeps that idea in a simpler shape."""
+    return b64url(json.dumps({"NextMarker": last, "TargetLocation": 0}).encode())
+
+
+def decode_skiptoken(token):
+    """The name a page follows on from: "" without a token, False for a token not ours."""
+    if not token:
+        return ""
+    try:
+        marker = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))["NextMarker"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return marker if isinstance(marker, str) else False
+
+
+def list_item(vault, newest):
+    """A SecretItem as Key Vault lists it: the newest version's attributes, no value."""
+    attrs = {"enabled": newest["enabled"], "created": newest["created"],
+             "updated": newest["updated"], "recoveryLevel": "Recoverable+Purgeable",
+             "recoverableDays": 90}
+    for k in ("nbf", "exp"):
+        if newest[k] is not None:
+            attrs[k] = newest[k]
+    item = {"id": "https://%s/secrets/%s" % (vault, newest["name"]), "attributes": attrs}
+    if newest["contentType"] is not None:
+        item["contentType"] = newest["contentType"]
+    if newest["managed"] is not None:
+        item["managed"] = bool(newest["managed"])
+    if newest["tags"]:
+        item["tags"] = newest["tags"]
+    return item
+
+
 def cloud_for(host):
     """The (suffix, resource, authority) of a vault host, or None if it is not a vault host."""
     for cloud in CLOUDS:
@@ -275,6 +310,7 @@ class State:
             "nbf": body.get("nbf"),
             "exp": body.get("exp"),
             "created": int(body.get("created", created)),
+            "updated": int(body.get("created", created)),
             "kid": body.get("kid"),
             "managed": body.get("managed"),
             "tags": {str(k): str(v) for k, v in tags.items()},
@@ -290,6 +326,34 @@ class State:
             versions.append(version)
             self.stored_bytes += len(value)
         return version
+
+    def list_page(self, vault, after, size):
+        """Up to size items of vault's secrets whose upper-cased names sort after `after`
+        ("" for the first page); the last name given and whether more follow."""
+        with self.lock:
+            names = sorted((vs[-1]["name"].upper(), vs[-1]) for (v, _), vs in self.secrets.items()
+                           if v == vault and vs)
+        rest = [(key, newest) for key, newest in names if key > after]
+        items = [list_item(vault, newest) for _, newest in rest[:size]]
+        last = rest[:size][-1][0] if items else after
+        return items, last, len(rest) > size
+
+    def update_secret(self, body):
+        """Key Vault's PATCH of a version's attributes: enabled, and `updated` set to now."""
+        vault = str(body.get("vault", "")).lower()
+        name = str(body.get("name", ""))
+        if not isinstance(body.get("enabled"), bool):
+            raise BadInput("enabled must be true or false")
+        with self.lock:
+            versions = self.secrets.get((vault, name.lower()))
+            want = body.get("version")
+            found = [v for v in versions or [] if want in (None, "", v["version"])]
+            if not found:
+                raise BadInput("no such secret or version")
+            target = found[-1]
+            target["enabled"] = body["enabled"]
+            target["updated"] = int(body.get("updated", now_s()))
+            return dict(target, value=None)
 
     def find_secret(self, vault, name, version):
         """The version asked for (newest when version is empty), or None."""
@@ -332,9 +396,10 @@ class State:
             self.faults.append(fault)
         return fault["id"]
 
-    def take_fault(self, target, secret=None, vault=None, authed=True, identity=None):
+    def take_fault(self, target, secret=None, vault=None, authed=True, identity=None, op=None):
         """The first active fault matching this request, its count consumed; or None.
-        identity: client_id of the token's identity (kv) or of the one asked for (imds, arc)."""
+        identity: client_id of the token's identity (kv) or of the one asked for (imds, arc).
+        op: "get" or "list" for kv (a fault with "op" set matches only that operation)."""
         with self.lock:
             t = time.monotonic()
             for f in self.faults:
@@ -350,12 +415,17 @@ class State:
                     continue
                 if f.get("identity") is not None and (identity or "").lower() != str(f["identity"]).lower():
                     continue
+                if f.get("op") is not None and f["op"] != op:
+                    continue
                 # Key Vault faults apply to authenticated requests unless asked otherwise, so a
                 # count means the same for a client that probes for the challenge first and for
                 # one that sends its token straight away.
                 if target == "kv" and not authed and not f.get("beforeAuth"):
                     continue
                 if target == "kv" and authed and f.get("beforeAuth"):
+                    continue
+                if f.get("skip"):
+                    f["skip"] -= 1         # let this many matching requests through first
                     continue
                 if f["remaining"] is not None:
                     f["remaining"] -= 1
@@ -797,6 +867,8 @@ class KvHandler(Handler):
         query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
         m = SECRET_RE.match(url.path)
         name = m.group(1) if m else None
+        op = "list" if url.path in ("/secrets", "/secrets/") else "get"
+        e["op"] = op
 
         # Authentication first, as on the service: any request without a valid token is
         # challenged, whatever it asks for.
@@ -806,7 +878,7 @@ class KvHandler(Handler):
         is_bearer = scheme.lower() == "bearer" and token
         e["auth"] = "bearer" if is_bearer else ("none" if not auth else scheme.lower()[:16])
         if not is_bearer:
-            fault = self.state.take_fault("kv", name, host, authed=False)
+            fault = self.state.take_fault("kv", name, host, authed=False, op=op)
             if fault:
                 e["fault"] = fault["mode"]
                 if self.kv_fault(fault, cloud, host, name, query):
@@ -824,12 +896,14 @@ class KvHandler(Handler):
                                      % (cloud[1], info["aud"]))
 
         fault = self.state.take_fault("kv", name, host, authed=True,
-                                      identity=info["identity"]["client_id"])
+                                      identity=info["identity"]["client_id"], op=op)
         if fault:
             e["fault"] = fault["mode"]
             if self.kv_fault(fault, cloud, host, name, query):
                 return
             self.mangle = fault if fault["mode"] in MANGLE_MODES else None
+        if op == "list":
+            return self.list_secrets(host, query)
         self.get_secret(host, m, query, fault)
 
     def refusal(self, mode, host, name):
@@ -846,7 +920,8 @@ class KvHandler(Handler):
                 "Caller is not authorized to perform action on resource.",
                 "If role assignments, deny assignments or role definitions were changed recently, "
                 "please observe propagation time.", "Caller: " + caller,
-                "Action: 'Microsoft.KeyVault/vaults/secrets/getSecret/action'",
+                "Action: 'Microsoft.KeyVault/vaults/secrets/%s'" % (
+                    "readMetadata/action" if self.entry.get("op") == "list" else "getSecret/action"),
                 "Resource: '/subscriptions/%s/resourcegroups/rg1/providers/microsoft.keyvault/"
                 "vaults/%s/secrets/%s'" % (uuid.uuid4(), vault, name.lower()),
                 "Assignment: (not found)", "DenyAssignmentId: null",
@@ -861,9 +936,9 @@ class KvHandler(Handler):
                 "nor via an approved private link.", "Caller: " + caller, where])
         return "AccessDenied", (
             "The user, group or application 'appid=%s;iss=https://sts.windows.net/%s/' does not "
-            "have secrets get permission on key vault '%s;location=eastus'. For help resolving "
+            "have secrets %s permission on key vault '%s;location=eastus'. For help resolving "
             "this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287"
-            % (self.entry.get("identity"), self.state.tenant, vault))
+            % (self.entry.get("identity"), self.state.tenant, self.entry.get("op", "get"), vault))
 
     def kv_fault(self, fault, cloud, host, name, query):
         """Answers a status-type fault; returns False for faults applied to the content."""
@@ -896,6 +971,41 @@ class KvHandler(Handler):
             return False       # content faults (disabled, wrongtype) and response manglers
         return True
 
+    def check_api_version(self, query):
+        """The api-version error, answered; or False when the version is served."""
+        version = query.get("api-version")
+        if not version:
+            self.kv_error(400, "BadParameter", "The 'api-version' query parameter is missing.")
+            return True
+        if version not in KV_API_VERSIONS:
+            self.kv_error(400, "BadParameter", "The specified version (%s) is not recognized. "
+                          "Consider using the latest supported version (2025-07-01)." % version[:32])
+            return True
+        return False
+
+    def list_secrets(self, host, query):
+        """GET /secrets: one page of the vault's secrets, each described by its newest version
+        (no value, no version in the id), at most maxresults (1-25, default 25), in the order
+        of their upper-cased names; nextLink carries a $skiptoken naming the last one given, so
+        a page follows on from a name, not from a position (PROTOCOL.md, Listing)."""
+        if self.command not in ("GET", "HEAD"):
+            return self.kv_error(405, "MethodNotAllowed", "The emulator serves GET on secrets only.")
+        if self.check_api_version(query):
+            return
+        size = query.get("maxresults", "25")
+        if not re.fullmatch(r"[0-9]{1,3}", size) or not 1 <= int(size) <= 25:
+            return self.kv_error(400, "BadParameter", "invalid maxresults. maxresults must be "
+                                 "between 1 and 25 (%s)" % size[:16])
+        after = decode_skiptoken(query.get("$skiptoken"))
+        if after is False:
+            return self.kv_error(400, "BadParameter", "The $skiptoken is not valid.")
+        items, last, more = self.state.list_page(host, after, int(size))
+        page = {"value": items, "nextLink": None}
+        if more:
+            page["nextLink"] = "https://%s:443/secrets?api-version=%s&$skiptoken=%s" % (
+                host, query["api-version"], encode_skiptoken(last))
+        self.reply_json(200, page, headers=[("x-ms-request-id", str(uuid.uuid4()))])
+
     def secret_not_found(self, name):
         self.kv_error(404, "SecretNotFound",
                       "A secret with (name/id) %s was not found in this key vault. If you recently "
@@ -906,12 +1016,8 @@ class KvHandler(Handler):
     def get_secret(self, host, m, query, fault):
         if self.command not in ("GET", "HEAD"):
             return self.kv_error(405, "MethodNotAllowed", "The emulator serves GET on secrets only.")
-        version = query.get("api-version")
-        if not version:
-            return self.kv_error(400, "BadParameter", "The 'api-version' query parameter is missing.")
-        if version not in KV_API_VERSIONS:
-            return self.kv_error(400, "BadParameter", "The specified version (%s) is not recognized. "
-                                 "Consider using the latest supported version (2025-07-01)." % version[:32])
+        if self.check_api_version(query):
+            return
         if "outContentType" in query:
             # 2025-07-01's server-side PFX->PEM conversion; refusing loudly beats a silent PFX.
             return self.kv_error(400, "BadParameter", "outContentType is not supported by the emulator.")
@@ -928,7 +1034,7 @@ class KvHandler(Handler):
             return self.kv_error(403, "Forbidden", "Operation get is not allowed on a disabled secret.",
                                  inner="SecretDisabled")
         attrs = {"enabled": secret["enabled"] and mode != "disabled", "created": secret["created"],
-                 "updated": secret["created"], "recoveryLevel": "Recoverable+Purgeable",
+                 "updated": secret["updated"], "recoveryLevel": "Recoverable+Purgeable",
                  "recoverableDays": 90}
         if secret["nbf"] is not None:
             attrs["nbf"] = secret["nbf"]
@@ -1103,6 +1209,8 @@ class ControlHandler(Handler):
             return self.reply_json(200, {"version": v["version"],
                                          "id": "https://%s/secrets/%s/%s" % (
                                              str(body["vault"]).lower(), v["name"], v["version"])})
+        if cmd == ("POST", "/secrets/update"):
+            return self.reply_json(200, st.update_secret(body))
         if cmd == ("GET", "/secrets"):
             with st.lock:
                 listing = {"%s/%s" % k: [v["version"] for v in vs] for k, vs in st.secrets.items()}

@@ -268,6 +268,79 @@ class TestVersions(Base):
             E.fault("kv", "410")          # IMDS only
 
 
+LVAULT = "listvault.vault.azure.net"
+
+
+class TestListing(Base):
+    """GET /secrets as Key Vault pages it (PROTOCOL.md, Listing)."""
+
+    def pages(self, tok, first="/secrets?api-version=7.4", host=LVAULT):
+        path, out = first, []
+        while path:
+            status, _, b = self.get_json(None, tok, host=host, path=path)
+            self.assertEqual(status, 200, b)
+            out.append(b)
+            link = b["nextLink"]
+            if link:
+                self.assertTrue(link.startswith("https://%s:443/secrets?api-version=7.4&$skiptoken="
+                                                % host), link)
+            path = link[len("https://%s:443" % host):] if link else None
+        return out
+
+    def test_pages_of_25_with_newest_attributes_and_no_values(self):
+        tok = self.token()
+        pv = "pagevault.vault.azure.net"
+        names = ["c%03d" % i for i in range(60)]
+        for n in names:
+            E.add_secret(pv, n, "djE=")
+        E.add_secret(pv, "c007", "djI=", content_type="application/x-pem-file", managed=True,
+                     created=4102444800)
+        pages = self.pages(tok, host=pv)
+        self.assertEqual([len(p["value"]) for p in pages], [25, 25, 10])
+        self.assertIsNone(pages[-1]["nextLink"])
+        items = [i for p in pages for i in p["value"]]
+        self.assertEqual([i["id"].rsplit("/", 1)[1] for i in items], names)
+        c7 = items[7]
+        self.assertEqual(c7["id"], "https://%s/secrets/c007" % pv)
+        self.assertEqual((c7["contentType"], c7["managed"]), ("application/x-pem-file", True))
+        self.assertEqual((c7["attributes"]["created"], c7["attributes"]["updated"]),
+                         (4102444800, 4102444800))
+        self.assertNotIn("value", c7)
+        small = self.pages(tok, "/secrets?api-version=7.4&maxresults=7", host=pv)
+        self.assertEqual(len(small[0]["value"]), 7)
+        self.assertEqual(len(small[1]["value"]), 25, "nextLink has no maxresults: Key Vault's 25")
+
+    def test_disabling_the_newest_version_shows_in_the_listing(self):
+        tok = self.token()
+        E.add_secret(LVAULT, "dis", "djE=")
+        rec = E.update_secret(LVAULT, "dis", False, updated=4102444801)
+        self.assertFalse(rec["enabled"])
+        items = {i["id"].rsplit("/", 1)[1]: i for p in self.pages(tok) for i in p["value"]}
+        self.assertEqual((items["dis"]["attributes"]["enabled"],
+                          items["dis"]["attributes"]["updated"]), (False, 4102444801))
+
+    def test_maxresults_and_skiptoken_refused_like_key_vault(self):
+        tok = self.token()
+        for q in ("maxresults=0", "maxresults=26", "maxresults=x"):
+            status, _, b = self.get_json(None, tok, host=LVAULT, path="/secrets?api-version=7.4&" + q)
+            self.assertEqual((status, b["error"]["code"]), (400, "BadParameter"), q)
+        status, _, b = self.get_json(None, tok, host=LVAULT,
+                                     path="/secrets?api-version=7.4&$skiptoken=%21%21")
+        self.assertEqual(status, 400)
+
+    def test_a_list_only_refusal_leaves_get_alone(self):
+        tok = self.token()
+        E.add_secret(LVAULT, "pol", "djE=")
+        E.fault("kv", "403", op="list")
+        status, _, b = self.get_json(None, tok, host=LVAULT, path="/secrets?api-version=7.4")
+        self.assertEqual((status, b["error"]["innererror"]["code"]), (403, "AccessDenied"))
+        self.assertIn("secrets list permission", b["error"]["message"])
+        status, _, b = self.get_json("pol", tok, host=LVAULT)
+        self.assertEqual(status, 200)
+        st = E.stats(log=False)["by_path"]
+        self.assertGreaterEqual(st["kv /secrets"], 1, "list requests are counted apart")
+
+
 class TestKvFaults(Base):
     @classmethod
     def setUpClass(cls):

@@ -176,6 +176,40 @@ class TestSdkFidelity(unittest.TestCase):
                 self.assertEqual(q.get("api-version"), "2018-02-01")
         self.assertTrue(any(x["path"].startswith("/secrets/web/?") for x in log))     # trailing slash
 
+    def test_list_pages_through_the_sdk(self):
+        # listPropertiesOfSecrets follows the emulator's nextLink across pages of 25 and reads
+        # each item's attributes as kvvm's listing does (PROTOCOL.md, Listing).
+        e, host, n = self.emu, "listsdk.vault.azure.net", 60
+        for i in range(n):
+            e.add_secret(host, "s%02d" % i, "djE=", managed=(i % 2 == 0) or None)
+        e.add_secret(host, "s05", "djI=", content_type="application/x-pem-file")   # rotation
+        e.update_secret(host, "s07", False, updated=4102444801)                     # disabled
+        e.reset_stats()
+        r, lines, _ = self.run_sdk([{"list": host}])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr[-3000:])
+        got = lines[0]["items"]
+        self.assertEqual(sorted(x["name"] for x in got), ["s%02d" % i for i in range(n)])
+        pages = [x for x in e.stats()["log"] if x["target"] == "kv" and x["status"] == 200]
+        self.assertEqual(len(pages), 3, "60 secrets are 3 pages of at most 25")
+        want = {}
+        tok = e.imds_token("https://vault.azure.net")
+        path = "/secrets?api-version=7.4"
+        while path:
+            c = e.vault(host)
+            b = json.loads(c.get(path, tok)[2])
+            c.close()
+            for it in b["value"]:
+                a = it["attributes"]
+                want[it["id"].rsplit("/", 1)[1]] = {
+                    "enabled": a["enabled"], "created": a["created"], "updated": a["updated"],
+                    "managed": it.get("managed"), "contentType": it.get("contentType")}
+            path = b["nextLink"] and b["nextLink"].split(":443", 1)[1]
+        for x in got:
+            self.assertIsNone(x["version"], "a listed item names no version")
+            self.assertEqual({k: x[k] for k in want[x["name"]]}, want[x["name"]], x["name"])
+        self.assertEqual(want["s07"]["enabled"], False)
+        self.assertEqual(want["s05"]["contentType"], "application/x-pem-file")
+
     def test_parallel_burst(self):
         # The SDK's own concurrency against the emulator: N getSecret() at once (Promise.all).
         # Exercises the listen backlog and per-connection threads (emulator-notes.md).

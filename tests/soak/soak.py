@@ -227,6 +227,10 @@ def main():
         print("soak: open fds  " + base + ": start {0}, max {1}; last quarter: max {2}, end {3}".format(
             fd_first[0], max(fd_first), max(fd_last), fd_last[-1]))
         print("soak: emulator by status: {0}".format(stats.get("by_status")))
+        # The steady pass lists the vault (README, "Each pass: list, then fetch what changed").
+        print("soak: list requests: {0}, secret GETs: {1}".format(
+            stats["by_path"].get("kv /secrets", 0),
+            sum(v for k, v in stats["by_path"].items() if k.startswith("kv /secrets/"))))
         hourly = {}
         for s in samples:
             hourly.setdefault(int(s[0]), []).append(s)

@@ -3,7 +3,7 @@
  * kvvm_kv_throttle_ms, the limits of kvvm/kv.h): nothing of kvvm's timing is re-derived here.
  *
  *   scaleset [-n INSTANCES] [-c CERTS] [-l LIMIT] [-w WINDOW_MS] [-b BOOT_SPREAD_S]
- *            [-h HOURS] [-s SEED]
+ *            [-h HOURS] [-s SEED] [-L] [-v VAULT_SECRETS]
  *
  * Model. Each instance runs kvvmd with requireInitialSync: at boot (uniform over the boot
  * spread) a pass fetches its certificates, at most KVVM_KV_MAX_IN_FLIGHT at a time, each
@@ -13,6 +13,11 @@
  * KVVM_KV_MAX_THROTTLED of them a certificate fails the pass and is retried after
  * kvvm_sched_retry_ms, as kvvmd's plan does. An instance reports success when every
  * certificate is installed; afterwards it polls every hour with kvvm_sched_poll_ms's jitter.
+ * With -L, a poll after success is the steady pass with the listing: kvvm_listing_choose
+ * (kvvm's own rule) decides between listing the vault, whose VAULT_SECRETS secrets (default:
+ * the certificates) are ceil(VAULT_SECRETS / 25) pages read one after another, and one GET per
+ * certificate; a listing throttled KVVM_KV_MAX_THROTTLED times falls back to the GETs. The
+ * certificates are unchanged (a rotation adds one GET per instance, once).
  *
  * Prints the time until every instance reports success, the peak request rate offered to the
  * vault (per second and per window), the 429s, and the same after the first burst; with -j a
@@ -26,6 +31,8 @@
 #include <unistd.h>
 
 #include "kvvm/kv.h"
+#include "kvvm/kv_list.h"
+#include "kvvm/listing.h"
 #include "kvvm/sched.h"
 
 #define LATENCY_MS 20
@@ -52,8 +59,13 @@ struct inst {
   unsigned failures[MAX_CERTS];
   bool installed[MAX_CERTS], in_pass;
   int running, open_jobs;
-  struct job jobs[MAX_CERTS];
+  int pages_left;               /* of the listing under way (-L) */
+  struct job jobs[MAX_CERTS + 1];   /* [certs]: the listing, one page after another */
 };
+
+/* -L: the steady pass lists; the vault holds this many secrets. */
+static bool list_mode;
+static long vault_secrets;
 
 static struct {
   struct ev *heap;
@@ -151,12 +163,34 @@ static void wake(uint32_t i, int64_t t)
   push((struct ev){t, i, 0, EV_WAKE});
 }
 
+/* Pages the steady pass lists instead of its GETs, as kvvm_sync_list decides it (0: the
+ * GETs are no dearer). Every certificate is installed, fetched long ago, unchanged. */
+static int listing_pages(int64_t t)
+{
+  struct kvvm_listing_cert c[MAX_CERTS];
+  struct kvvm_listing_pick picks[MAX_CERTS];
+  bool by[MAX_CERTS];
+  int64_t now = 1900000000 + t / 1000;
+  size_t pages = (size_t)(vault_secrets + KVVM_KV_LIST_PAGE - 1) / KVVM_KV_LIST_PAGE;
+  struct kvvm_listing_vault v = {"v.vault.azure.net", 0, pages};
+  for (int k = 0; k < certs; k++)
+    c[k] = (struct kvvm_listing_cert){v.host, "c", 0, false, true,
+                                      {now - 86400 * 30, now - 86400 * 30, now - 3600}};
+  return kvvm_listing_choose(c, (size_t)certs, &v, 1, now, by, picks) ? (int)pages : 0;
+}
+
 /* kvvmd's plan: which certificates are due, and a new poll time when the poll is. */
 static void start_pass(struct inst *in, int64_t t)
 {
   bool poll = t >= in->next_poll;
   if (poll)
     in->next_poll = t + kvvm_sched_poll_ms(3600, rnd());
+  if (poll && list_mode && in->success_at >= 0 && (in->pages_left = listing_pages(t)) > 0) {
+    in->jobs[certs] = (struct job){t, 0, 1};
+    in->open_jobs = 1;
+    in->in_pass = true;
+    return;
+  }
   for (int c = 0; c < certs; c++)
     if (poll || in->cert_due[c] <= t) {
       in->jobs[c] = (struct job){t, 0, 1};
@@ -180,7 +214,7 @@ static int64_t launch(uint32_t i, int64_t t)
 {
   struct inst *in = &inst[i];
   int64_t next = INT64_MAX;
-  for (int c = 0; c < certs; c++) {
+  for (int c = 0; c <= certs; c++) {
     struct job *j = &in->jobs[c];
     if (j->state != 1)
       continue;
@@ -215,12 +249,36 @@ static void finish_job(struct inst *in, int c, bool ok, int64_t t)
   in->cert_due[c] = ok ? INT64_MAX : t + kvvm_sched_retry_ms(in->failures[c], rnd());
 }
 
+/* A page answered (accepted or not): the next page at once, the end of the listing, or
+ * (throttled for good) the fall-back to one GET per certificate. */
+static void listed(struct inst *in, bool ok, bool given_up, int64_t t)
+{
+  struct job *j = &in->jobs[certs];
+  if (ok && --in->pages_left > 0) {
+    *j = (struct job){t, 0, 1};
+    return;
+  }
+  if (!ok && !given_up)
+    return;
+  j->state = 0;
+  in->open_jobs = 0;
+  for (int c = 0; given_up && c < certs; c++) {
+    in->jobs[c] = (struct job){t, 0, 1};
+    in->open_jobs++;
+  }
+}
+
 static void answer(uint32_t i, int c, int64_t t)
 {
   struct inst *in = &inst[i];
   struct job *j = &in->jobs[c];
   in->running--;
   long ra = vault_take(t - LATENCY_MS);
+  bool give_up = ra >= 0 && j->throttled + 1 >= KVVM_KV_MAX_THROTTLED;
+  if (c == certs)
+    listed(in, ra < 0, give_up, t);
+  if (c == certs && (ra < 0 || give_up))
+    return;
   if (ra < 0) {
     finish_job(in, c, true, t);
   } else if (++j->throttled >= KVVM_KV_MAX_THROTTLED) {
@@ -269,6 +327,15 @@ static uint32_t peak_window(size_t from_s, size_t to_s, size_t w_s)
   return best;
 }
 
+/* Requests offered per hour from from_s on: the steady load of the polls. */
+static double per_hour(size_t from_s)
+{
+  uint64_t sum = 0;
+  for (size_t s = from_s; s < n_s; s++)
+    sum += per_s[s];
+  return from_s < n_s ? (double)sum * 3600.0 / (double)(n_s - from_s) : 0.0;
+}
+
 static uint32_t peak_second(size_t from_s, size_t to_s)
 {
   uint32_t best = 0;
@@ -283,7 +350,7 @@ int main(int argc, char **argv)
   bool as_json = false;
   int opt;
   certs = 10;
-  while ((opt = getopt(argc, argv, "n:c:l:w:b:h:s:j")) != -1) {
+  while ((opt = getopt(argc, argv, "n:c:l:w:b:h:s:jLv:")) != -1) {
     switch (opt) {
     case 'n': n = atol(optarg); break;
     case 'c': certs = atoi(optarg); break;
@@ -293,13 +360,17 @@ int main(int argc, char **argv)
     case 'h': hours = atol(optarg); break;
     case 's': rng = strtoull(optarg, NULL, 10) | 1; break;
     case 'j': as_json = true; break;
-    default: fprintf(stderr, "usage: %s [-n N] [-c C] [-l LIMIT] [-w MS] [-b S] [-h H] [-s SEED] [-j]\n", argv[0]); return 2;
+    case 'L': list_mode = true; break;
+    case 'v': vault_secrets = atol(optarg); break;
+    default: fprintf(stderr, "usage: %s [-n N] [-c C] [-l LIMIT] [-w MS] [-b S] [-h H] [-s SEED] [-j] [-L] [-v SECRETS]\n", argv[0]); return 2;
     }
   }
   if (n <= 0 || certs <= 0 || certs > MAX_CERTS || limit <= 0 || window_ms <= 0) {
     fprintf(stderr, "scaleset: bad arguments\n");
     return 2;
   }
+  if (vault_secrets < certs)
+    vault_secrets = certs;
   int64_t end_ms = hours * 3600 * 1000;
   vault.limit = (size_t)limit;
   vault.window = window_ms;
@@ -334,9 +405,11 @@ int main(int argc, char **argv)
            "\"boot_spread_s\": %ld, \"hours\": %ld, \"all_success_s\": %.1f, \"never\": %ld, "
            "\"offered\": %" PRIu64 ", \"accepted\": %" PRIu64 ", \"refused_429\": %" PRIu64 ", "
            "\"peak_per_s\": %u, \"peak_per_window\": %u, \"after_burst_peak_per_s\": %u, "
-           "\"after_burst_peak_per_window\": %u}\n",
+           "\"after_burst_peak_per_window\": %u, \"list\": %s, \"vault_secrets\": %ld, "
+           "\"after_burst_per_hour\": %.0f}\n",
            n, certs, limit, window_ms, boot_s, hours, all_ok / 1000.0, never, vault.offered,
-           vault.accepted, vault.refused, pk_s, pk_w, after_s, after_w);
+           vault.accepted, vault.refused, pk_s, pk_w, after_s, after_w,
+           list_mode ? "true" : "false", vault_secrets, per_hour(burst_end));
   } else {
     printf("scale set: %ld instances x %d certificates, vault %ld GETs per %ld ms, boot over %ld s\n",
            n, certs, limit, window_ms, boot_s);
@@ -345,7 +418,8 @@ int main(int argc, char **argv)
     printf("  requests offered %" PRIu64 ", accepted %" PRIu64 ", 429s %" PRIu64 "\n",
            vault.offered, vault.accepted, vault.refused);
     printf("  peak offered: %u per second, %u per window; after the first burst: %u per second, "
-           "%u per window\n", pk_s, pk_w, after_s, after_w);
+           "%u per window, %.0f per hour (%s)\n", pk_s, pk_w, after_s, after_w,
+           per_hour(burst_end), list_mode ? "the steady pass lists" : "one GET per certificate");
   }
   free(vault.ring);
   free(per_s);

@@ -69,8 +69,8 @@ def soak(build, hours, seed=None, valgrind=False):
 
 def scaleset(build):
     out = []
-    for n in (1000, 10000):
-        rc, text, secs = run([os.path.join(build, "stress", "scaleset"), "-n", str(n), "-j"])
+    for n, mode in ((1000, []), (1000, ["-L"]), (10000, []), (10000, ["-L"])):
+        rc, text, secs = run([os.path.join(build, "stress", "scaleset"), "-n", str(n), "-j"] + mode)
         try:
             res = json.loads(text.strip().splitlines()[-1])
         except (ValueError, IndexError):
@@ -142,15 +142,18 @@ def md(doc):
               "kvvm's own schedule and backoff code, linked, in virtual time: each instance "
               "fetches 10 certificates with requireInitialSync; the vault accepts 4,000 GETs "
               "per 10 s and answers 429 with Retry-After beyond that.", "",
-              "| instances | every instance success after | 429s | requests offered | peak offered per s | peak per 10 s | after the burst: peak per 10 s |",
-              "|---|---|---|---|---|---|---|"]
+              "| instances | steady pass | every instance success after | 429s | requests offered | peak offered per s | peak per 10 s | after the burst: peak per 10 s | after the burst: per hour |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for r in sc:
-        lines.append("| %s | %s s | %s | %s | %s | %s | %s |" % (
-            r.get("instances"), r.get("all_success_s"), r.get("refused_429"), r.get("offered"),
-            r.get("peak_per_s"), r.get("peak_per_window"), r.get("after_burst_peak_per_window")))
+        lines.append("| %s | %s | %s s | %s | %s | %s | %s | %s | %s |" % (
+            r.get("instances"), "lists the vault" if r.get("list") else "one GET per certificate",
+            r.get("all_success_s"), r.get("refused_429"), r.get("offered"),
+            r.get("peak_per_s"), r.get("peak_per_window"), r.get("after_burst_peak_per_window"),
+            r.get("after_burst_per_hour")))
     lines += ["", "The vault's limit is 4,000 per 10 s: the offered rate above it during the "
               "burst is what the 429s answered; after it, hourly polls with 10% jitter stay "
-              "far below the limit.", ""]
+              "far below the limit. With the steady pass's listing (-L; the vault holds the 10 "
+              "secrets, one page) each poll is one request instead of 10.", ""]
     findings = os.path.join(HERE, "findings.md")
     if os.path.exists(findings):
         lines += [open(findings).read()]

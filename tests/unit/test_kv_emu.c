@@ -26,12 +26,15 @@
 #include "kvvm/http.h"
 #include "kvvm/identity.h"
 #include "kvvm/kv.h"
+#include "kvvm/kv_list.h"
+#include "kvvm/listing.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
 #include "kvvm/rand.h"
 
 #define VAULT "myvault.vault.azure.net"
 #define VAULT_CN "myvault.vault.azure.cn"
+#define LVAULT "listvault.vault.azure.net"
 #define BULK 1000
 
 static double sleep_scale = 0.01;
@@ -52,8 +55,16 @@ static int64_t real_ms(void)
 time_t kvvm_clock_now(void) { return time(NULL) + wall_offset + (time_t)(skipped_ms / 1000); }
 int64_t kvvm_clock_mono_ms(void) { return real_ms() + skipped_ms; }
 
+/* Called once at the next backoff sleep, then forgotten: lets a test act between two
+ * requests of one call (a rotation between two pages of a listing). */
+static void (*at_next_sleep)(void);
+
 void kvvm_clock_sleep_ms(int64_t ms)
 {
+  void (*hook)(void) = at_next_sleep;
+  at_next_sleep = NULL;
+  if (hook)
+    hook();
   if (ms <= 0)
     return;
   int64_t real = (int64_t)((double)ms * sleep_scale);
@@ -209,8 +220,8 @@ static bool trust_ca(void)
 static void set_environment(void)
 {
   char *ct = kvvm_xasprintf("%s:443:127.0.0.1:%d,%s:443:127.0.0.1:%d,"
-                            "other.vault.azure.net:443:127.0.0.1:%d", VAULT, E.kv, VAULT_CN,
-                            E.kv, E.kv);
+                            "other.vault.azure.net:443:127.0.0.1:%d,%s:443:127.0.0.1:%d", VAULT,
+                            E.kv, VAULT_CN, E.kv, E.kv, LVAULT, E.kv);
 #ifdef _WIN32
   if (!trust_ca())
     fprintf(stderr, "  the emulator's CA could not be added to the Root store\n");
@@ -983,6 +994,124 @@ static void nothing_secret_in_log(void)
   free(path);
 }
 
+/* --- listing ------------------------------------------------------------------------------ */
+
+#define LISTED 60
+
+static long list_requests(void)
+{
+  json_t *s = stats();
+  long n = (long)json_integer_value(json_object_get(json_object_get(s, "by_path"),
+                                                    "kv /secrets"));
+  json_decref(s);
+  return n;
+}
+
+static void add_listed(const char *name, json_int_t created)
+{
+  json_decref(ctl("POST", "/secrets", json_pack("{s:s,s:s,s:s,s:I}", "vault", LVAULT, "name",
+                                                name, "value", "djE=", "created", created)));
+}
+
+static char why_l[1600];
+
+/* 60 secrets are 3 pages, one after another, each name once, each with its times. */
+static void listing_pages(void)
+{
+  char name[16];
+  for (int i = 0; i < LISTED; i++) {
+    snprintf(name, sizeof name, "l%02d", i);
+    add_listed(name, 1800000000 + i);
+  }
+  struct kvvm_kv_listing l;
+  long before = list_requests();
+  KT_CHECK(kvvm_kv_list(LVAULT, E.token, 0, 0, &l, why_l, sizeof why_l) == KVVM_OK);
+  KT_CHECK(l.n == LISTED && l.pages == 3 && l.requests == 3 && !l.refused && !l.cut);
+  KT_CHECK(list_requests() - before == 3);
+  const struct kvvm_kv_item *it = kvvm_kv_listing_find(&l, "l42");
+  KT_CHECK(it && it->enabled && it->created == 1800000042 && it->updated == 1800000042);
+  kvvm_kv_listing_clear(&l);
+  /* A budget of 2 pages stops before the third: never dearer than asking each secret. */
+  KT_CHECK(kvvm_kv_list(LVAULT, E.token, 0, 2, &l, why_l, sizeof why_l) == KVVM_E_NOENT);
+  KT_CHECK(l.cut && l.pages == 2 && l.requests == 2);
+  kvvm_kv_listing_clear(&l);
+}
+
+static void rotate_two(void)
+{
+  add_listed("l05", 1900000005);   /* on the first page, already read */
+  add_listed("l45", 1900000045);   /* on the last page, still to come */
+}
+
+/* A rotation between two pages: the page already read shows the version it had (as a GET
+ * made before the rotation would have), a later page the new one; the next listing sees
+ * both. Either way the change is fetched, now or at the next pass. */
+static void rotation_between_pages(void)
+{
+  struct kvvm_kv_listing l;
+  fault(json_pack("{s:s,s:s,s:s,s:i,s:i}", "target", "kv", "mode", "503", "op", "list",
+                  "skip", 1, "count", 1));
+  at_next_sleep = rotate_two;
+  KT_CHECK(kvvm_kv_list(LVAULT, E.token, 0, 0, &l, why_l, sizeof why_l) == KVVM_OK);
+  clear_faults();
+  KT_CHECK(l.n == LISTED && l.pages == 3 && l.requests == 4);
+  struct kvvm_listing_cert c5 = {LVAULT, "l05", 0, false, true,
+                                 {1800000005, 1800000005, 1800000005 + 3600}};
+  struct kvvm_listing_cert c45 = {LVAULT, "l45", 0, false, true,
+                                  {1800000045, 1800000045, 1800000045 + 3600}};
+  int64_t now = 1800000000 + 7200;
+  KT_CHECK(kvvm_listing_judge(&c5, kvvm_kv_listing_find(&l, "l05"), now) == KVVM_LISTED_SAME);
+  KT_CHECK(kvvm_listing_judge(&c45, kvvm_kv_listing_find(&l, "l45"), now) ==
+           KVVM_LISTED_CHANGED);
+  kvvm_kv_listing_clear(&l);
+  KT_CHECK(kvvm_kv_list(LVAULT, E.token, 0, 0, &l, why_l, sizeof why_l) == KVVM_OK);
+  KT_CHECK(kvvm_listing_judge(&c5, kvvm_kv_listing_find(&l, "l05"), now) ==
+           KVVM_LISTED_CHANGED);
+  kvvm_kv_listing_clear(&l);
+}
+
+/* A policy with Get but not List: the listing says refused, and a fetch still works. */
+static void list_refused_get_allowed(void)
+{
+  struct kvvm_kv_listing l;
+  fault(json_pack("{s:s,s:s,s:s}", "target", "kv", "mode", "403", "op", "list"));
+  KT_CHECK(kvvm_kv_list(LVAULT, E.token, 0, 0, &l, why_l, sizeof why_l) == KVVM_E_AUTH);
+  KT_CHECK(l.refused && l.requests == 1);
+  KT_CONTAINS(why_l, "secrets list permission");
+  kvvm_kv_listing_clear(&l);
+  char *url = url_of(LVAULT, "l01");
+  struct kvvm_kv_result r = fetch1(url, E.token, 0);
+  KT_CHECK(r.err == KVVM_OK);
+  kvvm_kv_result_clear(&r);
+  free(url);
+  clear_faults();
+}
+
+/* A garbled page is retried, then fails the listing (the pass then asks each secret); a
+ * throttled one waits and goes on. */
+static void garbled_pages(void)
+{
+  struct kvvm_kv_listing l;
+  fault(json_pack("{s:s,s:s,s:s,s:i}", "target", "kv", "mode", "badjson", "op", "list",
+                  "count", 1));
+  KT_CHECK(kvvm_kv_list(LVAULT, E.token, 0, 0, &l, why_l, sizeof why_l) == KVVM_OK);
+  KT_CHECK(l.requests == 4 && l.pages == 3);
+  kvvm_kv_listing_clear(&l);
+  fault(json_pack("{s:s,s:s,s:s}", "target", "kv", "mode", "badjson", "op", "list"));
+  KT_CHECK(kvvm_kv_list(LVAULT, E.token, 0, 0, &l, why_l, sizeof why_l) == KVVM_E_NET);
+  KT_CHECK(l.requests == KVVM_KV_MAX_TRIES && !l.refused);
+  kvvm_kv_listing_clear(&l);
+  clear_faults();
+  /* Throttled pages wait as fetches do (Retry-After), then the listing goes on. */
+  fault(json_pack("{s:s,s:s,s:s,s:i,s:i,s:i}", "target", "kv", "mode", "429", "op", "list",
+                  "skip", 1, "count", 2, "retryAfter", 1));
+  int64_t t0 = kvvm_clock_mono_ms();
+  KT_CHECK(kvvm_kv_list(LVAULT, E.token, 0, 0, &l, why_l, sizeof why_l) == KVVM_OK);
+  KT_CHECK(l.requests == 5 && l.pages == 3 && kvvm_clock_mono_ms() - t0 >= 2000);
+  kvvm_kv_listing_clear(&l);
+  clear_faults();
+}
+
 int main(void)
 {
   static const struct kt_case cases[] = {
@@ -1009,6 +1138,10 @@ int main(void)
     KT_CASE(arc_shapes),
     KT_CASE(sovereign_cloud),
     KT_CASE(thousand_certificates),
+    KT_CASE(listing_pages),
+    KT_CASE(rotation_between_pages),
+    KT_CASE(list_refused_get_allowed),
+    KT_CASE(garbled_pages),
     KT_CASE(nothing_secret_in_log),
   };
   char why[400];

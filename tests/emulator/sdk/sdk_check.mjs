@@ -6,7 +6,8 @@
 // EMU_JSON is the emulator's emu.json; PLAN_JSON lists the getSecret() calls and what each must
 // return: [{"vault": host, "name": n, "version": v|null, "value": s, "contentType": t,
 //           "expectVersion": v, "kid": k, "managed": b, "kind": "pfx"|"pem"|null}
-//          | {..., "expectError": "substring"} | {"parallel": [{vault, name, value}, ...]}]
+//          | {..., "expectError": "substring"} | {"parallel": [{vault, name, value}, ...]}
+//          | {"list": host}]  (listPropertiesOfSecrets: prints every item; the caller compares)
 // (fields left out are not checked).
 // Prints one JSON line per call and a summary; exits 0 only if every call met its expectation.
 //
@@ -88,7 +89,25 @@ async function parallel(step) {
 }
 const burstAgent = new LoopbackAgent({ keepAlive: true });
 
+// {"list": host}: every page through the SDK's own paging (it follows nextLink), each item as
+// the SDK reads it, Unix seconds for the dates.
+async function list(step) {
+  const client = new SecretClient(`https://${step.list}`, credential, { agent });
+  const items = [];
+  const secs = (d) => (d ? Math.floor(d.getTime() / 1000) : null);
+  for await (const p of client.listPropertiesOfSecrets()) {
+    items.push({ name: p.name, enabled: p.enabled, created: secs(p.createdOn),
+                 updated: secs(p.updatedOn), managed: p.managed ?? null,
+                 contentType: p.contentType ?? null, version: p.version ?? null });
+  }
+  return { list: step.list, items, ok: true };
+}
+
 for (const step of plan) {
+  if (step.list) {
+    console.log(JSON.stringify(await list(step)));
+    continue;
+  }
   if (step.parallel) {
     const result = await parallel(step);
     if (!result.ok) failures += 1;
