@@ -1,8 +1,9 @@
 /* Installing one certificate into a store folder (design.md, Install and renewal): the
  * versioned PEM and the .pfx written as temp files (O_EXCL|O_NOFOLLOW, 0600), owner, mode
- * and ACL set on the descriptor, fsync, rename; then the stable symlink swapped by rename.
- * A crash at any instant leaves the old or the new complete version behind the stable
- * name. Folder fsyncs and the removal of old versions wait for kvvm_store_commit. */
+ * and ACL set on the descriptor; then a temp symlink to the new version. Their renames over
+ * the real names wait for kvvm_store_commit, which flushes the data of the whole pass at
+ * once before any rename (store_flush_posix.c): a crash at any instant leaves the old or
+ * the new complete version behind the stable name. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@ struct op {
   struct kvvm_store *s;
   const struct kvvm_cert_cfg *cc;
   const struct kvvm_cert_facts *facts;
+  struct store_dirty *d;   /* the folder, open for the pass */
   int dfd;
   char *stable, *file, *pfx;  /* names in the folder */
   struct store_grants g;
@@ -74,14 +76,10 @@ static enum kvvm_err fill(struct op *op, int fd, const void *data, size_t len)
   enum kvvm_err rc = kvvm_acl_set_file(fd, op->g.p, op->g.n, why, wl);
   if (rc == KVVM_E_GRANT)  /* no ACLs here: install root-only; the grants step reports it */
     rc = kvvm_acl_set_file(fd, NULL, 0, why, wl);
-  if (rc == KVVM_OK && fsync(fd) != 0) {
-    snprintf(why, wl, "%s: fsync: %s", op->cc->store_dir, strerror(errno));
-    rc = KVVM_E_IO;
-  }
   return rc;
 }
 
-/* Temp file, content, owner, mode, ACL, fsync, rename over name. */
+/* Temp file, content, owner, mode, ACL; its rename over name queued for the commit. */
 static enum kvvm_err put_file(struct op *op, const char *name, const void *data, size_t len)
 {
   enum kvvm_err rc = check_target(op, name);
@@ -103,12 +101,9 @@ static enum kvvm_err put_file(struct op *op, const char *name, const void *data,
     rc = fill(op, fd, data, len);
   if (fd >= 0 && close(fd) != 0 && rc == KVVM_OK)
     rc = KVVM_E_IO;
-  if (rc == KVVM_OK && renameat(op->dfd, tmp, op->dfd, name) != 0) {
-    snprintf(op->res->why, sizeof op->res->why, "%s/%s: rename: %s", op->cc->store_dir, name,
-             strerror(errno));
-    rc = KVVM_E_IO;
-  }
-  if (rc != KVVM_OK && fd >= 0)
+  if (rc == KVVM_OK)
+    store_queue_file(op->d, tmp, name);
+  else if (fd >= 0)
     unlinkat(op->dfd, tmp, 0);
   free(tmp);
   return rc;
@@ -138,7 +133,7 @@ static bool our_link(const struct op *op, const char *target)
   return ok;
 }
 
-/* Point the stable name at the new version: a temp symlink renamed over it. */
+/* Point the stable name at the new version: a temp symlink, renamed over it by the commit. */
 static enum kvvm_err swap_link(struct op *op)
 {
   struct stat st;
@@ -157,12 +152,11 @@ static enum kvvm_err swap_link(struct op *op)
       goto out;
   }
   tmp = store_temp_name();
-  bool made = symlinkat(op->file, op->dfd, tmp) == 0;
-  if (!made || renameat(op->dfd, tmp, op->dfd, op->stable) != 0) {
+  if (symlinkat(op->file, op->dfd, tmp) == 0) {
+    store_queue_link(op->d, tmp, op->stable);
+  } else {
     snprintf(op->res->why, sizeof op->res->why, "%s/%s: cannot swap the link: %s",
              op->cc->store_dir, op->stable, strerror(errno));
-    if (made)
-      unlinkat(op->dfd, tmp, 0);
     rc = KVVM_E_IO;
   }
 out:
@@ -182,20 +176,20 @@ static const char *in_dir(const struct op *op, const char *path)
 }
 
 /* After a settings change: the old stable name (customSymbolicLinkName changed) and the
- * .pfx (keyExportable now false) go, once the new link is in place. */
+ * .pfx (keyExportable now false) go, once the commit has the new link in place. */
 static void remove_stale(struct op *op)
 {
   struct stat st;
   const char *link = in_dir(op, installed_str(op->rec, "link"));
   const char *pfx = in_dir(op, installed_str(op->rec, "pfx"));
   char *target = link && strcmp(link, op->stable) ? read_link(op->dfd, link) : NULL;
-  if (target && our_link(op, target) && unlinkat(op->dfd, link, 0) == 0)
-    KVVM_INFO("%s/%s: removed the old stable name", op->cc->store_dir, link);
+  if (target && our_link(op, target))
+    store_queue_stale(op->d, link, "the old stable name");
   free(target);
   if (pfx && (!op->cc->key_exportable || strcmp(pfx, op->pfx)) &&
       fstatat(op->dfd, pfx, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-      st.st_uid == 0 && unlinkat(op->dfd, pfx, 0) == 0)
-    KVVM_INFO("%s/%s: removed (keyExportable is off)", op->cc->store_dir, pfx);
+      st.st_uid == 0)
+    store_queue_stale(op->d, pfx, "keyExportable is off");
 }
 
 static bool root_file(int dfd, const char *name, json_int_t size)
@@ -229,16 +223,6 @@ static bool current(struct op *op, const char *version)
   return ok;
 }
 
-static struct store_dirty *dirty_dir(struct kvvm_store *s, const char *dir)
-{
-  for (size_t i = 0; i < s->ndirty; i++)
-    if (strcmp(s->dirty[i].dir, dir) == 0)
-      return &s->dirty[i];
-  s->dirty = kvvm_xrealloc(s->dirty, (s->ndirty + 1) * sizeof *s->dirty);
-  s->dirty[s->ndirty] = (struct store_dirty){kvvm_xstrdup(dir), NULL, 0};
-  return &s->dirty[s->ndirty++];
-}
-
 /* The retained versions, oldest first, with this one last; those beyond the retention
  * are handed to the commit, which removes them after the folder's fsync. */
 static void retain(struct op *op, json_t *rec)
@@ -250,7 +234,7 @@ static void retain(struct op *op, json_t *rec)
     if (json_is_string(e) && strcmp(json_string_value(e), op->file) != 0)
       json_array_append(v, e);
   json_array_append_new(v, json_string(op->file));
-  struct store_dirty *d = dirty_dir(op->s, op->cc->store_dir);
+  struct store_dirty *d = op->d;
   while (json_array_size(v) > op->s->retain) {
     d->remove = kvvm_xrealloc(d->remove, (d->nremove + 1) * sizeof *d->remove);
     d->remove[d->nremove++] = kvvm_xstrdup(json_string_value(json_array_get(v, 0)));
@@ -384,7 +368,8 @@ static enum kvvm_err install_op(struct kvvm_store *s, const struct kvvm_cert_cfg
   names(&op, version);
   resolved = kvvm_acl_resolve(cc, &op.g.p, &op.g.n, unresolved, sizeof unresolved);
   op.g.key = kvvm_principals_str(op.g.p, op.g.n);
-  rc = store_dir_open(cc->store_dir, true, NULL, NULL, &op.dfd, res->why, sizeof res->why);
+  rc = store_pass_dir(s, cc->store_dir, &op.d, res->why, sizeof res->why);
+  op.dfd = op.d ? op.d->dfd : -1;
   if (rc == KVVM_OK && !current(&op, version)) {
     *kept = b != NULL;
     if (!b)
@@ -399,8 +384,6 @@ out:
     KVVM_ERR("%s: %s", cc->url, res->why);
   kvvm_installed_set_error(s->inst, cc->url, cc->store_dir, rc == KVVM_OK ? NULL : res->why);
 done:
-  if (op.dfd >= 0)
-    close(op.dfd);
   free(op.file);
   free(op.stable);
   free(op.pfx);

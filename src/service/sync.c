@@ -13,6 +13,7 @@
 #include "kvvm/kv.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
+#include "kvvm/phase.h"
 #include "kvvm/store.h"
 #include "kvvm/sync.h"
 
@@ -170,18 +171,26 @@ static void install_one(struct pass *p, size_t i, const struct kvvm_secret *sec)
   struct kvvm_bundle *b = NULL;
   struct kvvm_install_result res;
   char why[512] = "";
+  struct kvvm_phase_mark m;
   memset(&res, 0, sizeof(res));
-  if (keep_one(p, i, sec))
+  kvvm_phase_begin(&m);
+  bool kept = keep_one(p, i, sec);
+  kvvm_phase_end(KVVM_PHASE_INSTALL, &m);
+  if (kept)
     return;
+  kvvm_phase_begin(&m);
   enum kvvm_err e = kvvm_certmat_from_secret(sec->content_type, sec->value, sec->value_len, &b,
                                              why, sizeof(why));
+  kvvm_phase_end(KVVM_PHASE_DECODE, &m);
   if (e != KVVM_OK) {
     char msg[600];
     snprintf(msg, sizeof(msg), "version %s cannot be installed: %s", sec->version, why);
     fail(p, i, e, msg);
     goto out;
   }
+  kvvm_phase_begin(&m);
   e = kvvm_store_install(p->store, cc, b, sec->version, &res);
+  kvvm_phase_end(KVVM_PHASE_INSTALL, &m);
   if (e != KVVM_OK && e != KVVM_E_GRANT) {
     fail(p, i, e, res.why);
     goto out;
@@ -220,7 +229,10 @@ static void on_fetched(void *user, size_t k, struct kvvm_kv_result *r)
   size_t i = f->idx[k];
   const struct kvvm_cert_cfg *cc = &f->p->cfg->certs[i];
   struct kvvm_installed *inst = kvvm_store_installed(f->p->store);
+  struct kvvm_phase_mark m;
+  kvvm_phase_begin(&m);
   recall(f->p, i);   /* here, not up front: the record is parsed once for both */
+  kvvm_phase_end(KVVM_PHASE_RECORD, &m);
   if (r->err == KVVM_OK)
     install_one(f->p, i, &r->secret);
   else
@@ -229,7 +241,9 @@ static void on_fetched(void *user, size_t k, struct kvvm_kv_result *r)
     kvvm_installed_set_error(inst, cc->url, cc->store_dir, NULL);
     f->p->out[i].checked_at = kvvm_clock_now();
   }
+  kvvm_phase_begin(&m);
   kvvm_installed_park(inst);
+  kvvm_phase_end(KVVM_PHASE_RECORD, &m);
   /* A vault that refuses the token (revoked, or expired early) gets a new one on the retry,
    * not the cached one again. */
   if (r->status == 401)
@@ -261,8 +275,11 @@ static void fetch_and_install(struct pass *p)
     idx[m++] = i;
   }
   struct fetched f = {p, idx};
+  struct kvvm_phase_mark mark;
+  kvvm_phase_begin(&mark);
   if (m)   /* results live only while in use */
     kvvm_kv_fetch_each(reqs, m, NULL, on_fetched, renew_token, &f);
+  kvvm_phase_end(KVVM_PHASE_FETCH, &mark);
   free(idx);
   free(reqs);
 }
@@ -271,7 +288,10 @@ size_t kvvm_sync_pass(struct kvvm_store *store, const struct kvvm_config *cfg, c
                       struct kvvm_cert_outcome *out)
 {
   struct pass p = {.store = store, .cfg = cfg, .due = due, .out = out};
+  struct kvvm_phase_mark m;
+  kvvm_phase_begin(&m);
   get_tokens(&p);
+  kvvm_phase_end(KVVM_PHASE_TOKENS, &m);
   fetch_and_install(&p);
   size_t changed = 0;
   for (size_t i = 0; i < cfg->n_certs; i++)

@@ -28,19 +28,56 @@ bool store_name_ok(const char *s);
 /* A new temp name (KVVM_TEMP_PREFIX...) for this process. */
 char *store_temp_name(void);
 
-/* A folder written in this pass, and the old versions to remove from it after its fsync. */
+/* A rename the commit makes once the data it names is durable: tmp over name. */
+struct store_rename {
+  char *tmp, *name;
+};
+
+/* A name the commit removes once the new links are durable, and why (for the log). */
+struct store_stale {
+  char *name;
+  const char *what;
+};
+
+/* A folder used in this pass: opened once (the walk from "/" checked it), and what the
+ * commit does there (store_flush_posix.c): the renames of the new files, then of the new
+ * links, then the stale names and the old versions beyond the retention. */
 struct store_dirty {
   char *dir;
+  int dfd;
+  struct store_rename *files, *links;
+  size_t nfiles, nlinks;
+  struct store_stale *stale;
+  size_t nstale;
   char **remove;
   size_t nremove;
+  bool published;  /* the commit's renames all went through */
 };
 
 struct kvvm_store {
   struct kvvm_installed *inst;
   unsigned retain;
-  struct store_dirty *dirty;
+  struct store_dirty **dirty;
   size_t ndirty;
 };
+
+/* The folder dir for this pass, opened (made when missing) on first use, as store_dir_open
+ * does and with its errors. The descriptor stays the pass's: callers never close it. */
+enum kvvm_err store_pass_dir(struct kvvm_store *s, const char *dir, struct store_dirty **d,
+                             char *why, size_t whylen);
+/* Queue a rename for the commit (tmp and name are copied). */
+void store_queue_file(struct store_dirty *d, const char *tmp, const char *name);
+void store_queue_link(struct store_dirty *d, const char *tmp, const char *name);
+void store_queue_stale(struct store_dirty *d, const char *name, const char *what);
+/* Make the data of every queued file durable (one syncfs per file system), then publish
+ * each folder's renames with a folder fsync after the files and after the links, and
+ * remove its stale names. A folder whose data could not be flushed loses its temp files
+ * and keeps its old links. */
+enum kvvm_err store_flush_commit(struct kvvm_store *s);
+/* Close the folders and drop what was queued (temp files left are the sweep's). */
+void store_pass_dirs_free(struct kvvm_store *s);
+/* An fsync counted in the phase totals (kvvm/phase.h); fd names what for the log. */
+int store_fsync(int fd);
 
 /* One certificate's grants: principals resolved now, and their canonical string. */
 struct store_grants {
