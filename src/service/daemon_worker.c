@@ -141,6 +141,22 @@ static void note_hook_errors(struct job *j)
   }
 }
 
+/* The commit could not make the pass durable (a disk error, logged): the versions it was to
+ * put in place are not called installed; the next pass installs them again. */
+static void commit_failed(struct job *j)
+{
+  struct kvvm_worker_ans *a = &j->ans;
+  for (size_t i = 0; i < a->n; i++)
+    if ((!j->req.due || j->req.due[i]) && a->out[i].changed) {
+      a->out[i].err = KVVM_E_IO;
+      a->out[i].changed = false;
+      a->changed--;
+      kvvm_outcome_say(&a->out[i], "version %s could not be written to disk durably (details "
+                       "in kvvm.log); it is installed again on the next pass",
+                       a->out[i].version);
+    }
+}
+
 /* Sync what is due, commit, run the hooks. New settings (no pass yet) first bring the
  * grants in line, so they follow at once. */
 static void pass_in_store(struct job *j)
@@ -152,7 +168,8 @@ static void pass_in_store(struct job *j)
   /* Durable before the status says installed; hooks after, so they see the files. */
   struct kvvm_phase_mark m;
   kvvm_phase_begin(&m);
-  kvvm_store_commit(j->store);
+  if (kvvm_store_commit(j->store) != KVVM_OK)
+    commit_failed(j);
   kvvm_phase_end(KVVM_PHASE_COMMIT, &m);
   struct kvvm_hooks_opts hopts = {NULL, 0};
   kvvm_phase_begin(&m);
