@@ -1,8 +1,9 @@
 /* Where a pass spends its time: wall and CPU time summed per phase in one process, appended
  * as one JSON line to the file KVVM_PHASES_FILE names (a testing aid, README "Testing aids";
  * `make bench` reads it for its breakdown). Without the variable a mark costs one test of a
- * flag. Phases may nest (decode runs inside fetch): each one is its own total. The totals
- * are kept for one thread at a time. */
+ * flag. Phases may nest (save runs inside commit): each one is its own total. Each phase is
+ * timed on one thread only (the installs run on the pass's second thread, the fetch on the
+ * first): the totals take no lock. */
 #ifndef KVVM_PHASE_H
 #define KVVM_PHASE_H
 #include <stdint.h>
@@ -11,7 +12,9 @@
 enum kvvm_phase {
   KVVM_PHASE_SETUP,    /* the worker's entry to the start of its pass: request, settings */
   KVVM_PHASE_TOKENS,   /* identity tokens */
-  KVVM_PHASE_FETCH,    /* every request of the pass, with the local work done meanwhile */
+  KVVM_PHASE_FETCH,    /* every request of the pass, on the thread that runs them */
+  KVVM_PHASE_LOCAL_WAIT, /* inside fetch: that thread waiting for room among the installs */
+  KVVM_PHASE_DRAIN,    /* after the last answer: the last installs finishing */
   KVVM_PHASE_PARSE,    /* the vault's JSON answers parsed */
   KVVM_PHASE_RECORD,   /* installed.json's record of a certificate read and parked */
   KVVM_PHASE_DECODE,   /* PFX or PEM decoded: key derivation, MAC, decryption */

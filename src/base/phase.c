@@ -9,8 +9,8 @@
 #include "base/phase_int.h"
 
 static const char *const names[KVVM_PHASE_COUNT] = {
-  "setup", "tokens", "fetch", "parse", "record", "decode", "install", "flush", "commit",
-  "save", "hooks", "answer"};
+  "setup", "tokens", "fetch", "local_wait", "drain", "parse", "record", "decode", "install", "flush",
+  "commit", "save", "hooks", "answer"};
 
 static struct {
   int64_t wall_ns, cpu_ns, count;

@@ -16,6 +16,7 @@
 #include "kvvm/phase.h"
 #include "kvvm/store.h"
 #include "kvvm/sync.h"
+#include "service/sync_int.h"
 
 /* One identity in one cloud: the certificates that share it share one token. */
 struct slot {
@@ -219,11 +220,13 @@ out:
 struct fetched {
   struct pass *p;
   const size_t *idx;   /* request k is certificate idx[k] */
+  struct sync_pipe *pipe;   /* the second thread; NULL: installs run on this one */
 };
 
 /* Each secret is installed, and its value wiped, as soon as it arrives; its record is then
- * parked (installed.h), so the pass holds one parsed record, not all of them. */
-static void on_fetched(void *user, size_t k, struct kvvm_kv_result *r)
+ * parked (installed.h), so the pass holds one parsed record, not all of them. Runs on the
+ * pipe's thread, the only one that touches the store during the fetch. */
+static void install_fetched(void *user, size_t k, struct kvvm_kv_result *r)
 {
   struct fetched *f = user;
   size_t i = f->idx[k];
@@ -244,11 +247,26 @@ static void on_fetched(void *user, size_t k, struct kvvm_kv_result *r)
   kvvm_phase_begin(&m);
   kvvm_installed_park(inst);
   kvvm_phase_end(KVVM_PHASE_RECORD, &m);
+  kvvm_kv_result_clear(r);
+}
+
+/* On the fetching thread: the token first (it is this thread's), then the install, handed
+ * over so the next answers are read meanwhile. */
+static void on_fetched(void *user, size_t k, struct kvvm_kv_result *r)
+{
+  struct fetched *f = user;
   /* A vault that refuses the token (revoked, or expired early) gets a new one on the retry,
    * not the cached one again. */
   if (r->status == 401)
     kvvm_identity_forget();
-  kvvm_kv_result_clear(r);
+  if (!f->pipe) {
+    install_fetched(user, k, r);
+    return;
+  }
+  struct kvvm_phase_mark m;
+  kvvm_phase_begin(&m);
+  sync_pipe_push(f->pipe, k, r);
+  kvvm_phase_end(KVVM_PHASE_LOCAL_WAIT, &m);
 }
 
 /* The vault refused mid-pass a token it had accepted (it expired during a long pass): the
@@ -274,12 +292,19 @@ static void fetch_and_install(struct pass *p)
     reqs[m] = (struct kvvm_kv_request){p->cfg->certs[i].url, s->token, s->identity, 0};
     idx[m++] = i;
   }
-  struct fetched f = {p, idx};
+  /* The queue holds about one round of answers: enough to ride out one slow install. */
+  struct fetched f = {p, idx, NULL};
+  if (m > 1)
+    f.pipe = sync_pipe_start(install_fetched, &f, 16);
   struct kvvm_phase_mark mark;
   kvvm_phase_begin(&mark);
   if (m)   /* results live only while in use */
     kvvm_kv_fetch_each(reqs, m, NULL, on_fetched, renew_token, &f);
   kvvm_phase_end(KVVM_PHASE_FETCH, &mark);
+  kvvm_phase_begin(&mark);
+  if (f.pipe)
+    sync_pipe_finish(f.pipe);
+  kvvm_phase_end(KVVM_PHASE_DRAIN, &mark);
   free(idx);
   free(reqs);
 }
