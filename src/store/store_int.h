@@ -76,7 +76,7 @@ void store_queue_stale(struct store_dirty *d, const char *name, const char *what
 enum kvvm_err store_flush_commit(struct kvvm_store *s);
 /* Close the folders and drop what was queued (temp files left are the sweep's). */
 void store_pass_dirs_free(struct kvvm_store *s);
-/* An fsync counted in the phase totals (kvvm/phase.h); fd names what for the log. */
+/* fsync(fd), its time added to the flush phase (kvvm/phase.h). */
 int store_fsync(int fd);
 
 /* One certificate's grants: principals resolved now, and their canonical string. */
