@@ -269,7 +269,7 @@ def markdown(doc):
         "two rows are the rest of what the bench measured: the worker's CPU outside its phases, "
         "and kvvmd with the handler commands (its CPU; the wall between `install` and the status "
         "that the worker's phases do not cover). Counts: how many times a phase ran (flush: "
-        "syncfs and fsync calls).",
+        "the store's syncfs and fsync calls; installed.json's own are in its row).",
         "",
         breakdown(doc),
         "",
