@@ -209,9 +209,6 @@ static void install_one(struct pass *p, size_t i, const struct kvvm_secret *sec)
   bool known = kvvm_installed_get(kvvm_store_installed(p->store), cc->url, cc->store_dir, &rec);
   kvvm_outcome_note(o, known ? rec.note : NULL);
   o->installed_at = known ? rec.installed_at : 0;
-  if (res.changed)
-    KVVM_INFO("%s: installed version %s (thumbprint %s) as %s", cc->url, sec->version,
-              f->thumbprint, res.link);
 out:
   kvvm_install_result_clear(&res);
   kvvm_bundle_free(b);
