@@ -20,7 +20,8 @@ LAYERS = ["base", "certmat", "settings", "agent", "vault", "store", "service"]
 PLATFORMS = {"posix": ("_posix",), "linux": ("_linux",), "windows": ("_windows", "win_")}
 # Modules with no portable file: their layer is their header's.
 PLATFORM_ONLY = {"fileio": "base", "paths": "base", "proc": "base", "rand": "base",
-                 "clock": "base", "wake": "service", "worker": "service", "service": "service",
+                 "clock": "base", "thread": "base", "wake": "service", "worker": "service",
+                 "service": "service",
                  "acl": "store", "win": "base", "posix": "base"}
 # Files whose module is not their name's first word.
 ALIASES = {"rc2": "p12", "unit_linux": "service", "jansson_link_linux": None, "version": "version",

@@ -295,9 +295,11 @@ void kvvm_log(enum kvvm_log_level lvl, const char *fmt, ...)
   va_start(ap, fmt);
   size_t n = format_line(line, lvl, fmt, ap, &head);
   va_end(ap);
+  kvvm_log_os_enter();
   bool in_file = g.sink == SINK_FILE && file_append(line, n);
   /* Without a file, stderr is the only record once a log was asked for: keep INFO there. */
   bool stand_in = !in_file && g.sink != SINK_NONE && lvl >= KVVM_LOG_INFO;
   if (lvl >= g.stderr_level || stand_in)
     kvvm_log_os_stderr(line + head, n - head);
+  kvvm_log_os_leave();
 }

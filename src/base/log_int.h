@@ -18,6 +18,11 @@
 /* Folder paths at most this long (bytes, NUL included), so every name fits beside them. */
 #define KVVM_LOG_DIR_CAP 4000
 
+/* One writer at a time within the process (a pass worker has two threads): held around a
+ * line's append, rotation and stderr copy. */
+void kvvm_log_os_enter(void);
+void kvvm_log_os_leave(void);
+
 /* Create dir when missing (and its parents; on POSIX mode 0700), then open kvvm.log and
  * kvvm.log.lock in it, refusing anything but a regular file (a planted link is never
  * written through). 0, or an error code with *what set. */

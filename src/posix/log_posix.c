@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -100,6 +101,12 @@ int kvvm_log_os_open(const char *dir, const char **what)
 }
 
 void kvvm_log_os_close(void) { close_fds(); }
+
+static pthread_mutex_t writer = PTHREAD_MUTEX_INITIALIZER;
+
+void kvvm_log_os_enter(void) { pthread_mutex_lock(&writer); }
+
+void kvvm_log_os_leave(void) { pthread_mutex_unlock(&writer); }
 
 static int lock(int op)
 {

@@ -232,8 +232,9 @@ enum kvvm_err store_grants_apply(struct kvvm_store *s, json_t *rec, int dfd, con
   }
   store_grants_drop_folders(s, key, g);
   if (c.rc == KVVM_OK) {
-    KVVM_INFO("%s: read grants now [%s] (were [%s])", installed_str(rec, "url"), g->key,
-              had ? had : "");
+    if (had || g->n)   /* a first install without grants has nothing to say */
+      KVVM_INFO("%s: read grants now [%s] (were [%s])", installed_str(rec, "url"), g->key,
+                had ? had : "");
     installed_set_str(s->inst, rec, "grants", g->key);  /* frees had */
   }
   free(key);

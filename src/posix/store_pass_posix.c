@@ -1,6 +1,7 @@
 /* A pass over the POSIX store: open (installed.json), sweep at kvvmd start, and the commit
- * that makes the pass durable: one fsync per folder written, then the old versions beyond
- * the retention (only once the new links are durable), then installed.json. */
+ * that makes the pass durable: the queued renames published (store_flush_posix.c), then the
+ * old versions beyond the retention (only once the new links are durable), then
+ * installed.json. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
 #include "kvvm/paths.h"
+#include "kvvm/phase.h"
 #include "store/store_int.h"
 
 enum kvvm_err kvvm_store_open(const struct kvvm_store_opts *opts, struct kvvm_store **out)
@@ -26,21 +28,11 @@ enum kvvm_err kvvm_store_open(const struct kvvm_store_opts *opts, struct kvvm_st
   return KVVM_OK;
 }
 
-static void dirty_free(struct store_dirty *d)
-{
-  for (size_t i = 0; i < d->nremove; i++)
-    free(d->remove[i]);
-  free(d->remove);
-  free(d->dir);
-}
-
 void kvvm_store_close(struct kvvm_store *s)
 {
   if (!s)
     return;
-  for (size_t i = 0; i < s->ndirty; i++)
-    dirty_free(&s->dirty[i]);
-  free(s->dirty);
+  store_pass_dirs_free(s);
   kvvm_installed_free(s->inst);
   free(s);
 }
@@ -93,39 +85,27 @@ static int remove_old(struct kvvm_store *s, int dfd, const char *dir, const char
   return 1;
 }
 
-static enum kvvm_err commit_dir(struct kvvm_store *s, const struct store_dirty *d)
+/* The old versions beyond the retention, once the new links are durable. */
+static void remove_old_versions(struct kvvm_store *s, const struct store_dirty *d)
 {
-  char why[512];
-  int dfd, removed = 0;
-  enum kvvm_err rc = store_dir_open(d->dir, false, NULL, NULL, &dfd, why, sizeof why);
-  if (rc != KVVM_OK) {
-    KVVM_ERR("commit: %s", why);
-    return rc;
-  }
-  if (fsync(dfd) != 0) {
-    KVVM_ERR("%s: fsync: %s", d->dir, strerror(errno));
-    rc = KVVM_E_IO;
-  }
-  for (size_t i = 0; rc == KVVM_OK && i < d->nremove; i++)
-    removed += remove_old(s, dfd, d->dir, d->remove[i]);
-  if (removed && fsync(dfd) != 0)
+  int removed = 0;
+  for (size_t i = 0; i < d->nremove; i++)
+    removed += remove_old(s, d->dfd, d->dir, d->remove[i]);
+  if (removed && store_fsync(d->dfd) != 0)
     KVVM_WARN("%s: fsync: %s", d->dir, strerror(errno));
-  close(dfd);
-  return rc;
 }
 
 enum kvvm_err kvvm_store_commit(struct kvvm_store *s)
 {
-  enum kvvm_err rc = KVVM_OK;
-  for (size_t i = 0; i < s->ndirty; i++) {
-    enum kvvm_err r = commit_dir(s, &s->dirty[i]);
-    rc = rc == KVVM_OK ? r : rc;
-    dirty_free(&s->dirty[i]);
-  }
-  free(s->dirty);
-  s->dirty = NULL;
-  s->ndirty = 0;
+  enum kvvm_err rc = store_flush_commit(s);
+  for (size_t i = 0; i < s->ndirty; i++)
+    if (s->dirty[i]->published)
+      remove_old_versions(s, s->dirty[i]);
+  store_pass_dirs_free(s);
+  struct kvvm_phase_mark m;
+  kvvm_phase_begin(&m);
   enum kvvm_err r = kvvm_installed_save(s->inst);
+  kvvm_phase_end(KVVM_PHASE_SAVE, &m);
   return rc == KVVM_OK ? r : rc;
 }
 

@@ -1,8 +1,10 @@
 /* Installing one certificate into a store folder (design.md, Install and renewal): the
  * versioned PEM and the .pfx written as temp files (O_EXCL|O_NOFOLLOW, 0600), owner, mode
- * and ACL set on the descriptor, fsync, rename; then the stable symlink swapped by rename.
- * A crash at any instant leaves the old or the new complete version behind the stable
- * name. Folder fsyncs and the removal of old versions wait for kvvm_store_commit. */
+ * and ACL set on the descriptor (a fileLayout's files likewise, in a temp folder); then a
+ * temp symlink to the new version (and to the new folder). Their renames over the real
+ * names wait for kvvm_store_commit, which flushes the data of the whole pass at once before
+ * any rename (store_flush_posix.c): a crash at any instant leaves the old or the new
+ * complete version behind the stable name. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -28,6 +30,7 @@ struct op {
   struct kvvm_store *s;
   const struct kvvm_cert_cfg *cc;
   const struct kvvm_cert_facts *facts;
+  struct store_dirty *d;   /* the folder, open for the pass */
   int dfd;
   char *stable, *file, *pfx;  /* names in the folder */
   char *live, *folder;        /* fileLayout: <stable>.live and this version's folder */
@@ -75,16 +78,14 @@ static enum kvvm_err fill(int fd, const char *dir, const struct store_grants *g,
   enum kvvm_err rc = kvvm_acl_set_file(fd, g->p, g->n, why, wl);
   if (rc == KVVM_E_GRANT)  /* no ACLs here: install root-only; the grants step reports it */
     rc = kvvm_acl_set_file(fd, NULL, 0, why, wl);
-  if (rc == KVVM_OK && fsync(fd) != 0) {
-    snprintf(why, wl, "%s: fsync: %s", dir, strerror(errno));
-    rc = KVVM_E_IO;
-  }
   return rc;
 }
 
-enum kvvm_err store_file_put(int dfd, const char *dir, const char *name, const void *data,
-                             size_t len, const struct store_grants *g, char *why, size_t wl)
+enum kvvm_err store_file_put(const struct store_put_to *to, const char *name, const void *data,
+                             size_t len, char *why, size_t wl)
 {
+  int dfd = to->dfd;
+  const char *dir = to->dir;
   enum kvvm_err rc = check_target(dfd, dir, name, why, wl);
   char *tmp = NULL;
   int fd = -1;
@@ -100,10 +101,16 @@ enum kvvm_err store_file_put(int dfd, const char *dir, const char *name, const v
     rc = KVVM_E_IO;
   }
   if (rc == KVVM_OK)
-    rc = fill(fd, dir, g, data, len, why, wl);
+    rc = fill(fd, dir, to->g, data, len, why, wl);
+  if (rc == KVVM_OK && to->sync && store_fsync(fd) != 0) {
+    snprintf(why, wl, "%s: fsync: %s", dir, strerror(errno));
+    rc = KVVM_E_IO;
+  }
   if (fd >= 0 && close(fd) != 0 && rc == KVVM_OK)
     rc = KVVM_E_IO;
-  if (rc == KVVM_OK && renameat(dfd, tmp, dfd, name) != 0) {
+  if (rc == KVVM_OK && to->queue)
+    store_queue_file(to->queue, tmp, name);
+  else if (rc == KVVM_OK && renameat(dfd, tmp, dfd, name) != 0) {
     snprintf(why, wl, "%s/%s: rename: %s", dir, name, strerror(errno));
     rc = KVVM_E_IO;
   }
@@ -113,11 +120,11 @@ enum kvvm_err store_file_put(int dfd, const char *dir, const char *name, const v
   return rc;
 }
 
-/* Temp file, content, owner, mode, ACL, fsync, rename over name. */
+/* Temp file, content, owner, mode, ACL; its rename over name queued for the commit. */
 static enum kvvm_err put_file(struct op *op, const char *name, const void *data, size_t len)
 {
-  return store_file_put(op->dfd, op->cc->store_dir, name, data, len, &op->g, op->res->why,
-                        sizeof op->res->why);
+  struct store_put_to to = {op->dfd, op->cc->store_dir, &op->g, op->d, false};
+  return store_file_put(&to, name, data, len, op->res->why, sizeof op->res->why);
 }
 
 static bool eq(const char *a, const char *b) { return a && b && strcmp(a, b) == 0; }
@@ -164,7 +171,7 @@ static enum kvvm_err link_ours(struct op *op, const char *name, bool live, char 
 }
 
 /* Point name (the stable name, or with live the fileLayout link) at target: a temp
- * symlink renamed over it. */
+ * symlink, renamed over it by the commit. */
 static enum kvvm_err swap_link(struct op *op, const char *name, const char *target, bool live)
 {
   char *old = NULL, *tmp = NULL;
@@ -172,12 +179,11 @@ static enum kvvm_err swap_link(struct op *op, const char *name, const char *targ
   if (rc != KVVM_OK || eq(old, target))
     goto out;
   tmp = store_temp_name();
-  bool made = symlinkat(target, op->dfd, tmp) == 0;
-  if (!made || renameat(op->dfd, tmp, op->dfd, name) != 0) {
+  if (symlinkat(target, op->dfd, tmp) == 0) {
+    store_queue_link(op->d, tmp, name);
+  } else {
     snprintf(op->res->why, sizeof op->res->why, "%s/%s: cannot swap the link: %s",
              op->cc->store_dir, name, strerror(errno));
-    if (made)
-      unlinkat(op->dfd, tmp, 0);
     rc = KVVM_E_IO;
   }
 out:
@@ -197,20 +203,20 @@ static const char *in_dir(const struct op *op, const char *path)
 }
 
 /* After a settings change: the old stable name (customSymbolicLinkName changed) and the
- * .pfx (keyExportable now false) go, once the new link is in place. */
+ * .pfx (keyExportable now false) go, once the commit has the new link in place. */
 static void remove_stale(struct op *op)
 {
   struct stat st;
   const char *link = in_dir(op, installed_str(op->rec, "link"));
   const char *pfx = in_dir(op, installed_str(op->rec, "pfx"));
   char *target = link && strcmp(link, op->stable) ? read_link(op->dfd, link) : NULL;
-  if (target && our_link(op, target, false) && unlinkat(op->dfd, link, 0) == 0)
-    KVVM_INFO("%s/%s: removed the old stable name", op->cc->store_dir, link);
+  if (target && our_link(op, target, false))
+    store_queue_stale(op->d, link, "the old stable name");
   free(target);
   if (pfx && (!op->cc->key_exportable || strcmp(pfx, op->pfx)) &&
       fstatat(op->dfd, pfx, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-      st.st_uid == 0 && unlinkat(op->dfd, pfx, 0) == 0)
-    KVVM_INFO("%s/%s: removed (keyExportable is off)", op->cc->store_dir, pfx);
+      st.st_uid == 0)
+    store_queue_stale(op->d, pfx, "keyExportable is off");
 }
 
 static bool root_file(int dfd, const char *name, json_int_t size)
@@ -237,17 +243,16 @@ static bool split_current(struct op *op)
   return ok;
 }
 
-static struct store_dirty *dirty_dir(struct kvvm_store *s, const char *dir);
-
 static void remove_later(struct op *op, const char *name)
 {
-  struct store_dirty *d = dirty_dir(op->s, op->cc->store_dir);
+  struct store_dirty *d = op->d;
   d->remove = kvvm_xrealloc(d->remove, (d->nremove + 1) * sizeof *d->remove);
   d->remove[d->nremove++] = kvvm_xstrdup(name);
 }
 
-/* fileLayout off or changed: the old link goes now when it is not the new one, and the old
- * layout's folders with the commit (after the folder's fsync, like old versions). */
+/* fileLayout off or changed: the old link goes with the commit once the new links are in
+ * place, when it is not the new one, and the old layout's folders after it (like old
+ * versions). */
 static void remove_stale_split(struct op *op)
 {
   const char *was = installed_str(op->rec, "layout");
@@ -261,8 +266,8 @@ static void remove_stale_split(struct op *op)
   bool ours = false;
   json_array_foreach(dirs, i, e)
     ours = ours || eq(json_string_value(e), target);
-  if (ours && unlinkat(op->dfd, live, 0) == 0)
-    KVVM_INFO("%s/%s: removed (fileLayout is %s)", op->cc->store_dir, live, now ? now : "off");
+  if (ours)
+    store_queue_stale(op->d, live, now ? "fileLayout changed" : "fileLayout is off");
   free(target);
   if (eq(was, now))
     return;
@@ -295,16 +300,6 @@ static bool current(struct op *op, const char *version)
   return ok;
 }
 
-static struct store_dirty *dirty_dir(struct kvvm_store *s, const char *dir)
-{
-  for (size_t i = 0; i < s->ndirty; i++)
-    if (strcmp(s->dirty[i].dir, dir) == 0)
-      return &s->dirty[i];
-  s->dirty = kvvm_xrealloc(s->dirty, (s->ndirty + 1) * sizeof *s->dirty);
-  s->dirty[s->ndirty] = (struct store_dirty){kvvm_xstrdup(dir), NULL, 0};
-  return &s->dirty[s->ndirty++];
-}
-
 /* The retained versions (key: "versions" the PEM files, "files_dirs" the fileLayout
  * folders), oldest first, with name last; those beyond the retention are handed to the
  * commit, which removes them after the folder's fsync. */
@@ -317,7 +312,6 @@ static void retain(struct op *op, json_t *rec, const char *key, const char *name
     if (json_is_string(e) && strcmp(json_string_value(e), name) != 0)
       json_array_append(v, e);
   json_array_append_new(v, json_string(name));
-  dirty_dir(op->s, op->cc->store_dir);
   while (json_array_size(v) > op->s->retain) {
     remove_later(op, json_string_value(json_array_get(v, 0)));
     json_array_remove(v, 0);
@@ -498,8 +492,9 @@ static enum kvvm_err install_op(struct kvvm_store *s, const struct kvvm_cert_cfg
   names(&op, version);
   resolved = kvvm_acl_resolve(cc, &op.g.p, &op.g.n, unresolved, sizeof unresolved);
   op.g.key = kvvm_principals_str(op.g.p, op.g.n);
-  rc = store_dir_open(cc->store_dir, true, NULL, NULL, &op.dfd, res->why, sizeof res->why);
-  op.sp = (struct store_split){op.dfd, cc->store_dir, op.stable, cc->layout, &op.g};
+  rc = store_pass_dir(s, cc->store_dir, &op.d, res->why, sizeof res->why);
+  op.dfd = op.d ? op.d->dfd : -1;
+  op.sp = (struct store_split){op.dfd, cc->store_dir, op.stable, cc->layout, &op.g, op.d};
   if (rc == KVVM_OK && !current(&op, version)) {
     *kept = b != NULL;
     if (!b)
@@ -514,8 +509,6 @@ out:
     KVVM_ERR("%s: %s", cc->url, res->why);
   kvvm_installed_set_error(s->inst, cc->url, cc->store_dir, rc == KVVM_OK ? NULL : res->why);
 done:
-  if (op.dfd >= 0)
-    close(op.dfd);
   free(op.file);
   free(op.stable);
   free(op.pfx);

@@ -67,10 +67,12 @@ static enum kvvm_err settle(int fd, const char *path, const struct store_grants 
   return rc;
 }
 
-/* Each file of the layout written into fd (temp name, rename), then fd fsync'd. */
+/* Each file of the layout written into fd (temp name, rename); with sync each file and then
+ * fd fsync'd (a folder already in use), else the commit's flush makes them durable. */
 static enum kvvm_err fill(const struct store_split *sp, int fd, const char *path,
-                          const struct kvvm_bundle *b, char *why, size_t wl)
+                          const struct kvvm_bundle *b, bool sync, char *why, size_t wl)
 {
+  struct store_put_to to = {fd, path, sp->g, NULL, sync};
   char *names[STORE_SPLIT_MAX], *pem = NULL;
   unsigned parts[STORE_SPLIT_MAX];
   const char *vars[STORE_SPLIT_MAX];
@@ -79,11 +81,11 @@ static enum kvvm_err fill(const struct store_split *sp, int fd, const char *path
   for (size_t i = 0; rc == KVVM_OK && i < n; i++) {
     rc = kvvm_bundle_to_pem_parts(b, parts[i], &pem, &len);
     if (rc == KVVM_OK)
-      rc = store_file_put(fd, path, names[i], pem, len, sp->g, why, wl);
+      rc = store_file_put(&to, names[i], pem, len, why, wl);
     kvvm_free_secret(pem, len);
     pem = NULL;
   }
-  if (rc == KVVM_OK && fsync(fd) != 0) {
+  if (rc == KVVM_OK && sync && store_fsync(fd) != 0) {
     snprintf(why, wl, "%s: fsync: %s", path, strerror(errno));
     rc = KVVM_E_IO;
   }
@@ -118,14 +120,12 @@ static enum kvvm_err write_new(const struct store_split *sp, const struct kvvm_b
   enum kvvm_err rc = fd < 0 ? KVVM_E_IO : KVVM_OK;
   if (rc == KVVM_OK) {
     path = kvvm_xasprintf("%s/%s", sp->dir, tmp);
-    rc = fill(sp, fd, path, b, why, wl);
+    rc = fill(sp, fd, path, b, false, why, wl);
     close(fd);
   }
-  if (rc == KVVM_OK && renameat(sp->dfd, tmp, sp->dfd, folder) != 0) {
-    snprintf(why, wl, "%s/%s: rename: %s", sp->dir, folder, strerror(errno));
-    rc = KVVM_E_IO;
-  }
-  if (rc != KVVM_OK && fd >= 0)
+  if (rc == KVVM_OK)
+    store_queue_file(sp->d, tmp, folder);
+  else if (fd >= 0)
     store_tree_remove(sp->dfd, sp->dir, tmp);
   free(path);
   free(tmp);
@@ -163,7 +163,7 @@ enum kvvm_err store_split_write(const struct store_split *sp, const struct kvvm_
   if (fd < 0)
     return KVVM_E_STORE;
   char *path = kvvm_xasprintf("%s/%s", sp->dir, folder);
-  enum kvvm_err rc = fill(sp, fd, path, b, why, wl);
+  enum kvvm_err rc = fill(sp, fd, path, b, true, why, wl);
   close(fd);
   free(path);
   return rc;

@@ -12,6 +12,7 @@
 #include "kvvm/hooks.h"
 #include "kvvm/installed.h"
 #include "kvvm/log.h"
+#include "kvvm/phase.h"
 #include "kvvm/mem.h"
 #include "kvvm/paths.h"
 #include "kvvm/store.h"
@@ -140,6 +141,22 @@ static void note_hook_errors(struct job *j)
   }
 }
 
+/* The commit could not make the pass durable (a disk error, logged): the versions it was to
+ * put in place are not called installed; the next pass installs them again. */
+static void commit_failed(struct job *j)
+{
+  struct kvvm_worker_ans *a = &j->ans;
+  for (size_t i = 0; i < a->n; i++)
+    if ((!j->req.due || j->req.due[i]) && a->out[i].changed) {
+      a->out[i].err = KVVM_E_IO;
+      a->out[i].changed = false;
+      a->changed--;
+      kvvm_outcome_say(&a->out[i], "version %s could not be written to disk durably (details "
+                       "in kvvm.log); it is installed again on the next pass",
+                       a->out[i].version);
+    }
+}
+
 /* Sync what is due, commit, run the hooks. New settings (no pass yet) first bring the
  * grants in line, so they follow at once. */
 static void pass_in_store(struct job *j)
@@ -149,9 +166,15 @@ static void pass_in_store(struct job *j)
     kvvm_store_reconcile_grants(j->store, j->cfg);
   a->changed = kvvm_sync_pass(j->store, j->cfg, j->req.due, a->out);
   /* Durable before the status says installed; hooks after, so they see the files. */
-  kvvm_store_commit(j->store);
+  struct kvvm_phase_mark m;
+  kvvm_phase_begin(&m);
+  if (kvvm_store_commit(j->store) != KVVM_OK)
+    commit_failed(j);
+  kvvm_phase_end(KVVM_PHASE_COMMIT, &m);
   struct kvvm_hooks_opts hopts = {NULL, 0};
+  kvvm_phase_begin(&m);
   kvvm_hooks_run_due(kvvm_store_installed(j->store), &hopts);
+  kvvm_phase_end(KVVM_PHASE_HOOKS, &m);
   note_hook_errors(j);
   const char *err = kvvm_installed_pass_hook_error(kvvm_store_installed(j->store));
   snprintf(a->pass_hook_error, sizeof a->pass_hook_error, "%s", err ? err : "");
@@ -216,6 +239,8 @@ int kvvm_daemon_worker_main(int argc, char **argv)
 {
   struct job j = {0};
   bool ok = false;
+  struct kvvm_phase_mark m;
+  kvvm_phase_begin(&m);
   if (!kvvm_worker_adopt(argc, argv) || read_request(&j.req) != KVVM_OK ||
       load_henv(j.req.root, &j.henv) != KVVM_OK)
     goto out;
@@ -227,11 +252,16 @@ int kvvm_daemon_worker_main(int argc, char **argv)
   /* The JSON trees of the request, the settings and their fingerprint are freed: give
    * their pages back rather than carry them through the pass (1,000 certificates: 2 MiB). */
   kvvm_mem_release();
+  kvvm_phase_end(KVVM_PHASE_SETUP, &m);
   if (j.req.job == KVVM_JOB_PASS)
     pass(&j);
   ok = j.req.job == KVVM_JOB_PASS || start_up(&j);
   j.ans.stopping = kvvm_clock_stopping();
+  kvvm_phase_begin(&m);
   ok = answer(&j.ans) && ok;
+  kvvm_phase_end(KVVM_PHASE_ANSWER, &m);
+  if (j.req.job == KVVM_JOB_PASS)
+    kvvm_phase_write();
 out:
   job_clear(&j);
   kvvm_log_close();

@@ -13,9 +13,11 @@
 #include "kvvm/kv.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
+#include "kvvm/phase.h"
 #include "kvvm/store.h"
 #include "kvvm/sync.h"
-#include "sync_list_int.h"
+#include "service/sync_int.h"
+#include "service/sync_list_int.h"
 
 /* One identity in one cloud: the certificates that share it share one token. */
 struct slot {
@@ -173,18 +175,26 @@ static void install_one(struct pass *p, size_t i, const struct kvvm_secret *sec)
   struct kvvm_bundle *b = NULL;
   struct kvvm_install_result res;
   char why[512] = "";
+  struct kvvm_phase_mark m;
   memset(&res, 0, sizeof(res));
-  if (keep_one(p, i, sec))
+  kvvm_phase_begin(&m);
+  bool kept = keep_one(p, i, sec);
+  kvvm_phase_end(KVVM_PHASE_INSTALL, &m);
+  if (kept)
     return;
+  kvvm_phase_begin(&m);
   enum kvvm_err e = kvvm_certmat_from_secret(sec->content_type, sec->value, sec->value_len, &b,
                                              why, sizeof(why));
+  kvvm_phase_end(KVVM_PHASE_DECODE, &m);
   if (e != KVVM_OK) {
     char msg[600];
     snprintf(msg, sizeof(msg), "version %s cannot be installed: %s", sec->version, why);
     fail(p, i, e, msg);
     goto out;
   }
+  kvvm_phase_begin(&m);
   e = kvvm_store_install(p->store, cc, b, sec->version, &res);
+  kvvm_phase_end(KVVM_PHASE_INSTALL, &m);
   if (e != KVVM_OK && e != KVVM_E_GRANT) {
     fail(p, i, e, res.why);
     goto out;
@@ -202,9 +212,6 @@ static void install_one(struct pass *p, size_t i, const struct kvvm_secret *sec)
   bool known = kvvm_installed_get(kvvm_store_installed(p->store), cc->url, cc->store_dir, &rec);
   kvvm_outcome_note(o, known ? rec.note : NULL);
   o->installed_at = known ? rec.installed_at : 0;
-  if (res.changed)
-    KVVM_INFO("%s: installed version %s (thumbprint %s) as %s", cc->url, sec->version,
-              f->thumbprint, res.link);
 out:
   kvvm_install_result_clear(&res);
   kvvm_bundle_free(b);
@@ -213,17 +220,22 @@ out:
 struct fetched {
   struct pass *p;
   const size_t *idx;   /* request k is certificate idx[k] */
+  struct sync_pipe *pipe;   /* the second thread; NULL: installs run on this one */
 };
 
 /* Each secret is installed, and its value wiped, as soon as it arrives; its record is then
- * parked (installed.h), so the pass holds one parsed record, not all of them. */
-static void on_fetched(void *user, size_t k, struct kvvm_kv_result *r)
+ * parked (installed.h), so the pass holds one parsed record, not all of them. Runs on the
+ * pipe's thread, the only one that touches the store during the fetch. */
+static void install_fetched(void *user, size_t k, struct kvvm_kv_result *r)
 {
   struct fetched *f = user;
   size_t i = f->idx[k];
   const struct kvvm_cert_cfg *cc = &f->p->cfg->certs[i];
   struct kvvm_installed *inst = kvvm_store_installed(f->p->store);
+  struct kvvm_phase_mark m;
+  kvvm_phase_begin(&m);
   recall(f->p, i);   /* here, not up front: the record is parsed once for both */
+  kvvm_phase_end(KVVM_PHASE_RECORD, &m);
   if (r->err == KVVM_OK)
     install_one(f->p, i, &r->secret);
   else
@@ -233,12 +245,29 @@ static void on_fetched(void *user, size_t k, struct kvvm_kv_result *r)
     f->p->out[i].checked_at = kvvm_clock_now();
     kvvm_sync_saw(inst, cc, &r->secret, f->p->started);
   }
+  kvvm_phase_begin(&m);
   kvvm_installed_park(inst);
+  kvvm_phase_end(KVVM_PHASE_RECORD, &m);
+  kvvm_kv_result_clear(r);
+}
+
+/* On the fetching thread: the token first (it is this thread's), then the install, handed
+ * over so the next answers are read meanwhile. */
+static void on_fetched(void *user, size_t k, struct kvvm_kv_result *r)
+{
+  struct fetched *f = user;
   /* A vault that refuses the token (revoked, or expired early) gets a new one on the retry,
    * not the cached one again. */
   if (r->status == 401)
     kvvm_identity_forget();
-  kvvm_kv_result_clear(r);
+  if (!f->pipe) {
+    install_fetched(user, k, r);
+    return;
+  }
+  struct kvvm_phase_mark m;
+  kvvm_phase_begin(&m);
+  sync_pipe_push(f->pipe, k, r);
+  kvvm_phase_end(KVVM_PHASE_LOCAL_WAIT, &m);
 }
 
 /* The vault refused mid-pass a token it had accepted (it expired during a long pass): the
@@ -264,9 +293,19 @@ static void fetch_and_install(struct pass *p)
     reqs[m] = (struct kvvm_kv_request){p->cfg->certs[i].url, s->token, s->identity, 0};
     idx[m++] = i;
   }
-  struct fetched f = {p, idx};
+  /* The queue holds about one round of answers: enough to ride out one slow install. */
+  struct fetched f = {p, idx, NULL};
+  if (m > 1)
+    f.pipe = sync_pipe_start(install_fetched, &f, 16);
+  struct kvvm_phase_mark mark;
+  kvvm_phase_begin(&mark);
   if (m)   /* results live only while in use */
     kvvm_kv_fetch_each(reqs, m, NULL, on_fetched, renew_token, &f);
+  kvvm_phase_end(KVVM_PHASE_FETCH, &mark);
+  kvvm_phase_begin(&mark);
+  if (f.pipe)
+    sync_pipe_finish(f.pipe);
+  kvvm_phase_end(KVVM_PHASE_DRAIN, &mark);
   free(idx);
   free(reqs);
 }
@@ -302,7 +341,10 @@ size_t kvvm_sync_pass(struct kvvm_store *store, const struct kvvm_config *cfg, c
                       struct kvvm_cert_outcome *out)
 {
   struct pass p = {.store = store, .cfg = cfg, .due = due, .out = out};
+  struct kvvm_phase_mark m;
+  kvvm_phase_begin(&m);
   get_tokens(&p);
+  kvvm_phase_end(KVVM_PHASE_TOKENS, &m);
   p.started = (int64_t)kvvm_clock_now();
   list_and_keep(&p);
   fetch_and_install(&p);

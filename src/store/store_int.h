@@ -36,19 +36,56 @@ bool store_tree_remove(int dfd, const char *dir, const char *name);
  * cannot be listed. */
 int store_dir_each(int dfd, void (*fn)(int, const char *, void *), void *ctx);
 
-/* A folder written in this pass, and the old versions to remove from it after its fsync. */
+/* A rename the commit makes once the data it names is durable: tmp over name. */
+struct store_rename {
+  char *tmp, *name;
+};
+
+/* A name the commit removes once the new links are durable, and why (for the log). */
+struct store_stale {
+  char *name;
+  const char *what;
+};
+
+/* A folder used in this pass: opened once (the walk from "/" checked it), and what the
+ * commit does there (store_flush_posix.c): the renames of the new files, then of the new
+ * links, then the stale names and the old versions beyond the retention. */
 struct store_dirty {
   char *dir;
+  int dfd;
+  struct store_rename *files, *links;
+  size_t nfiles, nlinks;
+  struct store_stale *stale;
+  size_t nstale;
   char **remove;
   size_t nremove;
+  bool published;  /* the commit's renames all went through */
 };
 
 struct kvvm_store {
   struct kvvm_installed *inst;
   unsigned retain;
-  struct store_dirty *dirty;
+  struct store_dirty **dirty;
   size_t ndirty;
 };
+
+/* The folder dir for this pass, opened (made when missing) on first use, as store_dir_open
+ * does and with its errors. The descriptor stays the pass's: callers never close it. */
+enum kvvm_err store_pass_dir(struct kvvm_store *s, const char *dir, struct store_dirty **d,
+                             char *why, size_t whylen);
+/* Queue a rename for the commit (tmp and name are copied). */
+void store_queue_file(struct store_dirty *d, const char *tmp, const char *name);
+void store_queue_link(struct store_dirty *d, const char *tmp, const char *name);
+void store_queue_stale(struct store_dirty *d, const char *name, const char *what);
+/* Make the data of every queued file durable (one syncfs per file system), then publish
+ * each folder's renames with a folder fsync after the files and after the links, and
+ * remove its stale names. A folder whose data could not be flushed loses its temp files
+ * and keeps its old links. */
+enum kvvm_err store_flush_commit(struct kvvm_store *s);
+/* Close the folders and drop what was queued (temp files left are the sweep's). */
+void store_pass_dirs_free(struct kvvm_store *s);
+/* fsync(fd), its time added to the flush phase (kvvm/phase.h). */
+int store_fsync(int fd);
 
 /* One certificate's grants: principals resolved now, and their canonical string. */
 struct store_grants {
@@ -57,11 +94,22 @@ struct store_grants {
   char *key;  /* kvvm_principals_str: compared with the record's "grants" */
 };
 
-/* Write name in the folder dfd (dir, for messages): a temp file made exclusively, the data,
- * root 0600 with g's read ACL, fsync, renamed over name (refused when name is a symlink or
- * not root's regular file). why gets the reason. */
-enum kvvm_err store_file_put(int dfd, const char *dir, const char *name, const void *data,
-                             size_t len, const struct store_grants *g, char *why, size_t wl);
+/* Where store_file_put writes: the folder (dir, its path for messages), the grants, and how
+ * the temp file becomes name: queued on queue for the commit's grouped flush, else renamed
+ * at once, after its own fsync when sync (a rewrite in place) or without one (a file in a
+ * temp folder whose rename the commit makes after its flush). */
+struct store_put_to {
+  int dfd;
+  const char *dir;
+  const struct store_grants *g;
+  struct store_dirty *queue;
+  bool sync;
+};
+/* Write name: a temp file made exclusively, the data, root 0600 with g's read ACL, then as
+ * to says (refused when name is a symlink or not root's regular file). why gets the
+ * reason. */
+enum kvvm_err store_file_put(const struct store_put_to *to, const char *name, const void *data,
+                             size_t len, char *why, size_t wl);
 
 /* A fileLayout's split files (store_split_posix.c): one folder per version in the store
  * folder, <stable>.<layout>.<version>/, and the link <stable>.live to the current one. */
@@ -71,16 +119,18 @@ struct store_split {
   const char *stable;           /* the stable name: csi's files are <stable>.crt/.key */
   enum kvvm_file_layout layout; /* not KVVM_LAYOUT_NONE */
   const struct store_grants *g;
+  struct store_dirty *d;        /* the store folder's queue for the commit */
 };
 /* The layout's files: their names (new strings: free each), what each holds
  * (KVVM_PEM_*) and the hook variable that gives its path. Returns their count. */
 #define STORE_SPLIT_MAX 4
 size_t store_split_files(const struct store_split *sp, char *names[STORE_SPLIT_MAX],
                          unsigned parts[STORE_SPLIT_MAX], const char *vars[STORE_SPLIT_MAX]);
-/* Make folder hold layout's files from b, each root 0600 with g's read ACL and fsync'd,
- * the folder root 0700 with g's traverse: new, as a temp folder made exclusively, filled,
- * fsync'd and renamed to folder; existing (written before a crash), checked and its files
- * rewritten one by one (the same version: the same bytes). */
+/* Make folder hold layout's files from b, each root 0600 with g's read ACL, the folder root
+ * 0700 with g's traverse: new, as a temp folder made exclusively and filled, whose rename
+ * to folder is queued for the commit (the pass's flush covers its files); existing
+ * (written before a crash, or a file of it deleted), checked and its files rewritten one
+ * by one, each fsync'd (the same version: the same bytes). */
 enum kvvm_err store_split_write(const struct store_split *sp, const struct kvvm_bundle *b,
                                 const char *folder, char *why, size_t wl);
 /* Every file of the layout is in folder, root's and regular. */

@@ -15,6 +15,7 @@
 #include "kvvm/kv.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
+#include "kvvm/phase.h"
 #include "kvvm/rand.h"
 
 /* Backoff windows without Retry-After: full jitter in [floor, 1 s * 2^(try-1)], at most
@@ -251,8 +252,12 @@ static int64_t fetched(struct job *j, const struct kvvm_http_resp *r)
 {
   struct kvvm_secret *s = &res_of(j)->secret;
   char reason[200], w[300], since[64];
+  struct kvvm_phase_mark m;
   kvvm_kv_secret_clear(s);
-  if (kvvm_kv_parse_bundle(r->body, r->len, s, reason, sizeof reason) != KVVM_OK)
+  kvvm_phase_begin(&m);
+  enum kvvm_err e = kvvm_kv_parse_bundle(r->body, r->len, s, reason, sizeof reason);
+  kvvm_phase_end(KVVM_PHASE_PARSE, &m);
+  if (e != KVVM_OK)
     return fault(j, reason);
   if (!same_secret(j, s)) {
     kvvm_kv_secret_clear(s);

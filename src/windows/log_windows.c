@@ -82,6 +82,12 @@ static int open_own(const char *name, DWORD access, HANDLE *out)
   return 0;
 }
 
+static SRWLOCK writer = SRWLOCK_INIT;
+
+void kvvm_log_os_enter(void) { AcquireSRWLockExclusive(&writer); }
+
+void kvvm_log_os_leave(void) { ReleaseSRWLockExclusive(&writer); }
+
 void kvvm_log_os_close(void)
 {
   if (w.lock != INVALID_HANDLE_VALUE)

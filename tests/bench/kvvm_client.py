@@ -135,11 +135,13 @@ class Kvvm:
         self.state = os.path.join(self.root, "state")
         self.store = os.path.join(self.root, "store")
         self.status = os.path.join(self.pkg, "status", "1.status")
+        self.phases = os.path.join(self.root, "phases.jsonl")
         self.env = emu.client_env(sorted(set(hosts)), base=dict(os.environ))
         self.env.update(KVVM_STATE_DIR=self.state, KVVM_STORE_ROOT=self.store,
                         KVVM_HOOKS_DIR=os.path.join(self.root, "hooks.d"),
                         KVVM_SERVICE_MODE="detached", ConfigSequenceNumber="1",
-                        AZURE_GUEST_AGENT_EXTENSION_PATH=self.pkg)
+                        AZURE_GUEST_AGENT_EXTENSION_PATH=self.pkg,
+                        KVVM_PHASES_FILE=self.phases)
 
     def run(self, cmd, *args):
         subprocess.run([os.path.join(self.pkg, "bin", cmd), *args], env=self.env, check=True,
@@ -191,7 +193,23 @@ class Kvvm:
                 "peak_anon_kib": sampler.peak_anon, "peak_pss_anon_kib": sampler.peak_pss_anon,
                 "requests": st["by_target"].get("kv", 0),
                 "token_requests": st["by_target"].get("imds", 0),
-                "tls_handshakes": st["tls_handshakes"], "peak_in_flight": st["peak_in_flight"]}
+                "tls_handshakes": st["tls_handshakes"], "peak_in_flight": st["peak_in_flight"],
+                "phases": self.pass_phases(1)}
+
+    def pass_phases(self, n, timeout=5.0):
+        """The worker's per-phase totals of pass n (KVVM_PHASES_FILE): it appends them just
+        after its answer, so they may land a moment after the status says success."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                with open(self.phases) as f:
+                    lines = f.read().splitlines()
+                if len(lines) >= n:
+                    return json.loads(lines[n - 1])
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.01)
+        return None
 
     def files(self):
         out = {}

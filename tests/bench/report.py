@@ -4,7 +4,7 @@ import statistics
 import sys
 
 B = 16
-TARGETS = {"wall_s": 2.5, "cpu_s": 2.5, "peak_anon_mib": 8.0, "idle_anon_mib": 2.0,
+TARGETS = {"wall_s": 1.88, "wall_l0_s": 1.2, "cpu_s": 1.0, "peak_anon_mib": 8.0, "idle_anon_mib": 2.0,
            "in_flight": 16, "handshakes": 20, "steady_ms_per_cert": 0.1}
 
 
@@ -75,10 +75,15 @@ def targets(doc):
         beyond = tuple(max(0.0, v - alone[0] * 1000.0 / e["n"]) for v in per_cert)
     rewritten = stat(steady, "files_rewritten")
     idle = e.get("idle", {})
+    e0 = largest(doc, 0.0)
+    wall0 = stat(e0["kvvm"], "wall_s") if e0 and e0["n"] == e["n"] else None
     rows = [
-        ("first sync wall, N=%d, L=20 ms" % e["n"], "<= 2.5 s (stretch 1.88 s)", fmt(wall),
-         wall and wall[0] <= 2.5),
-        ("first sync CPU", "<= 2.5 s", fmt(cpu), cpu and cpu[0] <= 2.5),
+        ("first sync wall, N=%d, L=20 ms" % e["n"], "<= 1.88 s (1.5 x the bound)", fmt(wall),
+         wall and wall[0] <= TARGETS["wall_s"]),
+        ("first sync wall, N=%d, L=0" % e["n"], "<= 1.2 s", fmt(wall0),
+         wall0 and wall0[0] <= TARGETS["wall_l0_s"]),
+        ("first sync CPU, kvvmd and its worker", "<= 1.0 s", fmt(cpu),
+         cpu and cpu[0] <= TARGETS["cpu_s"]),
         ("peak anonymous memory", "<= 8 MiB",
          "%s summed over kvvmd and its pass worker (the pages they share after the fork counted "
          "twice; proportional share, Pss_Anon: %s)" % (
@@ -142,6 +147,85 @@ MISSED = {
 }
 
 
+# The first sync's breakdown: the pass worker's own totals per phase (KVVM_PHASES_FILE, wall
+# and thread CPU), the rest from what the bench measures around it. Phases that run inside
+# another (parse, record, decode and install run inside fetch; flush and save inside commit)
+# are taken out of it, so the rows add up to the whole.
+TOP_PHASES = ("setup", "tokens", "fetch", "drain", "commit", "hooks", "answer")
+SECOND = ("record", "decode", "install")   # on the second thread when local_wait ran
+
+
+def threaded(p):
+    return p.get("drain", {}).get("count", 0) > 0
+
+
+PARTS = [
+    ("worker start to its pass: request, settings", lambda p: p["setup"]),
+    ("identity token", lambda p: p["tokens"]),
+    ("waiting on the vault: network, TLS, curl",
+     lambda p: sub(p["fetch"], p["parse"], p.get("local_wait", ZERO),
+                   *([] if threaded(p) else [p[k] for k in SECOND]))),
+    ("the vault's JSON answers parsed", lambda p: p["parse"]),
+    ("the fetching thread waiting for room among the installs",
+     lambda p: p.get("local_wait", ZERO)),
+    ("the last installs, after the last answer", lambda p: p.get("drain", ZERO)),
+    ("installed.json records read and parked", lambda p: p["record"]),
+    ("PFX decoding: key derivation, MAC, decryption", lambda p: p["decode"]),
+    ("store: temp files, links, grants, records", lambda p: p["install"]),
+    ("flush: syncfs and folder fsyncs", lambda p: p["flush"]),
+    ("commit's renames and removals", lambda p: sub(p["commit"], p["flush"], p["save"])),
+    ("installed.json written", lambda p: p["save"]),
+    ("renewal hooks", lambda p: p["hooks"]),
+    ("answer to kvvmd", lambda p: p["answer"]),
+]
+ZERO = {"wall_ms": 0.0, "cpu_ms": 0.0, "count": 0}
+
+
+def sub(a, *bs):
+    return {"wall_ms": a["wall_ms"] - sum(b["wall_ms"] for b in bs),
+            "cpu_ms": a["cpu_ms"] - sum(b["cpu_ms"] for b in bs), "count": a["count"]}
+
+
+def breakdown_rows(run):
+    """(part, wall ms, CPU ms, count) of one first sync, adding up to its wall and CPU."""
+    p = run["phases"]
+    rows = []
+    for name, f in PARTS:
+        ph = f(p)
+        second = threaded(p) and any(f(p) is p[k] for k in SECOND)
+        rows.append((name + (" (second thread)" if second else ""),
+                     None if second else ph["wall_ms"], ph["cpu_ms"], ph["count"]))
+    top_wall = sum(p.get(k, ZERO)["wall_ms"] for k in TOP_PHASES)
+    top_cpu = sum(p.get(k, ZERO)["cpu_ms"] for k in TOP_PHASES) + (
+        sum(p[k]["cpu_ms"] for k in SECOND) if threaded(p) else 0)
+    rows.append(("the worker outside its phases: exec, libraries, exit", None,
+                 p["process_cpu_ms"] - top_cpu, None))
+    rows.append(("kvvmd, install, enable, the worker's start and the status", 
+                 run["wall_s"] * 1000.0 - top_wall,
+                 run["cpu_s"] * 1000.0 - p["process_cpu_ms"], None))
+    return rows
+
+
+def breakdown(doc):
+    lines = ["| L | part | wall | CPU | count |", "|---|---|---|---|---|"]
+    for e in doc["sync"]:
+        if e["n"] != max(x["n"] for x in doc["sync"]):
+            continue
+        runs = [r for r in e["kvvm"] if r.get("phases")]
+        if not runs:
+            continue
+        table = [breakdown_rows(r) for r in runs]
+        for i, (name, _, _, count) in enumerate(table[0]):
+            wall = stat([{"v": t[i][1]} for t in table if t[i][1] is not None], "v")
+            cpu = stat([{"v": t[i][2]} for t in table], "v")
+            lines.append("| %g ms | %s | %s | %s | %s |" % (
+                e["latency_ms"], name, fmt(wall, "ms", 0), fmt(cpu, "ms", 0),
+                "-" if count is None else count))
+        lines.append("| %g ms | **first sync** | %s | %s | |" % (
+            e["latency_ms"], fmt(stat(e["kvvm"], "wall_s")), fmt(stat(e["kvvm"], "cpu_s"))))
+    return "\n".join(lines)
+
+
 def steady_idle(doc):
     lines = []
     for lat in sorted({e["latency_ms"] for e in doc["sync"]}):
@@ -194,6 +278,22 @@ def markdown(doc):
         "is the wall time over the lower bound N·L/B with B = 16 requests in flight.",
         "",
         sync_table(doc),
+        "",
+        "## Where the first sync's time goes (kvvm, the largest N)",
+        "",
+        "Measured, not estimated: the pass worker adds up wall and CPU time (its thread's, "
+        "user and system) per phase and appends them to the file `KVVM_PHASES_FILE` names; "
+        "phases run one after another except that the installs run inside the fetch, between "
+        "answers: on a second thread (its rows show CPU only: their wall overlaps the fetch, "
+        "and the time the fetching thread had to wait for them is its own row), or, where no "
+        "thread could be had, on the fetching thread, whose wait on the vault is then the fetch "
+        "less that local work. The last "
+        "two rows are the rest of what the bench measured: the worker's CPU outside its phases, "
+        "and kvvmd with the handler commands (its CPU; the wall between `install` and the status "
+        "that the worker's phases do not cover). Counts: how many times a phase ran (flush: "
+        "the store's syncfs and fsync calls; installed.json's own are in its row).",
+        "",
+        breakdown(doc),
         "",
         "## Steady state and idle",
         "",

@@ -253,12 +253,16 @@ static void renewal_and_retention(void)
   KT_STREQ(r2.prev_version, "v1");
   KT_STREQ(r2.prev_thumbprint, kvvm_bundle_facts(ba)->thumbprint);
   KT_CHECK(exists(e.store, "kvt.c1.v1") && exists(e.store, "kvt.c1.v2"));
-  /* v1 goes only at the commit, after the new link is in place and durable. */
+  /* The new link and v1's removal wait for the commit: the link moves only once v3's data
+   * is durable, v1 goes only after that. */
   KT_CHECK(kvvm_store_install(e.s, &cc, bc, "v3", &r3) == KVVM_OK);
   KT_CHECK(exists(e.store, "kvt.c1.v1"));
   char *target = link_of(r3.link);
-  KT_STREQ(target, "kvt.c1.v3");
+  KT_STREQ(target, "kvt.c1.v2");
+  free(target);
   KT_CHECK(kvvm_store_commit(e.s) == KVVM_OK);
+  target = link_of(r3.link);
+  KT_STREQ(target, "kvt.c1.v3");
   KT_CHECK(!exists(e.store, "kvt.c1.v1") && exists(e.store, "kvt.c1.v2") &&
            exists(e.store, "kvt.c1.v3"));
   kvvm_install_result_clear(&r1);
