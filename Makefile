@@ -286,7 +286,7 @@ WIN_UNIT_SKIP := test_acl test_hooks test_store test_store_crash test_store_spli
 WIN_SKIP_test_acl := POSIX ACL grants (src/linux/acl_linux.c), checked with getfacl and as other users
 WIN_SKIP_test_hooks := the POSIX hook runner (src/posix/hooks_posix.c: fexecve, process groups, modes); Windows has test_hooks_win
 WIN_SKIP_test_store := the PEM file store (src/posix/store_*_posix.c); Windows has test_store_win
-WIN_SKIP_test_store_split := fileLayout's split files of the PEM file store (src/posix/store_split_posix.c); Windows ignores fileLayout (test_settings_win)
+WIN_SKIP_test_store_split := the split files (fileLayout) of the PEM file store (src/posix/store_split_posix.c); Windows ignores fileLayout (test_settings_win)
 WIN_SKIP_test_store_crash := crash safety of the PEM file store (src/posix/store_*_posix.c), by SIGKILL
 WIN_UNIT := $(filter-out $(WIN_UNIT_SKIP),$(UNIT_SRC:tests/unit/%.c=%))
 WIN_UNIT_BIN := $(WIN_UNIT:%=$(WBUILD)/tests/%.exe)
