@@ -11,6 +11,7 @@
 #include <mbedtls/md.h>
 
 #include "kvvm/err.h"
+#include "kvvm/p12.h"
 #include "kvvm/sha256.h"
 
 /* Iteration counts are chosen by whoever made the file, and each one is CPU we spend: a
@@ -23,7 +24,7 @@
  * over a BMPString form of the password, or PBKDF2-HMAC-SHA256 over its bytes, of one
  * hash's output at most. Its result is a function of these fields alone, so the walk takes
  * it only when they all match what it would derive. */
-#define P12_MAX_JOBS 4
+#define P12_MAX_JOBS KVVM_P12_LANES
 #define P12_JOB_SALT 64
 struct p12_job {
   bool kdf;                  /* the PKCS#12 KDF (with id), else PBKDF2 */

@@ -11,6 +11,7 @@
 #include <mbedtls/platform_util.h>
 
 #include "kvvm/mem.h"
+#include "kvvm/p12.h"
 #include "kvvm/sha256.h"
 #include "certmat/p12_int.h"
 
@@ -84,8 +85,11 @@ static void lane_step_done(struct lane *l)
       l->t[b] ^= l->block[b];
 }
 
+typedef void compress_lanes_fn(unsigned n, uint32_t *const st[],
+                               const unsigned char *const blk[]);
+
 /* Step every running lane at once until none is left. */
-static void lanes_run(struct lane *l, size_t n)
+static void lanes_run(struct lane *l, size_t n, compress_lanes_fn *compress)
 {
   for (;;) {
     uint32_t *st[P12_MAX_JOBS];
@@ -102,20 +106,20 @@ static void lanes_run(struct lane *l, size_t n)
     }
     if (k == 0)
       return;
-    kvvm_sha256_compress_lanes(k, st, blk);
+    compress(k, st, blk);
     for (unsigned i = 0; i < k; i++)
       lane_step_done(run[i]);
   }
 }
 
-enum kvvm_err p12_jobs_run(struct p12_ctx *c)
+static enum kvvm_err jobs_run(struct p12_ctx *c, compress_lanes_fn *compress)
 {
   struct lane lanes[P12_MAX_JOBS];
   enum kvvm_err err = KVVM_OK;
   for (size_t i = 0; i < c->n_jobs && err == KVVM_OK; i++)
     err = lane_start(&c->jobs[i], &lanes[i]);
   if (err == KVVM_OK)
-    lanes_run(lanes, c->n_jobs);
+    lanes_run(lanes, c->n_jobs, compress);
   for (size_t i = 0; i < c->n_jobs && err == KVVM_OK; i++)
     memcpy(c->jobs[i].out, c->jobs[i].kdf ? lanes[i].block : lanes[i].t, c->jobs[i].out_len);
   mbedtls_platform_zeroize(lanes, sizeof(lanes));
@@ -123,6 +127,11 @@ enum kvvm_err p12_jobs_run(struct p12_ctx *c)
   if (err != KVVM_OK)
     p12_jobs_free(c);   /* the walk derives each one itself */
   return err;
+}
+
+enum kvvm_err p12_jobs_run(struct p12_ctx *c)
+{
+  return jobs_run(c, kvvm_sha256_compress_lanes);
 }
 
 bool p12_job_take(const struct p12_ctx *c, bool kdf, unsigned char id, const unsigned char *pw,
@@ -148,4 +157,39 @@ void p12_jobs_free(struct p12_ctx *c)
   mbedtls_platform_zeroize(c->jobs, sizeof(c->jobs));
   c->n_jobs = 0;
   c->jobs_ready = false;
+}
+
+/* One derivation of kvvm_p12_derive_sha256 planned in c; false when it cannot be. */
+static bool add_derivation(struct p12_ctx *c, const struct kvvm_p12_derivation *d)
+{
+  const unsigned char *pw = (const unsigned char *)d->pw;
+  unsigned char *bmp;
+  size_t bmp_len;
+  if (!d->kdf)
+    return p12_job_add(c, false, 0, pw, d->pw_len, d->salt, d->salt_len, d->iter,
+                       d->out_len);
+  if (!p12_utf8_to_bmp(pw, d->pw_len, &bmp, &bmp_len))
+    return false;
+  bool ok = p12_job_add(c, true, d->id, bmp, bmp_len, d->salt, d->salt_len, d->iter,
+                        d->out_len);
+  kvvm_free_secret(bmp, bmp_len);
+  return ok;
+}
+
+enum kvvm_err kvvm_p12_derive_sha256(const struct kvvm_p12_derivation *d, size_t n,
+                                     int portable)
+{
+  struct p12_ctx c;
+  enum kvvm_err err = n <= KVVM_P12_LANES ? KVVM_OK : KVVM_E_USAGE;
+  memset(&c, 0, sizeof(c));
+  for (size_t i = 0; i < n && err == KVVM_OK; i++)
+    if (!add_derivation(&c, &d[i]))
+      err = KVVM_E_USAGE;
+  if (err == KVVM_OK)
+    err = jobs_run(&c, portable ? kvvm_sha256_compress_lanes_portable
+                                : kvvm_sha256_compress_lanes);
+  for (size_t i = 0; i < n && err == KVVM_OK; i++)
+    memcpy(d[i].out, c.jobs[i].out, d[i].out_len);
+  p12_jobs_free(&c);
+  return err;
 }

@@ -1,7 +1,8 @@
 /* SHA-256 one block at a time (src/sha256.c): the CPU path and the portable path give the
  * same states for random states and blocks, and a padded 32-byte block (kvvm_sha256_pad32,
  * kvvm_sha256_digest) gives the digests mbedTLS computes for the message shapes the key
- * derivations hash (32 bytes alone; a 64-byte HMAC pad block then 32 bytes). The derivations built on it are checked against
+ * derivations hash (32 bytes alone; a 64-byte HMAC pad block then 32 bytes); lanes compressed
+ * together (kvvm_sha256_compress_lanes) match each lane's portable compression. The derivations built on it are checked against
  * published vectors in test_p12.c. */
 #include <stdint.h>
 #include <stdio.h>
@@ -42,6 +43,32 @@ static void test_cpu_matches_portable(void)
     kvvm_sha256_compress(a, block);
     kvvm_sha256_compress_portable(b, block);
     differ += memcmp(a, b, sizeof(a)) != 0;
+  }
+  KT_CHECK(differ == 0);
+}
+
+/* 1 to 7 lanes at once (whole groups of three, then two or one) against the portable
+ * compression of each lane alone, on random states and blocks. */
+static void test_lanes_match_portable(void)
+{
+  int differ = 0;
+  for (int n = 0; n < 2000; n++) {
+    uint32_t a[7][8], b[7][8], *sa[7];
+    unsigned char block[7][64];
+    const unsigned char *blk[7];
+    unsigned lanes = 1 + (unsigned)n % 7;
+    for (unsigned l = 0; l < lanes; l++) {
+      for (int i = 0; i < 8; i++)
+        a[l][i] = b[l][i] = rnd();
+      fill(block[l], sizeof(block[l]));
+      sa[l] = a[l];
+      blk[l] = block[l];
+    }
+    kvvm_sha256_compress_lanes(lanes, sa, blk);
+    for (unsigned l = 0; l < lanes; l++) {
+      kvvm_sha256_compress_portable(b[l], block[l]);
+      differ += memcmp(a[l], b[l], sizeof(a[l])) != 0;
+    }
   }
   KT_CHECK(differ == 0);
 }
@@ -111,6 +138,8 @@ int main(void)
 {
   static const struct kt_case cases[] = {
     {"the CPU path matches the portable one on 5000 random blocks", test_cpu_matches_portable},
+    {"1 to 7 lanes compressed together match the portable path lane by lane",
+     test_lanes_match_portable},
     {"the empty message hashes to SHA-256's known digest", test_empty_message},
     {"a padded 32-byte block matches mbedTLS for 32- and 96-byte messages",
      test_padded_block_matches_mbedtls},
