@@ -19,14 +19,15 @@ KVVM_API void kvvm_sha256_compress(uint32_t state[8], const unsigned char block[
 KVVM_API void kvvm_sha256_compress_portable(uint32_t state[8], const unsigned char block[KVVM_SHA256_BLOCK]);
 /* Up to this many lanes go through the SHA instructions together. */
 #define KVVM_SHA256_LANES 3
-/* st[l] = compress(st[l], blk[l]) for each of n independent lanes (any n). The SHA
- * instructions' latency, not their throughput, bounds one chain of compressions, so lanes
- * compressed together cost little more than one; without them, one after another. */
-KVVM_API void kvvm_sha256_compress_lanes(unsigned n, uint32_t *const st[],
-                                         const unsigned char *const blk[]);
+/* For each of n independent lanes (any n): blk[l][0..31] = the digest of
+ * compress(init[l], blk[l]), one step of a derivation's chain, whose next message is the
+ * last digest. The SHA instructions' latency, not their throughput, bounds one chain, so
+ * lanes stepped together cost little more than one; without them, one after another. */
+KVVM_API void kvvm_sha256_step_lanes(unsigned n, const uint32_t *const init[],
+                                     unsigned char *const blk[]);
 /* The same through mbedTLS alone (tests compare the two). */
-KVVM_API void kvvm_sha256_compress_lanes_portable(unsigned n, uint32_t *const st[],
-                                                  const unsigned char *const blk[]);
+KVVM_API void kvvm_sha256_step_lanes_portable(unsigned n, const uint32_t *const init[],
+                                              unsigned char *const blk[]);
 /* Whether this CPU has the SHA extensions kvvm_sha256_compress uses. */
 KVVM_API bool kvvm_sha256_has_cpu(void);
 

@@ -101,7 +101,7 @@ enum kvvm_err p12_pbkdf2(mbedtls_md_type_t md, const unsigned char *pw, size_t p
 bool p12_job_add(struct p12_ctx *c, bool kdf, unsigned char id, const unsigned char *pw,
                  size_t pw_len, const unsigned char *salt, size_t salt_len, unsigned long iter,
                  size_t out_len);
-/* Derive every planned job, their hash chains interleaved (kvvm_sha256_compress_lanes). */
+/* Derive every planned job, their hash chains interleaved (kvvm_sha256_step_lanes). */
 enum kvvm_err p12_jobs_run(struct p12_ctx *c);
 /* out = a planned job's result when one matches exactly; false otherwise. */
 bool p12_job_take(const struct p12_ctx *c, bool kdf, unsigned char id, const unsigned char *pw,

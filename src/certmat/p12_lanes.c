@@ -1,8 +1,8 @@
 /* The SHA-256 derivations of one PFX, derived together. A Key Vault or OpenSSL 3 file asks
  * for three (PBKDF2 for the key bag and for the certificate bag, the PKCS#12 KDF for the
  * MAC), each a chain of about 2,000 or 4,000 compressions where every one waits for the
- * last. Their chains are independent, so each step compresses one block of every chain
- * still running through kvvm_sha256_compress_lanes, which costs little more than one.
+ * last. Their chains are independent, so each step hashes one block of every chain still
+ * running through kvvm_sha256_step_lanes, which costs little more than one.
  *
  * The first step of each (the salt's blocks) is the single-chain code's, with one
  * iteration; the lanes do the rest, with the same one-block steps p12_kdf.c takes. */
@@ -22,7 +22,6 @@ struct lane {
   uint32_t init[2][8];
   unsigned period, phase;
   unsigned long steps;       /* compressions left */
-  uint32_t st[8];
   unsigned char block[KVVM_SHA256_BLOCK];
   unsigned char t[KVVM_SHA256_SIZE];   /* PBKDF2: U_1 ^ U_2 ^ ... so far */
 };
@@ -77,49 +76,49 @@ static enum kvvm_err lane_start(const struct p12_job *j, struct lane *l)
 
 static void lane_step_done(struct lane *l)
 {
-  kvvm_sha256_digest(l->st, l->block);
   l->steps--;
-  l->phase = (l->phase + 1) % l->period;
-  if (l->period == 2 && l->phase == 0)
+  if (++l->phase < l->period)
+    return;
+  l->phase = 0;
+  if (l->period == 2)   /* an HMAC done: U_j */
     for (size_t b = 0; b < KVVM_SHA256_SIZE; b++)
       l->t[b] ^= l->block[b];
 }
 
-typedef void compress_lanes_fn(unsigned n, uint32_t *const st[],
-                               const unsigned char *const blk[]);
+typedef void step_lanes_fn(unsigned n, const uint32_t *const init[],
+                          unsigned char *const blk[]);
 
 /* Step every running lane at once until none is left. */
-static void lanes_run(struct lane *l, size_t n, compress_lanes_fn *compress)
+static void lanes_run(struct lane *l, size_t n, step_lanes_fn *step)
 {
   for (;;) {
-    uint32_t *st[P12_MAX_JOBS];
-    const unsigned char *blk[P12_MAX_JOBS];
+    const uint32_t *init[P12_MAX_JOBS];
+    unsigned char *blk[P12_MAX_JOBS];
     struct lane *run[P12_MAX_JOBS];
     unsigned k = 0;
     for (size_t i = 0; i < n; i++) {
       if (l[i].steps == 0)
         continue;
-      memcpy(l[i].st, l[i].init[l[i].phase], sizeof(l[i].st));
-      st[k] = l[i].st;
+      init[k] = l[i].init[l[i].phase];
       blk[k] = l[i].block;
       run[k++] = &l[i];
     }
     if (k == 0)
       return;
-    compress(k, st, blk);
+    step(k, init, blk);
     for (unsigned i = 0; i < k; i++)
       lane_step_done(run[i]);
   }
 }
 
-static enum kvvm_err jobs_run(struct p12_ctx *c, compress_lanes_fn *compress)
+static enum kvvm_err jobs_run(struct p12_ctx *c, step_lanes_fn *step)
 {
   struct lane lanes[P12_MAX_JOBS];
   enum kvvm_err err = KVVM_OK;
   for (size_t i = 0; i < c->n_jobs && err == KVVM_OK; i++)
     err = lane_start(&c->jobs[i], &lanes[i]);
   if (err == KVVM_OK)
-    lanes_run(lanes, c->n_jobs, compress);
+    lanes_run(lanes, c->n_jobs, step);
   for (size_t i = 0; i < c->n_jobs && err == KVVM_OK; i++)
     memcpy(c->jobs[i].out, c->jobs[i].kdf ? lanes[i].block : lanes[i].t, c->jobs[i].out_len);
   mbedtls_platform_zeroize(lanes, sizeof(lanes));
@@ -131,7 +130,7 @@ static enum kvvm_err jobs_run(struct p12_ctx *c, compress_lanes_fn *compress)
 
 enum kvvm_err p12_jobs_run(struct p12_ctx *c)
 {
-  return jobs_run(c, kvvm_sha256_compress_lanes);
+  return jobs_run(c, kvvm_sha256_step_lanes);
 }
 
 bool p12_job_take(const struct p12_ctx *c, bool kdf, unsigned char id, const unsigned char *pw,
@@ -186,8 +185,7 @@ enum kvvm_err kvvm_p12_derive_sha256(const struct kvvm_p12_derivation *d, size_t
     if (!add_derivation(&c, &d[i]))
       err = KVVM_E_USAGE;
   if (err == KVVM_OK)
-    err = jobs_run(&c, portable ? kvvm_sha256_compress_lanes_portable
-                                : kvvm_sha256_compress_lanes);
+    err = jobs_run(&c, portable ? kvvm_sha256_step_lanes_portable : kvvm_sha256_step_lanes);
   for (size_t i = 0; i < n && err == KVVM_OK; i++)
     memcpy(d[i].out, c.jobs[i].out, d[i].out_len);
   p12_jobs_free(&c);

@@ -44,27 +44,32 @@ static const uint32_t k256[64] = {
   0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
   0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
 
-/* state += (abef, cdgh), back in the state's word order (the inverse of the load below). */
+/* The state after a block: the ABEF, CDGH registers plus init, back in state order. */
 __attribute__((target("sha,sse4.1,ssse3"), always_inline))
-static inline void store_x86(uint32_t state[8], __m128i abef, __m128i cdgh)
+static inline void final_x86(const uint32_t init[8], __m128i abef, __m128i cdgh, __m128i *lo,
+                             __m128i *hi)
 {
-  __m128i dcba = _mm_loadu_si128((const __m128i *)(const void *)&state[0]);
-  __m128i efgh = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)(const void *)&state[4]),
+  __m128i dcba = _mm_loadu_si128((const __m128i *)(const void *)&init[0]);
+  __m128i efgh = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)(const void *)&init[4]),
                                    0x1b);
   __m128i cdab = _mm_shuffle_epi32(dcba, 0xb1);
   abef = _mm_add_epi32(abef, _mm_alignr_epi8(cdab, efgh, 8));
   cdgh = _mm_add_epi32(cdgh, _mm_blend_epi16(efgh, cdab, 0xf0));
   __m128i feba = _mm_shuffle_epi32(abef, 0x1b), dchg = _mm_shuffle_epi32(cdgh, 0xb1);
-  _mm_storeu_si128((__m128i *)(void *)&state[0], _mm_blend_epi16(feba, dchg, 0xf0));
-  _mm_storeu_si128((__m128i *)(void *)&state[4], _mm_alignr_epi8(dchg, feba, 8));
+  *lo = _mm_blend_epi16(feba, dchg, 0xf0);
+  *hi = _mm_alignr_epi8(dchg, feba, 8);
 }
 
 /* The instructions work on the state as two registers, ABEF and CDGH (A in the top lane).
  * sha256rnds2 is latency-bound: one chain leaves the unit idle most cycles, so n independent
  * lanes go through each round group together (n a constant after inlining, the lane loops
- * unrolled). */
+ * unrolled). Each lane goes from st[l] over blk[l] into st_out[l] (a state) or, when
+ * st_out is NULL, into dg_out[l][0..31] (the digest: the derivations' next message, with no
+ * round trip through the state's words). */
 __attribute__((target("sha,sse4.1,ssse3"), always_inline))
-static inline void lanes_x86(unsigned n, uint32_t *const st[], const unsigned char *const blk[])
+static inline void lanes_x86(unsigned n, const uint32_t *const st[],
+                             const unsigned char *const blk[], uint32_t *const st_out[],
+                             unsigned char *const dg_out[])
 {
   const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
   __m128i abef[KVVM_SHA256_LANES], cdgh[KVVM_SHA256_LANES], w[KVVM_SHA256_LANES][4];
@@ -101,27 +106,44 @@ static inline void lanes_x86(unsigned n, uint32_t *const st[], const unsigned ch
     }
   }
 #pragma GCC unroll 3
-  for (unsigned l = 0; l < n; l++)
-    store_x86(st[l], abef[l], cdgh[l]);
+  for (unsigned l = 0; l < n; l++) {
+    __m128i lo, hi;
+    final_x86(st[l], abef[l], cdgh[l], &lo, &hi);
+    if (!st_out) {
+      lo = _mm_shuffle_epi8(lo, bswap);   /* big-endian words */
+      hi = _mm_shuffle_epi8(hi, bswap);
+    }
+    unsigned char *out = st_out ? (unsigned char *)(void *)st_out[l] : dg_out[l];
+    _mm_storeu_si128((__m128i *)(void *)out, lo);
+    _mm_storeu_si128((__m128i *)(void *)(out + 16), hi);
+  }
 }
 
 __attribute__((target("sha,sse4.1,ssse3")))
 static void compress_x86(uint32_t state[8], const unsigned char *block)
 {
-  lanes_x86(1, &state, &block);
+  const uint32_t *init = state;
+  lanes_x86(1, &init, &block, &state, NULL);
 }
 
 __attribute__((target("sha,sse4.1,ssse3")))
-static void compress_x86_x2(uint32_t *const st[], const unsigned char *const blk[])
+static void step_x86(const uint32_t *const init[], unsigned char *const blk[])
 {
-  lanes_x86(2, st, blk);
+  lanes_x86(1, init, (const unsigned char *const *)blk, NULL, blk);
 }
 
 __attribute__((target("sha,sse4.1,ssse3")))
-static void compress_x86_x3(uint32_t *const st[], const unsigned char *const blk[])
+static void step_x86_x2(const uint32_t *const init[], unsigned char *const blk[])
 {
-  lanes_x86(3, st, blk);
+  lanes_x86(2, init, (const unsigned char *const *)blk, NULL, blk);
 }
+
+__attribute__((target("sha,sse4.1,ssse3")))
+static void step_x86_x3(const uint32_t *const init[], unsigned char *const blk[])
+{
+  lanes_x86(3, init, (const unsigned char *const *)blk, NULL, blk);
+}
+
 /* cpuid is a VM exit on a virtual machine: ask once. 0 unknown, 1 yes, 2 no. */
 static atomic_int cpu_sha;
 
@@ -155,28 +177,33 @@ void kvvm_sha256_compress(uint32_t state[8], const unsigned char block[KVVM_SHA2
   kvvm_sha256_compress_portable(state, block);
 }
 
-void kvvm_sha256_compress_lanes_portable(unsigned n, uint32_t *const st[],
-                                         const unsigned char *const blk[])
+void kvvm_sha256_step_lanes_portable(unsigned n, const uint32_t *const init[],
+                                      unsigned char *const blk[])
 {
-  for (unsigned l = 0; l < n; l++)
-    kvvm_sha256_compress_portable(st[l], blk[l]);
+  for (unsigned l = 0; l < n; l++) {
+    uint32_t st[8];
+    memcpy(st, init[l], sizeof(st));
+    kvvm_sha256_compress_portable(st, blk[l]);
+    kvvm_sha256_digest(st, blk[l]);
+    mbedtls_platform_zeroize(st, sizeof(st));
+  }
 }
 
-void kvvm_sha256_compress_lanes(unsigned n, uint32_t *const st[],
-                                const unsigned char *const blk[])
+void kvvm_sha256_step_lanes(unsigned n, const uint32_t *const init[],
+                            unsigned char *const blk[])
 {
 #ifdef KVVM_SHA_X86
   if (kvvm_sha256_has_cpu()) {
-    for (; n >= 3; n -= 3, st += 3, blk += 3)
-      compress_x86_x3(st, blk);
+    for (; n >= 3; n -= 3, init += 3, blk += 3)
+      step_x86_x3(init, blk);
     if (n == 2)
-      compress_x86_x2(st, blk);
+      step_x86_x2(init, blk);
     else if (n == 1)
-      compress_x86(st[0], blk[0]);
+      step_x86(init, blk);
     return;
   }
 #endif
-  kvvm_sha256_compress_lanes_portable(n, st, blk);
+  kvvm_sha256_step_lanes_portable(n, init, blk);
 }
 
 void kvvm_sha256_pad32(unsigned char block[KVVM_SHA256_BLOCK], uint64_t total)
