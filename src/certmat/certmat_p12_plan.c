@@ -110,6 +110,7 @@ void certmat_p12_plan(struct p12_ctx *c, const unsigned char *safe, size_t len)
   memset(&l, 0, sizeof(l));
   l.c = c;
   l.scratch.quiet = true;
+  l.scratch.iter_spent = c->iter_spent;   /* the MAC's: the file's total bounds the plan too */
   if (!p12_der_view(safe, len, &v))
     return;
   unsigned char *p = v.p;
