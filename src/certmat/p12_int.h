@@ -1,6 +1,7 @@
-/* Between the PKCS#12 reader's files: p12_read.c (the container walk and the MAC),
- * p12_pbe.c (bag decryption), p12_kdf.c (password forms and key derivations) and
- * p12_asn1.c (messages, limits and the BER reader). */
+/* Between the PKCS#12 reader's files: certmat_p12.c (the container walk and the MAC),
+ * certmat_p12_plan.c (the look ahead for the bags' derivations), p12_pbe.c (bag
+ * decryption), p12_kdf.c (password forms and key derivations), p12_lanes.c (SHA-256
+ * derivations made together) and p12_asn1.c (messages, limits and the BER reader). */
 #ifndef KVVM_P12_INT_H
 #define KVVM_P12_INT_H
 
