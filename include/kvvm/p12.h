@@ -18,6 +18,26 @@ KVVM_API enum kvvm_err kvvm_p12_kdf(const char *md, const char *pw_utf8, const v
                                     size_t saltlen, unsigned char id, unsigned iter,
                                     unsigned char *out, size_t outlen);
 
+/* SHA-256 derivations made together, as the PKCS#12 reader makes a file's (their hash
+ * chains interleaved): kdf picks the PKCS#12 KDF over pw as a UTF-8 password (converted as
+ * kvvm_p12_kdf does) with id, else PBKDF2-HMAC-SHA256 over pw's bytes; out_len 1..32.
+ * portable: compress with mbedTLS alone, as on a CPU without the SHA extensions. At most
+ * KVVM_P12_LANES derivations; KVVM_E_USAGE otherwise. */
+#define KVVM_P12_LANES 4
+struct kvvm_p12_derivation {
+  int kdf;
+  unsigned char id;
+  const char *pw;
+  size_t pw_len;
+  const void *salt;
+  size_t salt_len;
+  unsigned iter;
+  unsigned char *out;
+  size_t out_len;
+};
+KVVM_API enum kvvm_err kvvm_p12_derive_sha256(const struct kvvm_p12_derivation *d, size_t n,
+                                              int portable);
+
 /* RC2 (RFC 2268), decryption only: PKCS#12 files still carry RC2-40 certificate bags. */
 struct kvvm_rc2 {
   uint16_t k[64];            /* the expanded key */

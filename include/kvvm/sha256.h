@@ -17,6 +17,17 @@
 KVVM_API void kvvm_sha256_compress(uint32_t state[8], const unsigned char block[KVVM_SHA256_BLOCK]);
 /* The same through mbedTLS alone (tests compare the two). */
 KVVM_API void kvvm_sha256_compress_portable(uint32_t state[8], const unsigned char block[KVVM_SHA256_BLOCK]);
+/* Up to this many lanes go through the SHA instructions together. */
+#define KVVM_SHA256_LANES 3
+/* For each of n independent lanes (any n): blk[l][0..31] = the digest of
+ * compress(init[l], blk[l]), one step of a derivation's chain, whose next message is the
+ * last digest. The SHA instructions' latency, not their throughput, bounds one chain, so
+ * lanes stepped together cost little more than one; without them, one after another. */
+KVVM_API void kvvm_sha256_step_lanes(unsigned n, const uint32_t *const init[],
+                                     unsigned char *const blk[]);
+/* The same through mbedTLS alone (tests compare the two). */
+KVVM_API void kvvm_sha256_step_lanes_portable(unsigned n, const uint32_t *const init[],
+                                              unsigned char *const blk[]);
 /* Whether this CPU has the SHA extensions kvvm_sha256_compress uses. */
 KVVM_API bool kvvm_sha256_has_cpu(void);
 

@@ -157,14 +157,16 @@ static bool same(const unsigned char *a, const unsigned char *b, size_t n)
   return d == 0;
 }
 
-static enum kvvm_err mac_matches(const struct pfx *f, const unsigned char *bmp, size_t bmp_len,
-                                 bool *match)
+static enum kvvm_err mac_matches(const struct p12_ctx *c, const struct pfx *f,
+                                 const unsigned char *bmp, size_t bmp_len, bool *match)
 {
   const mbedtls_md_info_t *info = mbedtls_md_info_from_type(f->mac_md);
   size_t n = mbedtls_md_get_size(info);
   unsigned char key[MBEDTLS_MD_MAX_SIZE], mac[MBEDTLS_MD_MAX_SIZE];
-  enum kvvm_err err = p12_kdf(f->mac_md, bmp, bmp_len, f->salt.p, f->salt.len, 3,
-                              f->mac_iter, key, n);
+  enum kvvm_err err = KVVM_OK;
+  if (!(f->mac_md == MBEDTLS_MD_SHA256 &&
+        p12_job_take(c, true, 3, bmp, bmp_len, f->salt.p, f->salt.len, f->mac_iter, key, n)))
+    err = p12_kdf(f->mac_md, bmp, bmp_len, f->salt.p, f->salt.len, 3, f->mac_iter, key, n);
   if (err == KVVM_OK && mbedtls_md_hmac(info, key, n, f->content, f->content_len, mac) != 0) {
     KVVM_ERR("PKCS#12: HMAC failed inside mbedTLS");
     err = KVVM_E_INTERNAL;
@@ -216,7 +218,7 @@ static enum kvvm_err check_mac(struct walk *w, const struct pfx *f)
   bool match = false;
 
   for (size_t i = 0; i < n && err == KVVM_OK && !match; i++) {
-    err = mac_matches(f, forms[i].bmp, forms[i].len, &match);
+    err = mac_matches(&w->c, f, forms[i].bmp, forms[i].len, &match);
     hit = i;
   }
   if (err == KVVM_OK && !match)
@@ -235,6 +237,27 @@ static enum kvvm_err check_mac(struct walk *w, const struct pfx *f)
     snprintf(w->sum->mac_password, sizeof(w->sum->mac_password), "%s", forms[hit].name);
   }
   return err;
+}
+
+/* The MAC's derivation (in the standard password form, the one producers use) and the
+ * bags' that the look ahead finds, derived together: with two or more their chains share
+ * the SHA instructions (p12_lanes.c); with one there is nothing to gain. */
+static void plan_derivations(struct walk *w, const struct pfx *f)
+{
+  struct pw_form forms[3];
+  size_t n = 0;
+  if (f->has_mac && f->mac_md == MBEDTLS_MD_SHA256) {
+    n = password_forms(&w->c, forms);
+    p12_job_add(&w->c, true, 3, forms[0].bmp, forms[0].len, f->salt.p, f->salt.len,
+                f->mac_iter, KVVM_SHA256_SIZE);
+  }
+  certmat_p12_plan(&w->c, f->content, f->content_len);
+  if (w->c.n_jobs > 1)
+    p12_jobs_run(&w->c);
+  else
+    p12_jobs_free(&w->c);
+  for (size_t i = 0; i < n; i++)
+    kvvm_free_secret(forms[i].bmp, forms[i].len);
 }
 
 /* Without a MAC nothing tells the forms apart: use the standard one. */
@@ -575,6 +598,8 @@ static enum kvvm_err p12_read(const unsigned char *der, size_t len, const char *
     err = p12_corrupt(&w.c, "PFX (not one complete ASN.1 element)");
   if (err == KVVM_OK)
     err = parse_pfx(&w, &v, &f);
+  if (err == KVVM_OK)
+    plan_derivations(&w, &f);
   if (err == KVVM_OK && f.has_mac)
     err = check_mac(&w, &f);
   else if (err == KVVM_OK)
@@ -583,6 +608,7 @@ static enum kvvm_err p12_read(const unsigned char *der, size_t len, const char *
     err = authenticated_safe(&w, &f);
   p12_view_free(&v);
   kvvm_free_secret(w.c.bmp, w.c.bmp_len);
+  p12_jobs_free(&w.c);
   return err;
 }
 

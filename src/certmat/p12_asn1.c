@@ -31,7 +31,8 @@ enum kvvm_err p12_fail(struct p12_ctx *c, const char *fmt, ...)
   va_end(ap);
   if (c->why && c->whylen)
     snprintf(c->why, c->whylen, "%s", buf);
-  KVVM_ERR("PKCS#12: %s", buf);
+  if (!c->quiet)
+    KVVM_ERR("PKCS#12: %s", buf);
   return KVVM_E_CERT;
 }
 

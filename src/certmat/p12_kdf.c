@@ -227,7 +227,8 @@ struct sha256_pads {
   uint32_t inner[8], outer[8];
 };
 
-static void sha256_pads(struct sha256_pads *k, const unsigned char *pw, size_t pw_len)
+void p12_sha256_pads(uint32_t inner[8], uint32_t outer[8], const unsigned char *pw,
+                     size_t pw_len)
 {
   unsigned char key[KVVM_SHA256_BLOCK], pad[KVVM_SHA256_BLOCK];
   memset(key, 0, sizeof(key));
@@ -237,12 +238,12 @@ static void sha256_pads(struct sha256_pads *k, const unsigned char *pw, size_t p
     memcpy(key, pw, pw_len);
   for (size_t i = 0; i < sizeof(pad); i++)
     pad[i] = key[i] ^ 0x36;
-  kvvm_sha256_init(k->inner);
-  kvvm_sha256_compress(k->inner, pad);
+  kvvm_sha256_init(inner);
+  kvvm_sha256_compress(inner, pad);
   for (size_t i = 0; i < sizeof(pad); i++)
     pad[i] = key[i] ^ 0x5c;
-  kvvm_sha256_init(k->outer);
-  kvvm_sha256_compress(k->outer, pad);
+  kvvm_sha256_init(outer);
+  kvvm_sha256_compress(outer, pad);
   mbedtls_platform_zeroize(key, sizeof(key));
   mbedtls_platform_zeroize(pad, sizeof(pad));
 }
@@ -314,7 +315,7 @@ enum kvvm_err p12_pbkdf2(mbedtls_md_type_t md, const unsigned char *pw, size_t p
     ret = hmac_pads(&ctx[0], &ctx[1], md, pw, pw_len);
   struct sha256_pads pads;
   if (md == MBEDTLS_MD_SHA256)
-    sha256_pads(&pads, pw, pw_len);
+    p12_sha256_pads(pads.inner, pads.outer, pw, pw_len);
   for (uint32_t i = 1; ret == 0 && (size_t)(i - 1) * n < out_len; i++) {
     size_t off = (size_t)(i - 1) * n;
     ret = pbkdf2_block(ctx, md == MBEDTLS_MD_SHA256 ? &pads : NULL, salt, salt_len, i, iter,

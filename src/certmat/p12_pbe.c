@@ -234,37 +234,66 @@ static enum kvvm_err pbes2_scheme(struct p12_ctx *c, const mbedtls_asn1_buf *enc
 
 /* PBES2-params ::= SEQUENCE { keyDerivationFunc AlgorithmIdentifier {PBKDF2},
  *   encryptionScheme AlgorithmIdentifier } */
+struct pbes2 {
+  const struct pbes2_cipher *cipher;
+  mbedtls_asn1_buf salt, iv;
+  unsigned long iter;
+  mbedtls_md_type_t prf;
+};
+
+static enum kvvm_err pbes2_read(struct p12_ctx *c, const mbedtls_asn1_buf *params,
+                                struct pbes2 *s)
+{
+  unsigned char *p = params->p, *end = p + params->len;
+  mbedtls_asn1_buf kdf_oid, kdf_params, enc_oid;
+  int key_len = -1;
+  enum kvvm_err err;
+
+  memset(s, 0, sizeof(*s));
+  if (params->tag != (MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) ||
+      mbedtls_asn1_get_alg(&p, end, &kdf_oid, &kdf_params) != 0 ||
+      mbedtls_asn1_get_alg(&p, end, &enc_oid, &s->iv) != 0 || p != end)
+    return p12_corrupt(c, "PBES2 parameters");
+  if (!oid_is(&kdf_oid, MBEDTLS_OID_PKCS5_PBKDF2, MBEDTLS_OID_SIZE(MBEDTLS_OID_PKCS5_PBKDF2)))
+    return p12_unsupported(c, "algorithm", &kdf_oid);
+  if ((err = pbes2_scheme(c, &enc_oid, &s->iv, &s->cipher)) != KVVM_OK ||
+      (err = pbkdf2_params(c, &kdf_params, &s->salt, &s->iter, &key_len, &s->prf)) != KVVM_OK)
+    return err;
+  if (key_len >= 0 && (size_t)key_len != s->cipher->key_len)
+    return p12_corrupt(c, "PBKDF2 key length");
+  return KVVM_OK;
+}
+
 static enum kvvm_err pbes2_decrypt(struct p12_ctx *c, const mbedtls_asn1_buf *params,
                                    const unsigned char *in, size_t len, unsigned char **out,
                                    size_t *out_len, const char **scheme)
 {
-  unsigned char *p = params->p, *end = p + params->len;
-  mbedtls_asn1_buf kdf_oid, kdf_params, enc_oid, enc_params, salt = {0, 0, NULL};
-  const struct pbes2_cipher *cipher = NULL;
-  unsigned long iter = 0;
-  int key_len = -1;
-  mbedtls_md_type_t prf;
+  struct pbes2 s;
   unsigned char key[MAX_KEY];
-  enum kvvm_err err;
+  enum kvvm_err err = pbes2_read(c, params, &s);
 
-  if (params->tag != (MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) ||
-      mbedtls_asn1_get_alg(&p, end, &kdf_oid, &kdf_params) != 0 ||
-      mbedtls_asn1_get_alg(&p, end, &enc_oid, &enc_params) != 0 || p != end)
-    return p12_corrupt(c, "PBES2 parameters");
-  if (!oid_is(&kdf_oid, MBEDTLS_OID_PKCS5_PBKDF2, MBEDTLS_OID_SIZE(MBEDTLS_OID_PKCS5_PBKDF2)))
-    return p12_unsupported(c, "algorithm", &kdf_oid);
-  if ((err = pbes2_scheme(c, &enc_oid, &enc_params, &cipher)) != KVVM_OK ||
-      (err = pbkdf2_params(c, &kdf_params, &salt, &iter, &key_len, &prf)) != KVVM_OK)
+  if (err != KVVM_OK)
     return err;
-  if (key_len >= 0 && (size_t)key_len != cipher->key_len)
-    return p12_corrupt(c, "PBKDF2 key length");
-  *scheme = cipher->name;
-  err = p12_pbkdf2(prf, c->pw, c->pw_len, salt.p, salt.len, iter, key, cipher->key_len);
+  *scheme = s.cipher->name;
+  if (!(s.prf == MBEDTLS_MD_SHA256 &&
+        p12_job_take(c, false, 0, c->pw, c->pw_len, s.salt.p, s.salt.len, s.iter, key,
+                     s.cipher->key_len)))
+    err = p12_pbkdf2(s.prf, c->pw, c->pw_len, s.salt.p, s.salt.len, s.iter, key,
+                     s.cipher->key_len);
   if (err == KVVM_OK)
-    err = cbc_decrypt(c, cipher->cipher, key, enc_params.p, enc_params.len, in, len, out,
-                      out_len);
+    err = cbc_decrypt(c, s.cipher->cipher, key, s.iv.p, s.iv.len, in, len, out, out_len);
   mbedtls_platform_zeroize(key, sizeof(key));
   return err;
+}
+
+bool p12_plan_decrypt(struct p12_ctx *scratch, struct p12_ctx *c, const mbedtls_asn1_buf *oid,
+                      const mbedtls_asn1_buf *params)
+{
+  struct pbes2 s;
+  return oid_is(oid, MBEDTLS_OID_PKCS5_PBES2, MBEDTLS_OID_SIZE(MBEDTLS_OID_PKCS5_PBES2)) &&
+         pbes2_read(scratch, params, &s) == KVVM_OK && s.prf == MBEDTLS_MD_SHA256 &&
+         p12_job_add(c, false, 0, c->pw, c->pw_len, s.salt.p, s.salt.len, s.iter,
+                     s.cipher->key_len);
 }
 
 enum kvvm_err p12_decrypt(struct p12_ctx *c, const mbedtls_asn1_buf *oid,
