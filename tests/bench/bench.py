@@ -13,6 +13,8 @@ kvvm at the largest N: a steady-state pass over unchanged certificates (in one v
 kvvm lists, and spread over N vaults of one certificate each) and the idle service.
 Beside them: PFX decoding in-process against `openssl pkcs12` (bench_p12) and the emulator's
 own ceiling. Medians of the runs with their spread go to a Markdown table and to JSON.
+kvvm's chain check reads a trust store of the system's roots plus the corpus's root
+(corpus.trust), as a certificate from a public CA chains to a root the system trusts.
 
 The store and the clients' output go to a freshly made ext4 file system (a loop file), so
 every run creates files on the same kind of disk a new VM has, not on a build machine's
@@ -171,7 +173,8 @@ def steady_spread(build, emulator, names, files, fs):
     listing existed (N requests)."""
     os.environ["KVVM_BENCH_FS"] = fs.dir
     hosts = spread_vaults(len(names))
-    k = kvvm_client.Kvvm(os.path.join(build, "pkg"), emulator, hosts[0], names, vaults=hosts)
+    k = kvvm_client.Kvvm(os.path.join(build, "pkg"), emulator, hosts[0], names, vaults=hosts,
+                         trust=corpus.trust(os.path.join(build, "bench", "corpus")))
     try:
         first = k.first_sync(emulator)
         return [k.steady_pass(emulator) for _ in range(3)] if first["ok"] else []
@@ -183,7 +186,8 @@ def kvvm_runs(build, emulator, names, runs, fs, extras, idle_s):
     results, extra = [], {}
     os.environ["KVVM_BENCH_FS"] = fs.dir
     for r in range(runs):
-        k = kvvm_client.Kvvm(os.path.join(build, "pkg"), emulator, VAULT, names)
+        k = kvvm_client.Kvvm(os.path.join(build, "pkg"), emulator, VAULT, names,
+                             trust=corpus.trust(os.path.join(build, "bench", "corpus")))
         try:
             results.append(k.first_sync(emulator))
             if extras and r == runs - 1:

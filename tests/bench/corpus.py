@@ -48,6 +48,20 @@ def pki(d):
             out.write(open(os.path.join(d, p)).read())
 
 
+def trust(d):
+    """A trust store as a real one looks to kvvm's chain check: the system's roots and the
+    corpus's, which stands for the public CA a Key Vault certificate chains to. Path of it."""
+    path = os.path.join(d, "trust.pem")
+    if not os.path.exists(path):
+        system = "/etc/ssl/certs/ca-certificates.crt"
+        with open(path + ".tmp", "w") as out:
+            if os.path.exists(system):
+                out.write(open(system).read())
+            out.write(open(os.path.join(d, "root.pem")).read())
+        os.replace(path + ".tmp", path)
+    return path
+
+
 def one(d, i):
     pfx = os.path.join(d, "%04d.pfx" % i)
     if os.path.exists(pfx):

@@ -108,9 +108,10 @@ class Sampler(threading.Thread):
 class Kvvm:
     """One staged package and its kvvmd, for one first sync and what follows it."""
 
-    def __init__(self, pkg_tree, emu, vault, names, poll_s=3600, vaults=None):
+    def __init__(self, pkg_tree, emu, vault, names, poll_s=3600, vaults=None, trust=None):
         """vaults: one vault per name instead of `vault` for all (the steady pass's spread
-        case)."""
+        case). trust: the trust store of the chain check (corpus.trust), so that the
+        certificates chain to a trusted root as a public CA's do."""
         self.root = tempfile.mkdtemp(prefix="kvvm-bench.", dir=os.environ.get("KVVM_BENCH_FS"))
         self.pkg = os.path.join(self.root, "lib", "Kvvm.Azure.KeyVaultCerts-bench")
         shutil.copytree(pkg_tree, self.pkg)
@@ -142,6 +143,8 @@ class Kvvm:
                         KVVM_SERVICE_MODE="detached", ConfigSequenceNumber="1",
                         AZURE_GUEST_AGENT_EXTENSION_PATH=self.pkg,
                         KVVM_PHASES_FILE=self.phases)
+        if trust:
+            self.env["KVVM_TRUST_FILE"] = trust
 
     def run(self, cmd, *args):
         subprocess.run([os.path.join(self.pkg, "bin", cmd), *args], env=self.env, check=True,

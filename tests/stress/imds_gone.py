@@ -86,7 +86,8 @@ def main():
         names = ["c%03d" % i for i in range(a.certs)]
         for n, v in zip(names, pfx):
             e.add_secret(VAULT, n, v)
-        k = kvvm_client.Kvvm(os.path.join(a.build, "pkg"), e, VAULT, names)
+        k = kvvm_client.Kvvm(os.path.join(a.build, "pkg"), e, VAULT, names,
+                             trust=corpus.trust(os.path.dirname(files[0])))
         try:
             k.run("install")
             e.reset_stats()

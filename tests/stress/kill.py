@@ -148,7 +148,8 @@ def main():
     with emu.Emulator(latency_ms=2, lifetime=3600) as e:
         names = ["c%03d" % i for i in range(a.certs)]
         versions = {n: e.add_secret(VAULT, n, rng.choice(pfx_b64)) for n in names}
-        k = kvvm_client.Kvvm(os.path.join(a.build, "pkg"), e, VAULT, names)
+        k = kvvm_client.Kvvm(os.path.join(a.build, "pkg"), e, VAULT, names,
+                             trust=corpus.trust(os.path.dirname(files[0])))
         try:
             k.run("install")
             versions.update(kvvmd_kills(k, e, names, pfx_b64, a.kills, rng, res))
