@@ -24,6 +24,7 @@
 #define HEADER_MAX 4096
 #define CA_MAX (1024 * 1024)
 #define BODY_START 16384
+#define UPLOAD_BUFFER 16384L
 /* curl_multi_wait returns at once when libcurl has no socket to offer (e.g. during a
  * threaded DNS lookup; 7.66's curl_multi_poll would wait, but 7.61 lacks it); a short nap
  * after such an early return keeps that from spinning a CPU. */
@@ -298,6 +299,12 @@ static void set_options(struct xfer *x, const struct kvvm_http_req *req)
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
   curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+#if CURL_AT_LEAST_VERSION(7, 62, 0)
+  /* libcurl copies a request sent over TLS into an upload buffer of 64 KiB per handle; a GET
+   * never needs more than its headers (a few KiB), and 16 requests in flight held 1 MiB of
+   * them. 16 KiB is libcurl's least; an older libcurl refuses the option and keeps 64. */
+  curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, UPLOAD_BUFFER);
+#endif
   /* The identity endpoints are on this machine or link-local: a proxy must never see them. */
   if (req->target == KVVM_HTTP_IDENTITY)
     curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
