@@ -40,13 +40,6 @@ struct kvvm_hooks_opts {
 KVVM_API enum kvvm_err kvvm_hooks_run(const struct kvvm_hooks_opts *opts,
                                       const char *const *env, char *why, size_t whylen);
 
-/* Whether the hooks folder (opts->dir, NULL: kvvm_paths_hooks_dir()) holds anything that
- * may be a hook; a folder that cannot be opened or is unsafe counts, so that kvvm_hooks_run
- * still says what is wrong with it. False when it is absent or empty: an install then
- * marks no hooks due (there is nothing to run, and a hook added later runs from the next
- * new version on, as it would have), and the pass pays no hook run. */
-KVVM_API bool kvvm_hooks_present(const struct kvvm_hooks_opts *opts);
-
 /* Run what the installed state records as due: each certificate's install/renew hooks in
  * the order they became due, then the pass hooks once. Each due mark is cleared only after
  * its hooks ran, and the state is saved after each stage, so a crash replays (never loses)

@@ -222,21 +222,6 @@ static char **environment(const char *const *env)
   return envp;
 }
 
-bool kvvm_hooks_present(const struct kvvm_hooks_opts *opts)
-{
-  const char *dir = opts && opts->dir ? opts->dir : kvvm_paths_hooks_dir();
-  char bad[512];
-  int dfd;
-  enum kvvm_err rc = store_dir_open(dir, false, NULL, NULL, &dfd, bad, sizeof bad);
-  if (rc != KVVM_OK)   /* absent: none; unsafe: kvvm_hooks_run's to report */
-    return rc != KVVM_E_NOENT;
-  size_t count;
-  char **names = list(dfd, &count);
-  close(dfd);
-  kvvm_strv_free(names);
-  return count > 0;
-}
-
 enum kvvm_err kvvm_hooks_run(const struct kvvm_hooks_opts *opts, const char *const *env,
                              char *why, size_t whylen)
 {

@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "store/installed_int.h"
-#include "kvvm/hooks.h"
 #include "kvvm/fileio.h"
 #include "kvvm/log.h"
 #include "kvvm/mem.h"
@@ -28,7 +27,7 @@ struct kvvm_installed {
   unsigned long changes, parked_at;  /* changes made; their count at the last park */
   json_t *live;   /* the records parsed since the last park: key -> their parked text */
   char *folders;  /* FOLDERS_NAME's content as last read or written ("{}" when none) */
-  int hooks;      /* installed_hooks_present's answer this pass; -1: not asked yet */
+  int hooks;      /* installed_hooks_memo: store.c's answer this pass; -1: not asked yet */
 };
 
 static void note_change(struct kvvm_installed *st)
@@ -461,9 +460,4 @@ const char *kvvm_installed_pass_hook_error(const struct kvvm_installed *st)
   return installed_str(json_object_get(st->doc, "pass_hook"), "error");
 }
 
-bool installed_hooks_present(struct kvvm_installed *st)
-{
-  if (st->hooks < 0)
-    st->hooks = kvvm_hooks_present(NULL);
-  return st->hooks > 0;
-}
+int *installed_hooks_memo(struct kvvm_installed *st) { return &st->hooks; }

@@ -188,18 +188,6 @@ static void run_all(const char *dir, char **names, size_t count, const char *con
   free(envblock);
 }
 
-bool kvvm_hooks_present(const struct kvvm_hooks_opts *opts)
-{
-  const char *dir = opts && opts->dir ? opts->dir : kvvm_paths_hooks_dir();
-  size_t count = 0;
-  DWORD e = 0;
-  char **names = list(dir, &count, &e);
-  /* A folder that cannot be listed counts: kvvm_hooks_run reports it. */
-  bool present = names ? count > 0 : e != ERROR_PATH_NOT_FOUND && e != ERROR_FILE_NOT_FOUND;
-  kvvm_strv_free(names);
-  return present;
-}
-
 enum kvvm_err kvvm_hooks_run(const struct kvvm_hooks_opts *opts, const char *const *env,
                              char *why, size_t whylen)
 {

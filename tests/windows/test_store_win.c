@@ -747,7 +747,7 @@ int main(int argc, char **argv)
     return 2;
   }
   datadir = argv[1];
-  /* The store asks this folder whether an install makes hooks due (kvvm_hooks_present):
+  /* The store looks in this folder for a hook before it makes an install's hooks due:
    * empty until hooks_get_thumbprint_and_store puts a hook in it. */
   char *hooks = path_in("hooks");
   SetEnvironmentVariableA("KVVM_HOOKS_DIR", hooks);
