@@ -1,41 +1,15 @@
 /* Does a Server Authentication leaf's chain reach a root this system trusts, from the
  * secret's own certificates? nginx and Apache send what the file holds: a missing
  * intermediate means clients that refuse the server, though the file itself is fine. The
- * check reads the trust store once per process (a PEM bundle such as Debian's
- * ca-certificates.crt), asks nothing of the network, and only names what is missing: the
- * certificate is installed either way. */
+ * check indexes the trust store once per process (a PEM bundle such as Debian's
+ * ca-certificates.crt; certmat_trust.c), asks nothing of the network, and only names what
+ * is missing: the certificate is installed either way. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <mbedtls/oid.h>
 
 #include "certmat/certmat_int.h"
-#include "kvvm/mem.h"
-
-/* The trust store last read: its path and certificates. A pass checks many certificates
- * against one file; the worker that runs a pass is a fresh process, so it is read again
- * for each pass. */
-static struct {
-  char *path;
-  mbedtls_x509_crt roots;
-  bool loaded;
-} trust;
-
-static bool load_trust(const char *path)
-{
-  if (trust.path && strcmp(trust.path, path) == 0)
-    return trust.loaded;
-  if (trust.path)
-    mbedtls_x509_crt_free(&trust.roots);
-  free(trust.path);
-  trust.path = kvvm_xstrdup(path);
-  mbedtls_x509_crt_init(&trust.roots);
-  /* A bundle may hold a certificate mbedTLS cannot read (>= 0 counts them): the rest serve. */
-  trust.loaded = mbedtls_x509_crt_parse_file(&trust.roots, path) >= 0 &&
-                 trust.roots.version != 0;
-  return trust.loaded;
-}
 
 static bool server_auth(const mbedtls_x509_crt *c)
 {
@@ -85,13 +59,17 @@ enum kvvm_err kvvm_certmat_chain_gap(const struct kvvm_bundle *b, const char *tr
   note[0] = '\0';
   if (!server_auth(b->order[0]))
     return KVVM_OK;
-  if (!trust_file || !load_trust(trust_file))
+  if (!trust_file || !certmat_trust_index(trust_file))
     return KVVM_E_NOENT;
+  /* mbedTLS looks for each link's issuer among the roots first: a root of the store may
+   * vouch for an intermediate below the top of the secret's chain (a cross-signed one). */
+  for (size_t i = 0; i <= b->n_chain; i++)
+    certmat_trust_want(&b->order[i]->issuer_raw);
   mbedtls_x509_crt_init(&chain);
   enum kvvm_err rc = chain_of(b, &chain) ? KVVM_OK : KVVM_E_INTERNAL;
   /* Only trust matters: expiry and key sizes are reported elsewhere or are the CA's. */
-  if (rc == KVVM_OK && mbedtls_x509_crt_verify(&chain, &trust.roots, NULL, NULL, &flags, NULL,
-                                               NULL) != 0 &&
+  if (rc == KVVM_OK && mbedtls_x509_crt_verify(&chain, certmat_trust_roots(), NULL, NULL,
+                                               &flags, NULL, NULL) != 0 &&
       (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED))
     name_gap(b, trust_file, note, n);
   mbedtls_x509_crt_free(&chain);

@@ -70,6 +70,12 @@ int certmat_pk_parse(mbedtls_pk_context *pk, const unsigned char *der, size_t le
                      char *unsupported, size_t n);
 int certmat_crt_parse(mbedtls_x509_crt *chain, const unsigned char *der, size_t len,
                       char *unsupported, size_t n);
+/* The system's trust store for the chain check (certmat_trust.c): an index of path's roots
+ * by subject, built once per process and path (false: unreadable, or no certificate in it);
+ * want parses the roots whose subject is name into the list roots returns. */
+bool certmat_trust_index(const char *path);
+void certmat_trust_want(const mbedtls_x509_buf *name);
+mbedtls_x509_crt *certmat_trust_roots(void);
 /* Say why in words: fmt into why, and the same line into the log at ERR level. Returns
  * KVVM_E_CERT, so callers write `return certmat_fail(...)`. */
 enum kvvm_err certmat_fail(char *why, size_t whylen, const char *fmt, ...)

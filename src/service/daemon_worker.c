@@ -198,6 +198,13 @@ static void pass(struct job *j)
              kvvm_paths_state_dir());
     kvvm_daemon_fail_due(a->out, j->req.due, a->n, KVVM_E_STATE, why);
   }
+  /* The answer needs only the outcomes. The installed state (a first sync of 1,000: its
+   * parked records) and the settings go before the answer's tree is built in their place:
+   * built on top of them, it was the worker's peak (7.3 of 7.4 MiB). */
+  kvvm_store_close(j->store);
+  j->store = NULL;
+  kvvm_config_free(j->cfg);
+  j->cfg = NULL;
 }
 
 /* What a killed kvvmd may have left in the store: temp files, and hooks a crash left due

@@ -27,6 +27,7 @@ struct kvvm_installed {
   unsigned long changes, parked_at;  /* changes made; their count at the last park */
   json_t *live;   /* the records parsed since the last park: key -> their parked text */
   char *folders;  /* FOLDERS_NAME's content as last read or written ("{}" when none) */
+  int hooks;      /* installed_hooks_memo: store.c's answer this pass; -1: not asked yet */
 };
 
 static void note_change(struct kvvm_installed *st)
@@ -182,6 +183,7 @@ enum kvvm_err kvvm_installed_load(const char *dir, struct kvvm_installed **out)
   char *path = kvvm_path_join(dir, INSTALLED_NAME), *text = NULL;
   struct kvvm_installed *st = kvvm_xcalloc(1, sizeof *st);
   st->dir = kvvm_xstrdup(dir);
+  st->hooks = -1;
   enum kvvm_err rc = kvvm_file_read(path, INSTALLED_MAX, &text, NULL);
   if (rc == KVVM_OK) {
     json_error_t jerr;
@@ -284,6 +286,7 @@ static int write_doc(struct kvvm_wfile *f, void *doc)
 
 enum kvvm_err kvvm_installed_save(struct kvvm_installed *st)
 {
+  st->hooks = -1;   /* a save ends a pass (its commit) or a hook run: ask again in the next */
   if (!st->dirty)
     return KVVM_OK;
   /* Never lower the format number a newer version wrote: its readers rely on it. */
@@ -456,3 +459,5 @@ const char *kvvm_installed_pass_hook_error(const struct kvvm_installed *st)
 {
   return installed_str(json_object_get(st->doc, "pass_hook"), "error");
 }
+
+int *installed_hooks_memo(struct kvvm_installed *st) { return &st->hooks; }

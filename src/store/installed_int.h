@@ -30,6 +30,9 @@ void installed_changed(struct kvvm_installed *st);
 /* A sub-object of obj, made when absent. */
 json_t *installed_obj(struct kvvm_installed *st, json_t *obj, const char *key);
 const char *installed_str(const json_t *obj, const char *key);
+/* Whether the hooks folder holds a hook, as store.c found it this pass: -1 until asked, and
+ * again after each save (a save ends a pass: its commit, or a hook run). */
+int *installed_hooks_memo(struct kvvm_installed *st);
 /* A number for the next due hook, so hooks replay in the order they became due. */
 json_int_t installed_next_seq(struct kvvm_installed *st);
 

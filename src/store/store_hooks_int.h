@@ -10,7 +10,8 @@
 
 /* Before rec is updated for the version res describes (its "sans" still the previous
  * version's; sans the new one's): the hooks of rec are due with the event and what was
- * there before, and res->link joins the pass hook's changed names. */
+ * there before, and res->link joins the pass hook's changed names. Nothing when the hooks
+ * folder holds no hook (absent, empty, or only hidden names). */
 void store_hooks_due(struct kvvm_installed *st, json_t *rec, const struct kvvm_cert_cfg *cc,
                      const struct kvvm_install_result *res, char *const *sans);
 

@@ -30,10 +30,13 @@ static void env_init(struct env *e)
   e->hooks = kvvm_path_join(e->top, "hooks.d");
   mkdir(e->hooks, 0755);
   e->o = (struct kvvm_hooks_opts){.dir = e->hooks, .timeout_s = 10};
+  /* The store asks the default folder whether an install makes hooks due: this one. */
+  setenv("KVVM_HOOKS_DIR", e->hooks, 1);
 }
 
 static void env_done(struct env *e)
 {
+  unsetenv("KVVM_HOOKS_DIR");
   kt_rmtree(e->top);
   free(e->top);
   free(e->hooks);
@@ -248,6 +251,46 @@ static enum kvvm_err pass(struct kvvm_store *s, const struct kvvm_cert_cfg *cc,
   return rc != KVVM_OK ? rc : kvvm_hooks_run_due(kvvm_store_installed(s), o);
 }
 
+static ino_t inode_of(const char *dir, const char *name)
+{
+  char *p = kvvm_path_join(dir, name);
+  struct stat st;
+  ino_t ino = stat(p, &st) == 0 ? st.st_ino : 0;
+  free(p);
+  return ino;
+}
+
+/* A hooks folder with no hook (empty, or only hidden names): an install marks nothing due and the hook run after the
+ * commit saves nothing; a hook placed before the next pass makes that pass's install due. */
+static void no_hooks_no_marks(void)
+{
+  struct env e;
+  env_init(&e);
+  char *state = kvvm_path_join(e.top, "state"), *store = kvvm_path_join(e.top, "store");
+  struct kvvm_store_opts so = {.state_dir = state};
+  struct kvvm_store *s = NULL;
+  struct kvvm_cert_cfg cc = fx_cc("c1", store, NULL);
+  struct kvvm_installed_cert ic;
+  kvvm_store_open(&so, &s);
+  hook(&e, ".10-hidden", 0755, "echo hidden >>\"$T/ran\"");  /* no runner takes it */
+  KT_CHECK(pass(s, &cc, ba, "v1", &e.o) == KVVM_OK);
+  KT_CHECK(kvvm_installed_get(kvvm_store_installed(s), cc.url, store, &ic) && !ic.hook_due);
+  ino_t saved = inode_of(state, "installed.json");
+  KT_CHECK(saved != 0);
+  KT_CHECK(kvvm_hooks_run_due(kvvm_store_installed(s), &e.o) == KVVM_OK);
+  KT_CHECK(inode_of(state, "installed.json") == saved);  /* nothing to save */
+  hook(&e, "10-rec", 0755, "echo \"$KVVM_HOOK_EVENT\" >>\"$T/ran\"");
+  KT_CHECK(pass(s, &cc, bb, "v2", &e.o) == KVVM_OK);
+  char *ran = slurp(&e, "ran");
+  KT_STREQ(ran, "renew\npass\n");
+  free(ran);
+  kvvm_store_close(s);
+  fx_cc_free(&cc);
+  free(state);
+  free(store);
+  env_done(&e);
+}
+
 /* The store records hooks as due in the save that records the install; a crash before
  * they ran replays them; once run they are cleared. */
 static void due_queue(void)
@@ -359,7 +402,7 @@ int main(void)
   static const struct kt_case cases[] = {
       KT_CASE(environment_and_isolation), KT_CASE(order_and_failures),
       KT_CASE(timeout_kills_group),       KT_CASE(unsafe_skipped),
-      KT_CASE(binaries_and_output),       KT_CASE(due_queue),
+      KT_CASE(binaries_and_output),       KT_CASE(due_queue), KT_CASE(no_hooks_no_marks),
   };
   int rc = KT_RUN("hooks", cases);
   kvvm_bundle_free(ba);

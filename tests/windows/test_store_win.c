@@ -516,7 +516,7 @@ static void hooks_get_thumbprint_and_store(void)
   KT_CHECK(kvvm_store_install(s, &cfg->certs[0], b, "h1", &res) == KVVM_OK && res.changed);
   kvvm_install_result_clear(&res);
   KT_CHECK(kvvm_store_commit(s) == KVVM_OK);
-  /* Every earlier case's versions are due too (their folder had no hooks): all run now. */
+  /* Only this version's hooks are due: the earlier cases' installs found the folder empty. */
   struct kvvm_hooks_opts o = {.dir = hooks, .timeout_s = 20};
   KT_CHECK(kvvm_hooks_run_due(kvvm_store_installed(s), &o) == KVVM_OK);
   const char *thumb = kvvm_bundle_facts(b)->thumbprint;
@@ -747,6 +747,11 @@ int main(int argc, char **argv)
     return 2;
   }
   datadir = argv[1];
+  /* The store looks in this folder for a hook before it makes an install's hooks due:
+   * empty until hooks_get_thumbprint_and_store puts a hook in it. */
+  char *hooks = path_in("hooks");
+  SetEnvironmentVariableA("KVVM_HOOKS_DIR", hooks);
+  free(hooks);
   GetModuleFileNameA(NULL, self, sizeof self);
   if (under_wine()) {
     printf("under wine: CNG and EC keys cannot be shown here (docs windows.md)\n");
