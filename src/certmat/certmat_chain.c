@@ -18,14 +18,50 @@ static bool server_auth(const mbedtls_x509_crt *c)
                                                    MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH)) == 0;
 }
 
-/* The leaf and its chain as one list, as a server would send them. */
+/* The chain above the leaf, parsed once and kept while the next leaves share it (most
+ * certificates of a machine come from one or two issuers): a kept issuer keeps what mbedTLS
+ * caches of its key (its RSA modulus's R^2), which a fresh parse would compute again for
+ * every leaf. The verification itself is unchanged. Only one thread checks chains. */
+static struct {
+  bool set;
+  mbedtls_x509_crt crts;
+} above;
+
+static bool above_is(const struct kvvm_bundle *b)
+{
+  const mbedtls_x509_crt *c = &above.crts;
+  for (size_t i = 1; i <= b->n_chain; i++, c = c->next)
+    if (!c || c->raw.len != b->order[i]->raw.len ||
+        memcmp(c->raw.p, b->order[i]->raw.p, c->raw.len) != 0)
+      return false;
+  return above.set && !c;
+}
+
+static bool above_of(const struct kvvm_bundle *b)
+{
+  char unsupported[96];
+  if (above_is(b))
+    return true;
+  mbedtls_x509_crt_free(&above.crts);
+  mbedtls_x509_crt_init(&above.crts);
+  above.set = true;
+  for (size_t i = 1; above.set && i <= b->n_chain; i++)
+    above.set = certmat_crt_parse(&above.crts, b->order[i]->raw.p, b->order[i]->raw.len,
+                                  unsupported, sizeof unsupported) == 0;
+  return above.set;
+}
+
+/* The leaf and its chain as one list, as a server would send them: a new leaf, linked to
+ * the kept chain above it (unlinked again before the leaf is freed). */
 static bool chain_of(const struct kvvm_bundle *b, mbedtls_x509_crt *out)
 {
   char unsupported[96];
-  for (size_t i = 0; i <= b->n_chain; i++)
-    if (certmat_crt_parse(out, b->order[i]->raw.p, b->order[i]->raw.len, unsupported,
-                          sizeof unsupported) != 0)
-      return false;
+  if (certmat_crt_parse(out, b->order[0]->raw.p, b->order[0]->raw.len, unsupported,
+                        sizeof unsupported) != 0)
+    return false;
+  if (b->n_chain && !above_of(b))
+    return false;
+  out->next = b->n_chain ? &above.crts : NULL;
   return true;
 }
 
@@ -72,6 +108,7 @@ enum kvvm_err kvvm_certmat_chain_gap(const struct kvvm_bundle *b, const char *tr
                                                &flags, NULL, NULL) != 0 &&
       (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED))
     name_gap(b, trust_file, note, n);
+  chain.next = NULL;   /* the chain above stays kept */
   mbedtls_x509_crt_free(&chain);
   return rc;
 }

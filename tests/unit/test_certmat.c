@@ -453,6 +453,27 @@ static void chain_gaps_indexed(void)
   free(path);
 }
 
+/* The chain above a leaf is kept while the next leaves share it, and never stands in for
+ * another: two issuers both trusted, checked in turn, each chain builds. */
+static void chain_kept_above(void)
+{
+  const char *rsa[] = {"rsa2048.crt", "rsa2048.key", "rsa-int.crt"};
+  const char *rsa4k[] = {"rsa4096.crt", "rsa4096.key", "rsa-int.crt"};
+  const char *ec[] = {"ec256.crt", "ec256.key", "ec256-int.crt"};
+  const char *roots[] = {"rsa-root.crt", "ec256-root.crt"};
+  enum kvvm_err rc;
+  char *text = join(roots, 2), *path = fpath("two-roots.crt");
+  FILE *f = fopen(path, "wb");
+  KT_CHECK(f && fputs(text, f) >= 0 && fclose(f) == 0);
+  KT_STREQ(chain_note_of(rsa, 3, "two-roots.crt", &rc), "");
+  KT_STREQ(chain_note_of(rsa4k, 3, "two-roots.crt", &rc), "");
+  KT_STREQ(chain_note_of(ec, 3, "two-roots.crt", &rc), "");
+  KT_STREQ(chain_note_of(rsa, 3, "two-roots.crt", &rc), "");
+  KT_CHECK(rc == KVVM_OK);
+  free(text);
+  free(path);
+}
+
 /* IP SANs in RFC 5952 form, from one self-signed certificate: the zero-run rules (longest,
  * first of equals, never a single group), case, leading zeros, IPv4-mapped. */
 static void ip_sans(void)
@@ -624,7 +645,7 @@ int main(void)
       KT_CASE(chains_all_types), KT_CASE(pem_every_order), KT_CASE(cert_der_in_chain_order),
       KT_CASE(key_forms),
       KT_CASE(unrelated_kept),   KT_CASE(crlf_text),       KT_CASE(key_errors),      KT_CASE(text_errors),
-      KT_CASE(expired_builds),   KT_CASE(chain_gaps), KT_CASE(chain_gaps_indexed),   KT_CASE(pem_read_by_openssl), KT_CASE(pkcs12_written),
+      KT_CASE(expired_builds),   KT_CASE(chain_gaps), KT_CASE(chain_gaps_indexed), KT_CASE(chain_kept_above),   KT_CASE(pem_read_by_openssl), KT_CASE(pkcs12_written),
       KT_CASE(secret_content_types), KT_CASE(ip_sans),
   };
   int rc = KT_RUN("certmat", cases);
