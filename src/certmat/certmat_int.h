@@ -48,6 +48,13 @@ bool certmat_crt_aki(const mbedtls_x509_crt *c, mbedtls_asn1_buf *id);
  * what names the input in the KVVM_E_CERT message. */
 enum kvvm_err certmat_b64_decode(const char *text, size_t len, const char *what,
                                  unsigned char **out, size_t *outlen, char *why, size_t whylen);
+/* Base64 without whitespace (certmat_b64.c), constant time in the data. The decoder accepts
+ * and gives what mbedtls_base64_decode does: 0, or -1 for text that is not base64 (or cap
+ * below n / 4 * 3). The encoder writes (n + 2) / 3 * 4 characters and a NUL. Exported for
+ * test_certmat's comparison with mbedTLS. */
+KVVM_API int kvvm_certmat_b64_dec(unsigned char *dst, size_t cap, size_t *olen,
+                             const unsigned char *src, size_t n);
+KVVM_API void kvvm_certmat_b64_enc(unsigned char *dst, const unsigned char *src, size_t n);
 /* A DRBG seeded from the system's entropy, for salts, IVs and RSA blinding; use
  * mbedtls_ctr_drbg_random with &rng->drbg. */
 struct certmat_rng {

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include <mbedtls/asn1.h>
-#include <mbedtls/base64.h>
 #include <mbedtls/oid.h>
 
 #include "certmat/certmat_int.h"
@@ -109,7 +108,7 @@ bool certmat_crt_aki(const mbedtls_x509_crt *c, mbedtls_asn1_buf *id)
 enum kvvm_err certmat_b64_decode(const char *text, size_t len, const char *what,
                                  unsigned char **out, size_t *outlen, char *why, size_t whylen)
 {
-  /* mbedtls_base64_decode accepts line breaks but not every whitespace users paste; the
+  /* The decoder takes no whitespace, and users paste every kind; the
    * copy is wiped because a password-less PFX in it is as good as the key. */
   unsigned char *clean = kvvm_xmalloc(len + 1), *der = NULL;
   size_t n = 0, dlen = 0;
@@ -118,7 +117,7 @@ enum kvvm_err certmat_b64_decode(const char *text, size_t len, const char *what,
     if (!isspace((unsigned char)text[i]))
       clean[n++] = (unsigned char)text[i];
   der = kvvm_xmalloc(n / 4 * 3 + 3);
-  if (n == 0 || mbedtls_base64_decode(der, n / 4 * 3 + 3, &dlen, clean, n) != 0) {
+  if (n == 0 || kvvm_certmat_b64_dec(der, n / 4 * 3 + 3, &dlen, clean, n) != 0) {
     rc = certmat_fail(why, whylen, "%s is %s", what, n ? "not valid base64" : "empty");
     kvvm_free_secret(der, n / 4 * 3 + 3);
     der = NULL;

@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include <mbedtls/asn1write.h>
-#include <mbedtls/base64.h>
 #include <mbedtls/cipher.h>
 #include <mbedtls/ecp.h>
 #include <mbedtls/md.h>
@@ -145,9 +144,9 @@ static size_t pem_size(const char *label, size_t der_len)
 static void pem_put(char *out, size_t *pos, const char *label, const unsigned char *der,
                     size_t len)
 {
-  size_t b64 = (len + 2) / 3 * 4, olen = 0;
+  size_t b64 = (len + 2) / 3 * 4, olen = b64;
   unsigned char *enc = kvvm_xmalloc(b64 + 1);
-  mbedtls_base64_encode(enc, b64 + 1, &olen, der, len);
+  kvvm_certmat_b64_enc(enc, der, len);
   *pos += (size_t)sprintf(out + *pos, "-----BEGIN %s-----\n", label);
   for (size_t i = 0; i < olen; i += 64) {
     size_t n = olen - i < 64 ? olen - i : 64;

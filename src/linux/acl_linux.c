@@ -321,17 +321,24 @@ out:
   return rc;
 }
 
-/* owner: the owner's bits; each principal perm, the mask perm, nobody else anything. */
-static enum kvvm_err set_exact(int fd, mode_t owner, unsigned perm,
+/* True when fd has no access ACL of its own (none set, or a filesystem without ACLs). */
+static bool no_access_acl(int fd)
+{
+  return fgetxattr(fd, XATTR_ACCESS, NULL, 0) < 0 && (errno == ENODATA || errno == ENOTSUP);
+}
+
+/* owner: the owner's bits; each principal perm, the mask perm, nobody else anything. st is
+ * fd's, fresh. A file that is already exactly that (no principals, the mode, no ACL: a temp
+ * file just made in a folder with no default ACL) is left as it is: no write, no inode
+ * change for the journal. */
+static enum kvvm_err set_exact(int fd, const struct stat *fst, mode_t owner, unsigned perm,
                                const struct kvvm_principal *p, size_t n, char *why,
                                size_t whylen)
 {
-  struct stat st;
+  if (n == 0 && (fst->st_mode & 07777) == owner && no_access_acl(fd))
+    return KVVM_OK;
+  struct stat st = *fst;
   struct acl a = {0};
-  if (fstat(fd, &st) != 0) {
-    snprintf(why, whylen, "fstat: %s", strerror(errno));
-    return KVVM_E_IO;
-  }
   acl_from_mode(&a, owner);
   for (size_t i = 0; i < n; i++)
     acl_add(&a, p[i].group ? T_GROUP : T_USER, perm, p[i].id);
@@ -343,16 +350,35 @@ static enum kvvm_err set_exact(int fd, mode_t owner, unsigned perm,
   return rc;
 }
 
+static enum kvvm_err stat_and_set(int fd, mode_t owner, unsigned perm,
+                                  const struct kvvm_principal *p, size_t n, char *why,
+                                  size_t whylen)
+{
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    snprintf(why, whylen, "fstat: %s", strerror(errno));
+    return KVVM_E_IO;
+  }
+  return set_exact(fd, &st, owner, perm, p, n, why, whylen);
+}
+
 enum kvvm_err kvvm_acl_set_file(int fd, const struct kvvm_principal *p, size_t n, char *why,
                                 size_t whylen)
 {
-  return set_exact(fd, 0600, P_R, p, n, why, whylen);
+  return stat_and_set(fd, 0600, P_R, p, n, why, whylen);
+}
+
+enum kvvm_err kvvm_acl_set_file_st(int fd, const struct stat *st,
+                                   const struct kvvm_principal *p, size_t n, char *why,
+                                   size_t whylen)
+{
+  return set_exact(fd, st, 0600, P_R, p, n, why, whylen);
 }
 
 enum kvvm_err kvvm_acl_set_dir(int fd, const struct kvvm_principal *p, size_t n, char *why,
                                size_t whylen)
 {
-  return set_exact(fd, 0700, P_X, p, n, why, whylen);
+  return stat_and_set(fd, 0700, P_X, p, n, why, whylen);
 }
 
 bool kvvm_acl_writable_by_others(int fd, const struct stat *st, bool sticky_ok, char *why,

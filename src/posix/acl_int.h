@@ -16,6 +16,10 @@
  * (with no principals: a plain 0600 file). */
 KVVM_API enum kvvm_err kvvm_acl_set_file(int fd, const struct kvvm_principal *p, size_t n,
                                          char *why, size_t whylen);
+/* kvvm_acl_set_file for a caller that has just fstat'ed fd (st: its mode now). */
+KVVM_API enum kvvm_err kvvm_acl_set_file_st(int fd, const struct stat *st,
+                                            const struct kvvm_principal *p, size_t n,
+                                            char *why, size_t whylen);
 /* The exact ACL of a folder kvvm owns whole (a fileLayout version folder): owner rwx, each
  * principal --x (it reads the files by name, lists nothing), nobody else anything. */
 KVVM_API enum kvvm_err kvvm_acl_set_dir(int fd, const struct kvvm_principal *p, size_t n,

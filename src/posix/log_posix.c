@@ -19,8 +19,28 @@
 static struct {
   int fd, lock_fd;
   pid_t pid;  /* the process that opened fd and lock_fd */
+  dev_t dev;  /* fd's file: kvvm.log while the path still names it */
+  ino_t ino;
   char dir[KVVM_LOG_DIR_CAP];
 } p = {.fd = -1, .lock_fd = -1};
+
+/* getpid is a system call, and every line asks twice (its prefix, the fork check): the
+ * answer is kept, and forgotten in the child of a fork. */
+static _Atomic pid_t own_pid;
+static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
+
+static void forget_pid(void) { own_pid = 0; }
+
+static void watch_forks(void) { pthread_atfork(NULL, NULL, forget_pid); }
+
+static pid_t my_pid(void)
+{
+  pthread_once(&pid_once, watch_forks);
+  pid_t pid = own_pid;
+  if (pid == 0)
+    own_pid = pid = getpid();
+  return pid;
+}
 
 /* <dir>/<name>; the folder is short enough for any of our names to fit. */
 static void path_of(char out[PATH_MAX], const char *name)
@@ -59,13 +79,12 @@ static void close_fds(void)
 
 /* O_NOFOLLOW: a symlink planted in the folder is never written through. O_NONBLOCK: a
  * planted FIFO cannot hang us in open(); it is then refused as not a regular file. */
-static int open_own(const char *name, int flags)
+static int open_own(const char *name, int flags, struct stat *st)
 {
   char path[PATH_MAX];
   path_of(path, name);
   int fd = open(path, flags | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0600);
-  struct stat st;
-  if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+  if (fd >= 0 && (fstat(fd, st) != 0 || !S_ISREG(st->st_mode))) {
     close(fd);
     errno = EINVAL;
     return -1;
@@ -76,16 +95,19 @@ static int open_own(const char *name, int flags)
 /* Opens kvvm.log and its lock file; 0 or an errno value. */
 static int open_fds(void)
 {
+  struct stat st;
   close_fds();
-  p.lock_fd = open_own(KVVM_LOG_NAME ".lock", O_RDWR);
+  p.lock_fd = open_own(KVVM_LOG_NAME ".lock", O_RDWR, &st);
   if (p.lock_fd >= 0)
-    p.fd = open_own(KVVM_LOG_NAME, O_WRONLY | O_APPEND);
+    p.fd = open_own(KVVM_LOG_NAME, O_WRONLY | O_APPEND, &st);
   if (p.fd < 0) {
     int e = errno;
     close_fds();
     return e;
   }
-  p.pid = getpid();
+  p.dev = st.st_dev;
+  p.ino = st.st_ino;
+  p.pid = my_pid();
   return 0;
 }
 
@@ -122,27 +144,25 @@ int kvvm_log_os_lock_rotation(void) { return lock(LOCK_EX); }
 void kvvm_log_os_unlock_rotation(void) { flock(p.lock_fd, LOCK_UN); }
 
 /* Another process may have rotated: then our descriptor names a renamed (soon removed)
- * file and the path a new one. Gives the size of the file we are about to append to. */
+ * file and the path a new one. Gives the size of the file we are about to append to. One
+ * lstat of the path does it: a descriptor's device and inode never change, so those kept
+ * from its open say whether the path still names it (and then its size is ours). */
 static int follow_rotation(uint64_t *size, const char **what)
 {
   char path[PATH_MAX];
-  struct stat ps, fs;
+  struct stat st;
   path_of(path, KVVM_LOG_NAME);
-  *what = "fstat";
-  if (fstat(p.fd, &fs) != 0)
-    return errno;
-  if (lstat(path, &ps) != 0 || ps.st_dev != fs.st_dev || ps.st_ino != fs.st_ino) {
-    int fd = open_own(KVVM_LOG_NAME, O_WRONLY | O_APPEND);
+  if (lstat(path, &st) != 0 || st.st_dev != p.dev || st.st_ino != p.ino) {
+    int fd = open_own(KVVM_LOG_NAME, O_WRONLY | O_APPEND, &st);
     *what = "reopen";
     if (fd < 0)
       return errno;
     close(p.fd);
     p.fd = fd;
-    *what = "fstat";
-    if (fstat(p.fd, &fs) != 0)
-      return errno;
+    p.dev = st.st_dev;
+    p.ino = st.st_ino;
   }
-  *size = (uint64_t)fs.st_size;
+  *size = (uint64_t)st.st_size;
   return 0;
 }
 
@@ -164,7 +184,7 @@ int kvvm_log_os_append(const char *line, size_t n, uint64_t *size, const char **
 {
   /* A forked child shares the parent's lock description, which would make their flocks
    * one lock: it opens its own. */
-  if (p.pid != getpid()) {
+  if (p.pid != my_pid()) {
     int e = open_fds();
     *what = "reopen in a child process";
     if (e)
@@ -285,7 +305,7 @@ size_t kvvm_log_os_stamp(char *buf, size_t cap)
   return n + (size_t)snprintf(buf + n, cap - n, ".%03ldZ ", ts.tv_nsec / 1000000);
 }
 
-long kvvm_log_os_pid(void) { return (long)getpid(); }
+long kvvm_log_os_pid(void) { return (long)my_pid(); }
 
 const char *kvvm_log_os_strerror(int err, char *buf, size_t n)
 {

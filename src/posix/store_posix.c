@@ -71,13 +71,14 @@ static enum kvvm_err fill(int fd, const char *dir, const struct store_grants *g,
 {
   struct stat st;
   if (kvvm_fd_write_all(fd, data, len) != 0 || fstat(fd, &st) != 0 ||
-      ((st.st_uid != 0 || st.st_gid != 0) && fchown(fd, 0, 0) != 0) || fchmod(fd, 0600) != 0) {
+      ((st.st_uid != 0 || st.st_gid != 0) && fchown(fd, 0, 0) != 0)) {
     snprintf(why, wl, "%s: write: %s", dir, strerror(errno));
     return KVVM_E_IO;
   }
-  enum kvvm_err rc = kvvm_acl_set_file(fd, g->p, g->n, why, wl);
+  /* The ACL step sets the mode too (0600, or its entries'): no chmod of its own here. */
+  enum kvvm_err rc = kvvm_acl_set_file_st(fd, &st, g->p, g->n, why, wl);
   if (rc == KVVM_E_GRANT)  /* no ACLs here: install root-only; the grants step reports it */
-    rc = kvvm_acl_set_file(fd, NULL, 0, why, wl);
+    rc = kvvm_acl_set_file_st(fd, &st, NULL, 0, why, wl);
   return rc;
 }
 

@@ -10,6 +10,7 @@
 #include <mbedtls/base64.h>
 
 #include "kt.h"
+#include "certmat/certmat_int.h"
 #include "kvvm/certmat.h"
 #include "kvvm/fileio.h"
 #include "kvvm/log.h"
@@ -632,6 +633,48 @@ static void secret_content_types(void)
   free(sha);
 }
 
+/* Our base64 (certmat_b64.c) against mbedTLS's on valid text of every length and on text
+ * mutated into every kind of error: the same verdict, the same bytes. */
+static unsigned rnd_next(unsigned *state)
+{
+  *state = *state * 1103515245u + 12345u;
+  return *state >> 16;
+}
+
+static void b64_mutate(unsigned char *t, size_t *n, unsigned *st)
+{
+  static const char pick[] = "AZaz09+/=-_.\x80";  /* no whitespace: callers strip it */
+  switch (rnd_next(st) % 5) {
+  case 0: if (*n) t[rnd_next(st) % *n] = (unsigned char)pick[rnd_next(st) % (sizeof pick - 1)]; break;
+  case 1: if (*n) (*n)--; break;
+  case 2: t[(*n)++] = '='; break;
+  case 3: if (*n) t[rnd_next(st) % *n] = 0x80 | (unsigned char)rnd_next(st); break;
+  default: break;  /* left valid */
+  }
+}
+
+static void b64_same_as_mbedtls(void)
+{
+  unsigned st = 17, differ = 0, errors = 0;
+  unsigned char raw[80], ours[128], theirs[128], text[128];
+  for (int round = 0; round < 20000; round++) {
+    size_t rl = rnd_next(&st) % sizeof raw, tl = 0, ol = 0, tl2 = 0;
+    for (size_t i = 0; i < rl; i++)
+      raw[i] = (unsigned char)rnd_next(&st);
+    mbedtls_base64_encode(theirs, sizeof theirs, &tl, raw, rl);
+    kvvm_certmat_b64_enc(ours, raw, rl);
+    differ += strlen((char *)ours) != tl || memcmp(ours, theirs, tl) != 0;
+    memcpy(text, theirs, tl);
+    b64_mutate(text, &tl, &st);
+    int a = kvvm_certmat_b64_dec(ours, sizeof ours, &ol, text, tl);
+    int b = mbedtls_base64_decode(theirs, sizeof theirs, &tl2, text, tl);
+    errors += b != 0;
+    differ += (a == 0) != (b == 0) || (a == 0 && (ol != tl2 || memcmp(ours, theirs, ol) != 0));
+  }
+  KT_CHECK(differ == 0);
+  KT_CHECK(errors > 4000 && errors < 16000);  /* both verdicts were exercised */
+}
+
 int main(void)
 {
   /* Error cases log on purpose; the test output stays readable without them. */
@@ -643,7 +686,7 @@ int main(void)
   }
   static const struct kt_case cases[] = {
       KT_CASE(chains_all_types), KT_CASE(pem_every_order), KT_CASE(cert_der_in_chain_order),
-      KT_CASE(key_forms),
+      KT_CASE(key_forms),          KT_CASE(b64_same_as_mbedtls),
       KT_CASE(unrelated_kept),   KT_CASE(crlf_text),       KT_CASE(key_errors),      KT_CASE(text_errors),
       KT_CASE(expired_builds),   KT_CASE(chain_gaps), KT_CASE(chain_gaps_indexed), KT_CASE(chain_kept_above),   KT_CASE(pem_read_by_openssl), KT_CASE(pkcs12_written),
       KT_CASE(secret_content_types), KT_CASE(ip_sans),

@@ -452,6 +452,36 @@ static void new_folders_exact(void)
   env_done(&e);
 }
 
+/* A temp file is left as created only when it already is root's 0600 with no ACL: a default
+ * ACL on a folder kvvm did not make, or a umask that takes the owner's bits, must not reach
+ * the installed file. */
+static void fresh_file_case(const char *prep, mode_t mask)
+{
+  struct env e;
+  env_init(&e);
+  fx_sh("mkdir -m 700 '%s' && %s '%s'", e.store, prep, e.store);
+  struct kvvm_cert_cfg cc = fx_cc("c1", e.store, NULL);
+  struct kvvm_install_result res;
+  mode_t old = umask(mask);
+  KT_CHECK(install(&e, &cc, ba, "v1", &res) == KVVM_OK);
+  umask(old);
+  KT_CHECK(is_root_0600(res.file));
+  char *acl = fx_out("getfacl -cpn '%s'", res.file);
+  KT_STREQ(acl, "user::rw-\ngroup::---\nother::---\n\n");
+  free(acl);
+  kvvm_install_result_clear(&res);
+  fx_cc_free(&cc);
+  env_done(&e);
+}
+
+static void fresh_file_exact(void)
+{
+  fresh_file_case("setfacl -d -m u:12345:rwx,g::rwx,o::rwx", 0);
+  fresh_file_case("setfacl -d -m u:12345:r", 077);
+  fresh_file_case("true", 0277);
+  fresh_file_case("true", 0);
+}
+
 static void installed_state(void)
 {
   struct env e;
@@ -582,6 +612,7 @@ int main(void)
       KT_CASE(mapping),          KT_CASE(layout_and_content), KT_CASE(unchanged_zero_writes),
       KT_CASE(renewal_and_retention), KT_CASE(key_exportable), KT_CASE(link_renamed),
       KT_CASE(planted),          KT_CASE(unsafe_folders),     KT_CASE(new_folders_exact),
+      KT_CASE(fresh_file_exact),
       KT_CASE(installed_state),  KT_CASE(installed_parking), KT_CASE(sweep),
   };
   int rc = KT_RUN("store", cases);
