@@ -55,6 +55,7 @@ static struct {
   char env_why[300];
   char *ca_path, *ca_pem;    /* KVVM_CA_FILE, checked, and its content */
   bool ca_blob;              /* hand libcurl the checked content, not the path */
+  bool upload_buffer;        /* the running libcurl takes CURLOPT_UPLOAD_BUFFERSIZE (7.62) */
   struct curl_slist *connect_to;
   char user_agent[64];
 } g;
@@ -161,6 +162,7 @@ static enum kvvm_err load_overrides(void)
   g.ca_path = ca && *ca ? kvvm_xstrdup(ca) : NULL;
   /* CURLOPT_CAINFO_BLOB (7.77) uses the bytes we checked; older libcurl reopens the path. */
   g.ca_blob = curl_version_info(CURLVERSION_NOW)->version_num >= 0x074d00;
+  g.upload_buffer = curl_version_info(CURLVERSION_NOW)->version_num >= 0x073e00;
   if (ct)
     build_connect_to(ct);
 out:
@@ -315,8 +317,9 @@ static void set_options(struct xfer *x, const struct kvvm_http_req *req)
 #if CURL_AT_LEAST_VERSION(7, 62, 0)
   /* libcurl copies a request sent over TLS into an upload buffer of 64 KiB per handle; a GET
    * never needs more than its headers (a few KiB), and 16 requests in flight held 1 MiB of
-   * them. 16 KiB is libcurl's least; an older libcurl refuses the option and keeps 64. */
-  curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, UPLOAD_BUFFER);
+   * them. 16 KiB is libcurl's least; an older libcurl (the floor is 7.61) keeps 64. */
+  if (g.upload_buffer)
+    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, UPLOAD_BUFFER);
 #endif
   /* Its download buffer likewise: 16 KiB per handle by default, for answers of a few KiB. */
   curl_easy_setopt(e, CURLOPT_BUFFERSIZE, DOWNLOAD_BUFFER);
