@@ -14,6 +14,8 @@ Run from the repo root (packages as in test_lifecycle.py):
 import glob
 import os
 import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
@@ -354,6 +356,105 @@ class KvvmTwoIdentitiesOneRefused(SyncCase):
         self.assertEqual(used, {("web", a["client_id"]), ("api", b["client_id"])}, log)
         asked = [e.get("identity") for e in log if e.get("target") == "imds"]
         self.assertEqual(sorted(set(asked)), sorted([a["client_id"], b["client_id"]]), asked)
+
+
+class KvvmSplitFilesServedByNginx(SyncCase):
+    """fileLayout under the agent: a real nginx on loopback reads the certbot folder's
+    fullchain.pem and privkey.pem through <link>.live; a rotation in the vault, the pass
+    kvvmd runs on SIGUSR1, the renewal hook's reload, and nginx serves the new certificate,
+    never logging a key that does not match its certificate."""
+    NGINX = "/usr/sbin/nginx"
+
+    @classmethod
+    def prepare(cls):
+        super().prepare()
+        cls.hooks = os.path.join(cls.h.root, "hooks.d")
+        cls.ngx = os.path.join(cls.h.root, "ngx")
+        for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            os.makedirs(os.path.join(cls.ngx, d))
+        os.makedirs(cls.hooks, mode=0o755)
+        cls.h.export_env({"KVVM_HOOKS_DIR": cls.hooks})
+        cls.nginx = None
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            if cls.nginx is not None:
+                cls.nginx.terminate()
+                cls.nginx.wait(timeout=10)
+        finally:
+            super().tearDownClass()
+
+    def ngx_args(self):
+        return [self.NGINX, "-e", os.path.join(self.ngx, "error.log"), "-p", self.ngx, "-c",
+                os.path.join(self.ngx, "nginx.conf")]
+
+    def write_conf(self, live, port):
+        n = self.ngx
+        with open(os.path.join(n, "nginx.conf"), "w") as f:
+            f.write("pid {0}/nginx.pid;\nerror_log {0}/error.log notice;\nworker_processes 1;\n"
+                    "events {{ worker_connections 64; }}\nhttp {{\n access_log off;\n"
+                    " client_body_temp_path {0}/body; proxy_temp_path {0}/proxy;\n"
+                    " fastcgi_temp_path {0}/fastcgi; uwsgi_temp_path {0}/uwsgi;\n"
+                    " scgi_temp_path {0}/scgi;\n server {{\n  listen 127.0.0.1:{1} ssl;\n"
+                    "  ssl_certificate {2}/fullchain.pem;\n  ssl_certificate_key {2}/privkey.pem;\n"
+                    "  location / {{ return 200 \"ok\\n\"; }}\n }}\n}}\n".format(n, port, live))
+        hook = os.path.join(self.hooks, "50-nginx")
+        with open(hook, "w") as f:
+            f.write("#!/bin/sh\n[ \"$KVVM_HOOK_EVENT\" = renew ] || exit 0\nexec {0} -s reload\n"
+                    .format(" ".join(self.ngx_args())))
+        os.chmod(hook, 0o755)
+
+    def served_thumbprint(self, port):
+        """The SHA-1 thumbprint (upper-case hex) of the certificate nginx serves, or None."""
+        r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)
+        if "BEGIN CERTIFICATE" not in r.stdout:
+            return None
+        fp = subprocess.run(["openssl", "x509", "-noout", "-fingerprint", "-sha1"],
+                            input=r.stdout, capture_output=True, text=True)
+        return fp.stdout.strip().split("=")[-1].replace(":", "").upper() or None
+
+    def wait_served(self, port, thumb):
+        deadline = time.time() + 15
+        while self.served_thumbprint(port) != thumb and time.time() < deadline:
+            time.sleep(0.2)
+        return self.served_thumbprint(port)
+
+    def test_nginx_serves_the_split_files_across_a_renewal(self):
+        if not os.access(self.NGINX, os.X_OK):
+            self.skipTest("nginx is not installed (scripts/deps.sh test installs it)")
+        b64, thumb1 = emu.make_pfx("web.example.com")
+        self.emu.add_secret(HOST, "web", b64)
+        pub = self.settings([], require=True)
+        pub["secretsManagementSettings"]["observedCertificates"] = [
+            {"url": url("web"), "fileLayout": "certbot"}]
+        live = self.link("web") + ".live"
+        port = _free_port()
+        self.write_conf(live, port)
+        self.h.set_goal_state([self.ext(0, pub, dependency_level=0)])
+        self.h.run()
+        r = self.h.wait_for_status(NAME, lambda r: r.ext_status == "success", timeout=STATUS_WAIT)
+        self.assertTrue(os.path.isfile(os.path.join(live, "fullchain.pem")), r)
+        type(self).nginx = subprocess.Popen(self.ngx_args() + ["-g", "daemon off;"],
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.assertEqual(self.wait_served(port, thumb1), thumb1, "nginx does not serve version 1")
+        b64, thumb2 = emu.make_pfx("web.example.com")
+        v2 = self.emu.add_secret(HOST, "web", b64)
+        os.kill(self.kvvmd_pid(), signal.SIGUSR1)
+        self.assertEqual(self.wait_served(port, thumb2), thumb2,
+                         "nginx does not serve version 2 after the renewal hook's reload")
+        self.assertEqual(os.readlink(live), "{0}.web.certbot.{1}".format(VAULT, v2))
+        with open(os.path.join(self.ngx, "error.log")) as f:
+            errors = f.read()
+        self.assertNotIn("key values mismatch", errors)
+        self.assertIn("reconfiguring", errors, "nginx logged no reload")
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 if __name__ == "__main__":
