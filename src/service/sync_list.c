@@ -30,23 +30,20 @@ static void remember_vault(struct phase *ph, const char *host)
   kvvm_installed_get_vault(ph->inst, host, &v->refused_at, &v->pages);
 }
 
-/* certs[i] from the settings and the record; host stays NULL when the URL is unusable. */
+/* certs[i] from the settings (which split and checked its URL) and the record. */
 static void describe(struct phase *ph, size_t i, size_t group)
 {
   const struct kvvm_cert_cfg *cc = &ph->cfg->certs[i];
   struct kvvm_listing_cert *c = &ph->certs[i];
   struct kvvm_installed_cert rec;
-  char *host = NULL, *name = NULL, *pin = NULL, why[300];
-  if (kvvm_kv_check_url(cc->url, &host, &name, &pin, why, sizeof why) != KVVM_OK)
-    return;
-  *c = (struct kvvm_listing_cert){.host = host, .name = name, .group = group, .pinned = pin};
-  free(pin);
+  *c = (struct kvvm_listing_cert){.host = cc->vault_host, .name = cc->secret_name,
+                                  .group = group, .pinned = cc->version != NULL};
   if (kvvm_installed_get(ph->inst, cc->url, cc->store_dir, &rec) && rec.version)
     c->installed = kvvm_installed_get_seen(ph->inst, cc->url, cc->store_dir, rec.version,
                                            &c->seen.created, &c->seen.updated,
                                            &c->seen.asked_at);
   kvvm_installed_park(ph->inst);   /* one parsed record at a time, as the fetches do */
-  remember_vault(ph, host);
+  remember_vault(ph, cc->vault_host);
 }
 
 /* Keep what the listing shows unchanged, for the certificates this pick decides. */
@@ -85,16 +82,6 @@ static void list_one(struct phase *ph, const struct kvvm_listing_pick *pk, const
   kvvm_kv_listing_clear(&l);
 }
 
-static void release(struct phase *ph)
-{
-  for (size_t i = 0; i < ph->cfg->n_certs; i++) {
-    free((char *)(uintptr_t)ph->certs[i].host);
-    free((char *)(uintptr_t)ph->certs[i].name);
-  }
-  free(ph->certs);
-  free(ph->vaults);
-}
-
 void kvvm_sync_list(struct kvvm_installed *inst, const struct kvvm_config *cfg,
                     const bool *due, const char *const *token, const size_t *group,
                     int64_t now, bool *keep)
@@ -107,10 +94,8 @@ void kvvm_sync_list(struct kvvm_installed *inst, const struct kvvm_config *cfg,
   for (size_t i = 0; i < n; i++)
     if ((!due || due[i]) && token[i]) {
       describe(&ph, i, group[i]);
-      if (ph.certs[i].host) {
-        some[m] = ph.certs[i];
-        at[m++] = i;
-      }
+      some[m] = ph.certs[i];
+      at[m++] = i;
     }
   bool *by = kvvm_xcalloc(n + 1, sizeof *by), *by_i = kvvm_xcalloc(n + 1, sizeof *by_i);
   struct kvvm_listing_pick *picks = kvvm_xcalloc(n + 1, sizeof *picks);
@@ -128,7 +113,8 @@ void kvvm_sync_list(struct kvvm_installed *inst, const struct kvvm_config *cfg,
   free(picks);
   free(some);
   free(at);
-  release(&ph);
+  free(ph.certs);
+  free(ph.vaults);
 }
 
 void kvvm_sync_saw(struct kvvm_installed *inst, const struct kvvm_cert_cfg *cc,
